@@ -1,0 +1,5 @@
+import sys
+
+from amqpbroker.cli import main
+
+sys.exit(main())

@@ -1,0 +1,154 @@
+"""The broker's state, without IO: settings, users, virtual hosts, stores, group commit.
+
+`BrokerCore` is what the sans-IO sessions (`session/`) talk to and what the asyncio server
+(`server.py`) drives. It owns the two stores and the `Persister`, which batches the fsyncs
+that publisher confirms of persistent messages wait for (group commit).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from amqpbroker import errors
+from amqpbroker.model.users import Permission, User, hash_password
+from amqpbroker.model.vhost import VirtualHost
+from amqpbroker.settings import Settings
+from amqpbroker.store.base import DefinitionStore, MessageStore
+
+if TYPE_CHECKING:
+    from amqpbroker.session.channel import Channel
+
+log = structlog.get_logger("amqpbroker")
+
+
+class Persister:
+    """Group commit bookkeeping: which confirms wait for which sync.
+
+    Publishes made while sync N runs are covered by sync N+1, so `target()` is the number of
+    the next sync to start. The server starts a sync whenever `dirty` and none is running.
+    """
+
+    def __init__(self) -> None:
+        self.dirty = False
+        self.running = False
+        self.next_generation = 1
+        self.completed = 0
+        self.waiting: set["Channel"] = set()
+
+    def target(self, channel: "Channel") -> int:
+        self.dirty = True
+        self.waiting.add(channel)
+        return self.next_generation
+
+    def begin(self) -> int:
+        generation = self.next_generation
+        self.next_generation += 1
+        self.dirty = False
+        self.running = True
+        return generation
+
+    def complete(self, generation: int) -> None:
+        self.running = False
+        self.completed = generation
+        waiting, self.waiting = self.waiting, set()
+        for channel in waiting:
+            if channel.release_confirms(generation):
+                self.waiting.add(channel)
+
+    def fail(self, generation: int, error: Exception) -> None:
+        """The store could not sync: everything waiting on it is nacked."""
+        self.running = False
+        self.completed = generation
+        waiting, self.waiting = self.waiting, set()
+        for channel in waiting:
+            channel.release_confirms(generation, failed=True)
+
+
+class BrokerCore:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        store: MessageStore | None = None,
+        definitions: DefinitionStore | None = None,
+    ) -> None:
+        self.settings = settings or Settings()
+        self.store = store
+        self.definitions = definitions
+        # The memory store needs no fsync: confirms go out as soon as messages are enqueued.
+        self.store_needs_sync = store is not None and getattr(store, "needs_sync", True)
+        self.persister = Persister()
+        self.vhosts: dict[str, VirtualHost] = {}
+        self.users: dict[str, User] = {}
+        self.connections: set[Any] = set()
+        self.started_at = time.time()
+        self._default_setup()
+
+    def _default_setup(self) -> None:
+        s = self.settings
+        self.add_vhost(s.default_vhost)
+        if s.default_user:
+            self.users[s.default_user] = User(
+                s.default_user, hash_password(s.default_password), ["administrator"],
+                {s.default_vhost: Permission()},
+            )
+
+    def add_vhost(self, name: str) -> VirtualHost:
+        vhost = self.vhosts.get(name)
+        if vhost is None:
+            vhost = VirtualHost(name, self.store, self.definitions)
+            self.vhosts[name] = vhost
+        return vhost
+
+    # -- recovery -------------------------------------------------------------------------
+    def recover(self) -> dict[str, int]:
+        """Replay durable definitions, then put recovered messages back in their queues."""
+        started = time.monotonic()
+        ops = self.definitions.load() if self.definitions is not None else []
+        for op in ops:
+            self.add_vhost(op["vhost"]).apply(op)
+        by_key = {q.key: q for v in self.vhosts.values() for q in v.queues.values()}
+        messages = 0
+        if self.store is not None:
+            for key, entries in self.store.recover().items():
+                q = by_key.get(key)
+                if q is None:  # queue gone from definitions: forget its messages
+                    self.store.delete_queue(key)
+                    continue
+                for msg, redelivered in entries:
+                    q.restore(msg, redelivered)
+                messages += len(entries)
+        if self.definitions is not None:
+            self.definitions.compact(
+                [op for v in self.vhosts.values() for op in v.durable_ops()]
+            )
+        stats = {"definitions": len(ops), "messages": messages,
+                 "seconds": round(time.monotonic() - started, 3)}
+        log.info("recovery.done", **stats)
+        return stats
+
+    # -- authentication -------------------------------------------------------------------
+    def authenticate(self, username: str, password: str, loopback: bool) -> User:
+        user = self.users.get(username)
+        if user is None or not user.check_password(password):
+            raise errors.LoginRefused(
+                "Login was refused using authentication mechanism PLAIN. "
+                "For details see the broker logfile."
+            )
+        if username in self.settings.loopback_users and not loopback:
+            raise errors.LoginRefused(f"User '{username}' can only connect via localhost")
+        return user
+
+    def open_vhost(self, user: User, name: str) -> VirtualHost:
+        vhost = self.vhosts.get(name)
+        if vhost is None or name not in user.permissions:
+            raise errors.NotAllowed(f"access to vhost '{name}' refused for user '{user.name}'")
+        return vhost
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
+        if self.definitions is not None:
+            self.definitions.close()

@@ -1,0 +1,128 @@
+"""The broker as a library (issue 9): start it inside any asyncio program or test.
+
+    async with Broker(port=0) as broker:      # in-memory, a free port
+        connection = await aio_pika.connect(broker.url)
+
+    with run_in_thread() as broker:           # for code that is not async (pika, Celery)
+        ...
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import threading
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import structlog
+
+from amqpbroker import __version__
+from amqpbroker.core import BrokerCore
+from amqpbroker.server import Server
+from amqpbroker.settings import Settings
+
+log = structlog.get_logger("amqpbroker")
+
+
+def open_stores(settings: Settings) -> tuple[Any, Any]:
+    """The message and definition stores for these settings (memory when no data dir)."""
+    if settings.data_dir is None:
+        from amqpbroker.store.memory import MemoryDefinitionStore, MemoryMessageStore
+
+        return MemoryMessageStore(), MemoryDefinitionStore()
+    from amqpbroker.store.disk import DiskDefinitionStore, DiskMessageStore
+
+    os.makedirs(settings.data_dir, exist_ok=True)
+    return (
+        DiskMessageStore(os.path.join(settings.data_dir, "messages"), sync=settings.sync,
+                         memory_budget=settings.store_memory_budget),
+        DiskDefinitionStore(os.path.join(settings.data_dir, "definitions")),
+    )
+
+
+class Broker:
+    """An AMQP 0-9-1 broker in this process. In-memory unless `data_dir` is given."""
+
+    def __init__(self, settings: Settings | None = None, **overrides: Any) -> None:
+        if settings is None:
+            overrides.setdefault("data_dir", None)
+            overrides.setdefault("host", "127.0.0.1")
+            overrides.setdefault("port", 0)
+            settings = Settings()
+        self.settings = dataclasses.replace(settings, **overrides)
+        self.core: BrokerCore | None = None
+        self.server: Server | None = None
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None, "broker not started"
+        return self.server.port
+
+    @property
+    def url(self) -> str:
+        host = self.settings.host if isinstance(self.settings.host, str) else "127.0.0.1"
+        if host in ("0.0.0.0", "::", ""):
+            host = "127.0.0.1"
+        return f"amqp://guest:guest@{host}:{self.port}/"
+
+    async def start(self) -> "Broker":
+        store, definitions = open_stores(self.settings)
+        self.core = BrokerCore(self.settings, store, definitions)
+        self.core.recover()
+        self.server = Server(self.core)
+        await self.server.start(self.settings.host, self.settings.port)
+        log.info("broker.started", version=__version__, listeners=self.server.addresses,
+                 data_dir=self.settings.data_dir)
+        return self
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            await self.server.stop()
+            self.server = None
+        if self.core is not None:
+            self.core.close()
+            self.core = None
+        log.info("broker.stopped")
+
+    async def __aenter__(self) -> "Broker":
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+@contextmanager
+def run_in_thread(settings: Settings | None = None, **overrides: Any) -> Iterator[Broker]:
+    """Run a Broker on its own event loop in a daemon thread; stopped cleanly on exit."""
+    broker = Broker(settings, **overrides)
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+    failure: list[BaseException] = []
+
+    def runner() -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(broker.start())
+        except BaseException as exc:  # reported to the caller below
+            failure.append(exc)
+            started.set()
+            return
+        started.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=runner, name="amqpbroker", daemon=True)
+    thread.start()
+    started.wait()
+    if failure:
+        thread.join()
+        loop.close()
+        raise failure[0]
+    try:
+        yield broker
+    finally:
+        asyncio.run_coroutine_threadsafe(broker.stop(), loop).result()
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.close()

@@ -1,0 +1,423 @@
+"""A virtual host: exchanges, queues and bindings, with RabbitMQ's rules for declaring them.
+
+Plain synchronous Python: every operation either succeeds or raises an `AMQPError` carrying
+the reply code and the wording RabbitMQ uses, so clients see the same errors.
+Durable topology changes are appended to the definition store as the same operations clients
+send; at startup `apply()` replays them through these very methods (LavinMQ's design: one
+code path for live and recovered topology).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Iterable
+
+from amqpbroker import errors
+from amqpbroker.model.exchanges import (
+    EQUIVALENCE_ARGUMENTS,
+    EXCHANGE_TYPES,
+    DirectExchange,
+    Exchange,
+)
+from amqpbroker.model.message import Message
+from amqpbroker.model.names import server_named
+from amqpbroker.model.queue import Queue
+
+if TYPE_CHECKING:
+    from amqpbroker.store.base import DefinitionStore, MessageStore
+
+# https://www.rabbitmq.com/docs/exchanges#default-exchange and the amq.* set RabbitMQ
+# predeclares in every vhost.
+PREDECLARED = (
+    ("amq.direct", "direct"),
+    ("amq.fanout", "fanout"),
+    ("amq.topic", "topic"),
+    ("amq.headers", "headers"),
+    ("amq.match", "headers"),
+)
+
+
+class VirtualHost:
+    def __init__(
+        self,
+        name: str,
+        store: "MessageStore | None" = None,
+        definitions: "DefinitionStore | None" = None,
+    ) -> None:
+        self.name = name
+        self.store = store
+        self.definitions = definitions
+        self.exchanges: dict[str, Exchange] = {}
+        self.queues: dict[str, Queue] = {}
+        self.default_exchange = _make(DirectExchange, "", True, False, False, {})
+        self.exchanges[""] = self.default_exchange
+        for ex_name, ex_type in PREDECLARED:
+            self.exchanges[ex_name] = _make(EXCHANGE_TYPES[ex_type], ex_name, True, False,
+                                            False, {})
+        self._replaying = False
+
+    # -- lookups ------------------------------------------------------------------------
+    def exchange(self, name: str) -> Exchange:
+        try:
+            return self.exchanges[name]
+        except KeyError:
+            raise errors.NotFound(f"no exchange '{name}' in vhost '{self.name}'") from None
+
+    def queue(self, name: str) -> Queue:
+        try:
+            return self.queues[name]
+        except KeyError:
+            raise errors.NotFound(f"no queue '{name}' in vhost '{self.name}'") from None
+
+    # -- exchanges ------------------------------------------------------------------------
+    def declare_exchange(
+        self,
+        name: str,
+        type: str,
+        *,
+        passive: bool = False,
+        durable: bool = False,
+        auto_delete: bool = False,
+        internal: bool = False,
+        arguments: dict[str, Any] | None = None,
+    ) -> Exchange:
+        arguments = arguments or {}
+        if passive:
+            return self.exchange(name)
+        if not name:  # spec: declaring the default exchange is an access error
+            raise errors.AccessRefused("operation not permitted on the default exchange")
+        existing = self.exchanges.get(name)
+        if existing is not None:
+            self._check_equivalent_exchange(existing, type, durable, auto_delete, internal, arguments)
+            return existing
+        if name.startswith("amq."):
+            raise errors.AccessRefused(
+                f"exchange name '{name}' contains reserved prefix 'amq.*'"
+            )
+        cls = EXCHANGE_TYPES.get(type)
+        if cls is None:  # RabbitMQ 4.x closes the channel with 406 for an unknown type
+            raise errors.PreconditionFailed(f"invalid exchange type '{type}'")
+        _check_exchange_arguments(arguments)
+        ex = _make(cls, name, durable, auto_delete, internal, arguments)
+        self.exchanges[name] = ex
+        if durable:
+            self._record({"op": "exchange.declare", "name": name, "type": type,
+                          "durable": True, "auto_delete": auto_delete, "internal": internal,
+                          "arguments": arguments})
+        return ex
+
+    def _check_equivalent_exchange(self, ex: Exchange, type: str, durable: bool,
+                                   auto_delete: bool, internal: bool, arguments: dict) -> None:
+        for field, received, current in (
+            ("type", type, ex.type),
+            ("durable", durable, ex.durable),
+            ("auto_delete", auto_delete, ex.auto_delete),
+            ("internal", internal, ex.internal),
+        ):
+            if received != current:
+                raise errors.PreconditionFailed(
+                    f"inequivalent arg '{field}' for exchange '{ex.name}' in vhost "
+                    f"'{self.name}': received {_fmt(received)} but current is {_fmt(current)}"
+                )
+        _check_equivalent_arguments("exchange", ex.name, self.name, ex.arguments, arguments,
+                                    EQUIVALENCE_ARGUMENTS)
+
+    def delete_exchange(self, name: str, *, if_unused: bool = False) -> None:
+        if not name or name.startswith("amq."):
+            raise errors.AccessRefused(
+                f"operation not permitted on the default exchange" if not name else
+                f"exchange '{name}' in vhost '{self.name}' is a predeclared exchange"
+            )
+        ex = self.exchanges.get(name)
+        if ex is None:  # RabbitMQ: deleting a missing exchange succeeds (since 3.x)
+            return
+        if if_unused and (ex.has_bindings() or self._is_destination(ex)):
+            raise errors.PreconditionFailed(f"exchange '{name}' in vhost '{self.name}' in use")
+        self._remove_exchange(ex)
+
+    def _remove_exchange(self, ex: Exchange) -> None:
+        del self.exchanges[ex.name]
+        for other in list(self.exchanges.values()):
+            other.unbind_all(ex)
+        if ex.durable:
+            self._record({"op": "exchange.delete", "name": ex.name})
+
+    def _is_destination(self, ex: Exchange) -> bool:
+        return any(d is ex for other in self.exchanges.values() for d, _, _ in other.bindings())
+
+    # -- queues ---------------------------------------------------------------------------
+    def declare_queue(
+        self,
+        name: str,
+        *,
+        passive: bool = False,
+        durable: bool = False,
+        exclusive: bool = False,
+        auto_delete: bool = False,
+        arguments: dict[str, Any] | None = None,
+        owner: Any = None,
+    ) -> Queue:
+        arguments = arguments or {}
+        if passive:
+            q = self.queue(name)
+            self._check_exclusive(q, owner)
+            return q
+        if not name:
+            name = server_named()
+        elif name.startswith("amq."):
+            raise errors.AccessRefused(f"queue name '{name}' contains reserved prefix 'amq.*'")
+        existing = self.queues.get(name)
+        if existing is not None:
+            self._check_exclusive(existing, owner)
+            self._check_equivalent_queue(existing, durable, exclusive, auto_delete, arguments)
+            return existing
+        q = Queue(self.name, name, durable=durable, exclusive_owner=owner if exclusive else None,
+                  auto_delete=auto_delete, arguments=arguments, store=self.store)
+        self.queues[name] = q
+        if durable and not exclusive:
+            self._record({"op": "queue.declare", "name": name, "durable": True,
+                          "auto_delete": auto_delete, "arguments": arguments})
+        return q
+
+    def _check_exclusive(self, q: Queue, owner: Any) -> None:
+        if q.exclusive_owner is not None and q.exclusive_owner is not owner:
+            raise errors.ResourceLocked(
+                f"cannot obtain exclusive access to locked queue '{q.name}' in vhost "
+                f"'{self.name}'. It could be originally declared on another connection or "
+                "the exclusive property value does not match that of the original declaration."
+            )
+
+    def _check_equivalent_queue(self, q: Queue, durable: bool, exclusive: bool,
+                                auto_delete: bool, arguments: dict) -> None:
+        for field, received, current in (
+            ("durable", durable, q.durable),
+            ("exclusive", exclusive, q.exclusive_owner is not None),
+            ("auto_delete", auto_delete, q.auto_delete),
+        ):
+            if received != current:
+                raise errors.PreconditionFailed(
+                    f"inequivalent arg '{field}' for queue '{q.name}' in vhost '{self.name}': "
+                    f"received {_fmt(received)} but current is {_fmt(current)}"
+                )
+        _check_equivalent_arguments("queue", q.name, self.name, q.arguments, arguments,
+                                    QUEUE_EQUIVALENCE_ARGUMENTS)
+
+    def delete_queue(self, name: str, *, if_unused: bool = False, if_empty: bool = False,
+                     owner: Any = None) -> int:
+        q = self.queues.get(name)
+        if q is None:  # RabbitMQ answers DeleteOk(0) for a missing queue
+            return 0
+        self._check_exclusive(q, owner)
+        if if_unused and q.consumers:
+            raise errors.PreconditionFailed(f"queue '{name}' in vhost '{self.name}' in use")
+        if if_empty and q.ready:
+            raise errors.PreconditionFailed(f"queue '{name}' in vhost '{self.name}' not empty")
+        return self.remove_queue(q)
+
+    def remove_queue(self, q: Queue) -> int:
+        """Delete a queue for any reason (client, auto-delete, exclusive owner gone)."""
+        if self.queues.get(q.name) is not q:
+            return 0
+        count = len(q.ready)
+        del self.queues[q.name]
+        q.deleted = True
+        for consumer in list(q.consumers):  # consumer_cancel_notify
+            consumer.queue_deleted(q)
+        q.consumers.clear()
+        for ex in list(self.exchanges.values()):
+            if ex.unbind_all(q):
+                self._maybe_auto_delete_exchange(ex)
+        if q.store is not None:
+            q.store.delete_queue(q.key)
+        q.ready.clear()
+        if q.durable and q.exclusive_owner is None:
+            self._record({"op": "queue.delete", "name": q.name})
+        return count
+
+    def purge_queue(self, name: str, owner: Any = None) -> int:
+        q = self.queue(name)
+        self._check_exclusive(q, owner)
+        return q.purge()
+
+    # -- bindings -------------------------------------------------------------------------
+    def bind(self, destination: Queue | Exchange, source_name: str, routing_key: str,
+             arguments: dict[str, Any] | None = None) -> None:
+        arguments = arguments or {}
+        if not source_name:
+            raise errors.AccessRefused("operation not permitted on the default exchange")
+        source = self.exchange(source_name)
+        try:
+            added = source.bind(destination, routing_key, arguments)
+        except ValueError as exc:  # e.g. an invalid x-match value on a headers exchange
+            raise errors.PreconditionFailed(str(exc)) from None
+        if added and source.durable and destination.durable:
+            self._record(_binding_op("bind", source, destination, routing_key, arguments))
+
+    def unbind(self, destination: Queue | Exchange, source_name: str, routing_key: str,
+               arguments: dict[str, Any] | None = None) -> None:
+        arguments = arguments or {}
+        if not source_name:
+            raise errors.AccessRefused("operation not permitted on the default exchange")
+        source = self.exchange(source_name)
+        if source.unbind(destination, routing_key, arguments):
+            if source.durable and destination.durable:
+                self._record(_binding_op("unbind", source, destination, routing_key, arguments))
+            self._maybe_auto_delete_exchange(source)
+
+    def _maybe_auto_delete_exchange(self, ex: Exchange) -> None:
+        # An auto-delete exchange goes when its last binding (as source) is removed.
+        if ex.auto_delete and not ex.has_bindings() and self.exchanges.get(ex.name) is ex:
+            self._remove_exchange(ex)
+
+    # -- routing --------------------------------------------------------------------------
+    def route(self, exchange: Exchange, msg: Message) -> list[Queue]:
+        """The queues a message published to `exchange` goes to (each once)."""
+        if exchange is self.default_exchange:
+            q = self.queues.get(msg.routing_key)
+            return [q] if q is not None else []
+        dests = exchange.route(msg.routing_key, msg.headers if exchange.needs_headers else None)
+        result: list[Queue] = []
+        nested = False
+        for d in dests:
+            if type(d) is Queue:
+                result.append(d)
+            else:
+                nested = True
+        if not nested and (result or exchange.alternate is None):
+            return result
+        return self._route_nested(exchange, msg)
+
+    def _route_nested(self, exchange: Exchange, msg: Message) -> list[Queue]:
+        # Exchange-to-exchange bindings and alternate exchanges, loop-safe with a visited set
+        # (https://www.rabbitmq.com/docs/e2e, https://www.rabbitmq.com/docs/ae).
+        queues: dict[Queue, None] = {}
+        visited: set[int] = set()
+        stack = [exchange]
+        while stack:
+            ex = stack.pop()
+            if id(ex) in visited:
+                continue
+            visited.add(id(ex))
+            dests = ex.route(msg.routing_key, msg.headers if ex.needs_headers else None)
+            found_any = False
+            for d in dests:
+                found_any = True
+                if type(d) is Queue:
+                    queues[d] = None
+                else:
+                    stack.append(d)
+            if not found_any and ex.alternate is not None:
+                alt = self.exchanges.get(ex.alternate)
+                if alt is not None:
+                    stack.append(alt)
+        return list(queues)
+
+    # -- replay of durable definitions -------------------------------------------------------
+    def apply(self, op: dict[str, Any]) -> None:
+        """Replay one recorded operation (startup recovery) through the live methods."""
+        self._replaying = True
+        try:
+            kind = op["op"]
+            if kind == "exchange.declare":
+                self.declare_exchange(op["name"], op["type"], durable=True,
+                                      auto_delete=op["auto_delete"], internal=op["internal"],
+                                      arguments=op["arguments"])
+            elif kind == "exchange.delete":
+                ex = self.exchanges.get(op["name"])
+                if ex is not None:
+                    self._remove_exchange(ex)
+            elif kind == "queue.declare":
+                self.declare_queue(op["name"], durable=True, auto_delete=op["auto_delete"],
+                                   arguments=op["arguments"])
+            elif kind == "queue.delete":
+                q = self.queues.get(op["name"])
+                if q is not None:
+                    self.remove_queue(q)
+            elif kind in ("bind", "unbind"):
+                dest = (self.queues if op["destination_type"] == "queue" else self.exchanges).get(
+                    op["destination"])
+                if dest is not None and op["source"] in self.exchanges:
+                    getattr(self, kind)(dest, op["source"], op["routing_key"], op["arguments"])
+        finally:
+            self._replaying = False
+
+    def durable_ops(self) -> Iterable[dict[str, Any]]:
+        """The live durable topology as a minimal op list (for compaction and export)."""
+        for ex in self.exchanges.values():
+            if ex.durable and ex.name and not ex.name.startswith("amq."):
+                yield {"op": "exchange.declare", "vhost": self.name, "name": ex.name,
+                       "type": ex.type, "durable": True, "auto_delete": ex.auto_delete,
+                       "internal": ex.internal, "arguments": ex.arguments}
+        for q in self.queues.values():
+            if q.durable and q.exclusive_owner is None:
+                yield {"op": "queue.declare", "vhost": self.name, "name": q.name,
+                       "durable": True, "auto_delete": q.auto_delete, "arguments": q.arguments}
+        for ex in self.exchanges.values():
+            if not ex.durable:
+                continue
+            for dest, key, args in ex.bindings():
+                if dest.durable and getattr(dest, "exclusive_owner", None) is None:
+                    op = _binding_op("bind", ex, dest, key, args)
+                    op["vhost"] = self.name
+                    yield op
+
+    def _record(self, op: dict[str, Any]) -> None:
+        if self.definitions is not None and not self._replaying:
+            op["vhost"] = self.name
+            self.definitions.append(op)
+
+
+def _binding_op(kind: str, source: Exchange, dest: Queue | Exchange, key: str,
+                arguments: dict) -> dict[str, Any]:
+    return {"op": kind, "source": source.name, "destination": dest.name,
+            "destination_type": "queue" if isinstance(dest, Queue) else "exchange",
+            "routing_key": key, "arguments": arguments}
+
+
+def _check_exchange_arguments(arguments: dict[str, Any]) -> None:
+    ae = arguments.get("alternate-exchange")
+    if ae is not None and not isinstance(ae, (str, bytes)):
+        raise errors.PreconditionFailed(
+            f"invalid arg 'alternate-exchange' for exchange: {ae!r} is not a string")
+
+
+# The queue arguments RabbitMQ compares on redeclare (rabbit_amqqueue's
+# declare_args/consume_args); any other argument may differ freely.
+QUEUE_EQUIVALENCE_ARGUMENTS = (
+    "x-expires", "x-message-ttl", "x-dead-letter-exchange", "x-dead-letter-routing-key",
+    "x-max-length", "x-max-length-bytes", "x-max-priority", "x-overflow", "x-queue-mode",
+    "x-queue-type", "x-single-active-consumer", "x-delivery-limit",
+    "x-dead-letter-strategy", "x-max-age", "x-stream-max-segment-size-bytes",
+)
+
+
+def _make(cls: type[Exchange], name: str, durable: bool, auto_delete: bool, internal: bool,
+          arguments: dict[str, Any]) -> Exchange:
+    ex = cls(name, durable=durable, auto_delete=auto_delete, internal=internal,
+             arguments=arguments)
+    # https://www.rabbitmq.com/docs/ae: unroutable messages go to this exchange.
+    alternate = arguments.get("alternate-exchange")
+    ex.alternate = alternate.decode() if isinstance(alternate, bytes) else alternate  # type: ignore[attr-defined]
+    return ex
+
+
+def _check_equivalent_arguments(kind: str, name: str, vhost: str, current: dict,
+                                received: dict, compared: Iterable[str]) -> None:
+    for key in compared:
+        if current.get(key) != received.get(key):
+            raise errors.PreconditionFailed(
+                f"inequivalent arg '{key}' for {kind} '{name}' in vhost '{vhost}': "
+                f"received {_fmt(received.get(key), True)} but current is "
+                f"{_fmt(current.get(key), True)}"
+            )
+
+
+def _fmt(value: Any, argument: bool = False) -> str:
+    if isinstance(value, bool):
+        return f"'{str(value).lower()}'"
+    if value is None and argument:
+        return "none"
+    if isinstance(value, int):
+        return f"'{value}'" if not argument else f"the value '{value}' of type 'long'"
+    if isinstance(value, str) and argument:
+        return f"the value '{value}' of type 'longstr'"
+    return f"'{value}'"

@@ -1,0 +1,188 @@
+"""The asyncio shell: listeners, sockets, timers, group commit, graceful shutdown.
+
+This is the only module (with embed.py and cli.py) that knows about asyncio. It is boring on
+purpose, as uvicorn's is: data_received -> ClientConnection.feed -> transport.write. Output
+produced outside a feed (deliveries caused by another connection's publish, confirms after
+an fsync) is flushed once per loop iteration via call_soon.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+import time
+from typing import Any
+
+import structlog
+
+from amqpbroker import errors
+from amqpbroker.core import BrokerCore
+from amqpbroker.session.connection import ClientConnection
+
+log = structlog.get_logger("amqpbroker")
+TICK_SECONDS = 1.0
+
+
+class AMQPProtocol(asyncio.Protocol):
+    def __init__(self, server: "Server") -> None:
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self.conn: ClientConnection | None = None
+        self._flush_scheduled = False
+        self._loop = server.loop
+
+    # -- asyncio callbacks ------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        peername = transport.get_extra_info("peername") or ("?", 0)
+        host = str(peername[0])
+        try:
+            loopback = ipaddress.ip_address(host.split("%")[0]).is_loopback
+        except ValueError:
+            loopback = False
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn = ClientConnection(self.server.core, f"{host}:{peername[1]}", time.monotonic(),
+                                loopback=loopback)
+        conn.on_output = self._schedule_flush
+        self.conn = conn
+        self.server.protocols.add(self)
+        limit = self.server.core.settings.max_connections
+        if limit and len(self.server.protocols) > limit:
+            log.warning("connection.refused", peer=conn.peer, reason="max_connections")
+            transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        conn = self.conn
+        assert conn is not None
+        try:
+            conn.feed(data, time.monotonic())
+        except Exception:  # a bug must cost one connection, never the broker
+            log.exception("connection.internal_error", peer=conn.peer)
+            conn.fail(errors.InternalError("internal error"))
+        self.flush()
+        self.server.maybe_sync()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server.protocols.discard(self)
+        if self.conn is not None:
+            self.conn.connection_lost("connection lost" if exc is None else str(exc))
+        self.server.maybe_sync()
+
+    def pause_writing(self) -> None:
+        if self.conn is not None:
+            self.conn.paused = True
+
+    def resume_writing(self) -> None:
+        if self.conn is not None:
+            self.conn.writable()
+            self.flush()
+
+    # -- output -----------------------------------------------------------------------------
+    def _schedule_flush(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        self._flush_scheduled = False
+        conn, transport = self.conn, self.transport
+        if conn is None or transport is None or transport.is_closing():
+            return
+        data = conn.data_to_send()
+        if data:
+            transport.write(data)
+            conn.sent(time.monotonic())
+        if conn.closed:
+            transport.close()
+        elif conn.starved and not conn.paused:
+            # Consumers were skipped while our output buffer was full; it is empty now.
+            # Refill on the next loop iteration, so other connections get their turn.
+            conn.writable()
+            if conn.out:
+                self._schedule_flush()
+
+    def tick(self, now: float) -> None:
+        if self.conn is not None:
+            self.conn.tick(now)
+            self.flush()
+
+
+class Server:
+    def __init__(self, core: BrokerCore) -> None:
+        self.core = core
+        self.loop = asyncio.get_running_loop()
+        self.protocols: set[AMQPProtocol] = set()
+        self.servers: list[asyncio.AbstractServer] = []
+        self.port = 0
+        self._ticker: asyncio.TimerHandle | None = None
+        self._sync_task: asyncio.Future[Any] | None = None
+
+    async def start(self, host: str | list[str] | None, port: int) -> None:
+        server = await self.loop.create_server(
+            lambda: AMQPProtocol(self), host=host, port=port, reuse_address=True, backlog=1024)
+        self.servers.append(server)
+        self.port = server.sockets[0].getsockname()[1]
+        self._ticker = self.loop.call_later(TICK_SECONDS, self._tick)
+
+    @property
+    def addresses(self) -> list[str]:
+        return [f"{s.getsockname()[0]}:{s.getsockname()[1]}"
+                for srv in self.servers for s in srv.sockets]
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        for proto in list(self.protocols):
+            proto.tick(now)
+        self._ticker = self.loop.call_later(TICK_SECONDS, self._tick)
+
+    # -- group commit ---------------------------------------------------------------------------
+    def maybe_sync(self) -> None:
+        """Start an fsync if publishes wait for one and none is running (group commit)."""
+        persister = self.core.persister
+        if not persister.dirty or persister.running or self.core.store is None:
+            return
+        generation = persister.begin()
+        self._sync_task = self.loop.run_in_executor(None, self.core.store.sync)
+        self._sync_task.add_done_callback(lambda f: self._synced(f, generation))
+
+    def _synced(self, future: "asyncio.Future[Any]", generation: int) -> None:
+        exc = future.exception()
+        if exc is not None:
+            log.error("store.sync_failed", error=str(exc))
+            self.core.persister.fail(generation, exc)
+        else:
+            self.core.persister.complete(generation)
+        self.maybe_sync()
+
+    # -- shutdown ---------------------------------------------------------------------------------
+    async def stop(self, timeout: float | None = None) -> None:
+        """Stop listening, close every connection with 320, flush, wait, then abort."""
+        timeout = self.core.settings.shutdown_timeout if timeout is None else timeout
+        for srv in self.servers:
+            srv.close()
+        for proto in list(self.protocols):
+            if proto.conn is not None:
+                proto.conn.close(320, "CONNECTION_FORCED - broker shutdown")
+                proto.flush()
+        deadline = time.monotonic() + timeout
+        while self.protocols and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+            for proto in list(self.protocols):
+                if proto.conn is not None and proto.conn.closed and proto.transport:
+                    proto.transport.close()
+        for proto in list(self.protocols):
+            if proto.transport is not None:
+                proto.transport.abort()
+        for srv in self.servers:
+            await srv.wait_closed()
+        if self._ticker is not None:
+            self._ticker.cancel()
+        if self._sync_task is not None:
+            try:
+                await self._sync_task
+            except Exception:
+                pass
+        await asyncio.sleep(0)  # let connection_lost callbacks of aborted transports run

@@ -1,0 +1,162 @@
+"""Handlers for the basic class (spec 1.8), confirm (RabbitMQ extension) and tx (spec 1.9).
+
+basic.publish and basic.ack are decoded on the fast path in `channel.py`; the handlers here
+take pamqp method objects.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pamqp import commands as c
+
+from amqpbroker import errors
+from amqpbroker.model.names import consumer_tag
+from amqpbroker.protocol import fastcodec
+from amqpbroker.session.consumer import Consumer
+from amqpbroker.session.queue_methods import resolve_queue_name
+
+if TYPE_CHECKING:
+    from amqpbroker.session.channel import Channel
+
+
+def basic_qos(ch: "Channel", m: c.Basic.Qos) -> None:
+    if m.prefetch_size:  # RabbitMQ does not implement prefetch_size
+        raise errors.NotImplemented_(f"prefetch_size!=0 ({m.prefetch_size})")
+    # RabbitMQ's reading of global (https://www.rabbitmq.com/docs/consumer-prefetch):
+    # false = per consumer (applies to consumers started after this), true = per channel.
+    if m.global_:
+        ch.global_prefetch = m.prefetch_count
+        ch.resume_consumers()
+    else:
+        ch.prefetch = m.prefetch_count
+    ch.conn.send_method(ch.id, c.Basic.QosOk())
+
+
+def basic_consume(ch: "Channel", m: c.Basic.Consume) -> None:
+    vhost, conn = ch.vhost, ch.conn
+    q = vhost.queue(resolve_queue_name(ch, m.queue))
+    vhost._check_exclusive(q, conn)
+    if q.exclusive_consumer is not None or (m.exclusive and q.consumers):
+        raise errors.AccessRefused(f"queue '{q.name}' in vhost '{vhost.name}' in exclusive use")
+    tag = m.consumer_tag or consumer_tag()
+    if tag in ch.consumers:
+        raise errors.NotAllowed(f"attempt to reuse consumer tag '{tag}'")
+    args = m.arguments or {}
+    priority = args.get("x-priority", 0)
+    if not isinstance(priority, int) or isinstance(priority, bool):
+        raise errors.PreconditionFailed(
+            f"invalid arg 'x-priority' for consumer: {priority!r} is not an integer")
+    consumer = Consumer(ch, q, tag, no_ack=m.no_ack, exclusive=m.exclusive,
+                        priority=priority, prefetch=ch.prefetch, arguments=args)
+    ch.consumers[tag] = consumer
+    if not m.nowait:  # ConsumeOk must precede the first Deliver
+        conn.send_method(ch.id, c.Basic.ConsumeOk(consumer_tag=tag))
+    q.add_consumer(consumer)
+
+
+def basic_cancel(ch: "Channel", m: c.Basic.Cancel) -> None:
+    consumer = ch.consumers.get(m.consumer_tag)
+    if consumer is not None:
+        ch.cancel_consumer(consumer)
+    # An unknown tag is not an error (spec 1.8.3.5): answer CancelOk all the same.
+    if not m.nowait:
+        ch.conn.send_method(ch.id, c.Basic.CancelOk(consumer_tag=m.consumer_tag))
+
+
+def basic_get(ch: "Channel", m: c.Basic.Get) -> None:
+    vhost, conn = ch.vhost, ch.conn
+    q = vhost.queue(resolve_queue_name(ch, m.queue))
+    vhost._check_exclusive(q, conn)
+    got = q.get()
+    if got is None:
+        conn.send_method(ch.id, c.Basic.GetEmpty())
+        return
+    msg, redelivered = got
+    tag = ch.next_tag
+    ch.next_tag += 1
+    conn.send(fastcodec.encode_get_ok(
+        ch.id, tag, redelivered, msg.exchange, msg.routing_key, q.message_count,
+        msg.properties, ch._body_of(msg), conn.frame_max))
+    if m.no_ack:
+        q.settle(msg)
+    else:
+        ch.unacked[tag] = (q, msg, None)
+
+
+def basic_ack(ch: "Channel", m: c.Basic.Ack) -> None:
+    ch.ack(m.delivery_tag, m.multiple)
+
+
+def basic_reject(ch: "Channel", m: c.Basic.Reject) -> None:
+    ch.reject(m.delivery_tag, False, m.requeue)
+
+
+def basic_nack(ch: "Channel", m: c.Basic.Nack) -> None:
+    ch.reject(m.delivery_tag, m.multiple, m.requeue)
+
+
+def basic_recover(ch: "Channel", m: c.Basic.Recover) -> None:
+    ch.recover()
+    ch.conn.send_method(ch.id, c.Basic.RecoverOk())
+
+
+def basic_recover_async(ch: "Channel", m: c.Basic.RecoverAsync) -> None:
+    ch.recover()
+
+
+def confirm_select(ch: "Channel", m: c.Confirm.Select) -> None:
+    if ch.tx is not None:
+        raise errors.PreconditionFailed("cannot switch from tx to confirm mode")
+    ch.confirm = True
+    if not m.nowait:
+        ch.conn.send_method(ch.id, c.Confirm.SelectOk())
+
+
+def tx_select(ch: "Channel", m: c.Tx.Select) -> None:
+    if ch.confirm:
+        raise errors.PreconditionFailed("cannot switch from confirm to tx mode")
+    if ch.tx is None:
+        ch.tx = []
+    ch.conn.send_method(ch.id, c.Tx.SelectOk())
+
+
+def tx_commit(ch: "Channel", m: c.Tx.Commit) -> None:
+    if ch.tx is None:
+        raise errors.PreconditionFailed("channel is not transactional")
+    ops, ch.tx = ch.tx, None
+    try:
+        for op in ops:  # applied in order, as one unit (spec 1.9)
+            if op[0] == "publish":
+                ch.publish(op[1], op[2])
+            elif op[0] == "ack":
+                ch.ack(op[1], op[2])
+            else:
+                ch.reject(op[1], op[2], op[3])
+    finally:
+        ch.tx = []
+    ch.conn.send_method(ch.id, c.Tx.CommitOk())
+
+
+def tx_rollback(ch: "Channel", m: c.Tx.Rollback) -> None:
+    if ch.tx is None:
+        raise errors.PreconditionFailed("channel is not transactional")
+    ch.tx = []
+    ch.conn.send_method(ch.id, c.Tx.RollbackOk())
+
+
+HANDLERS = {
+    c.Basic.Qos: basic_qos,
+    c.Basic.Consume: basic_consume,
+    c.Basic.Cancel: basic_cancel,
+    c.Basic.Get: basic_get,
+    c.Basic.Ack: basic_ack,
+    c.Basic.Reject: basic_reject,
+    c.Basic.Nack: basic_nack,
+    c.Basic.Recover: basic_recover,
+    c.Basic.RecoverAsync: basic_recover_async,
+    c.Confirm.Select: confirm_select,
+    c.Tx.Select: tx_select,
+    c.Tx.Commit: tx_commit,
+    c.Tx.Rollback: tx_rollback,
+}

@@ -1,0 +1,394 @@
+"""One client connection, sans-IO: bytes and a clock in, bytes out.
+
+    conn = ClientConnection(core, peer="127.0.0.1:50000", now=0.0)
+    conn.feed(data, now)         # everything the socket delivered
+    conn.data_to_send()          # what to write back (replies, deliveries, heartbeats)
+    conn.tick(now)               # timers: heartbeats out, silent peers dropped
+
+State machine (spec 2.2.4): header -> start-ok -> tune-ok -> open -> running -> closing ->
+closed. A frame that is not allowed in the current state is a connection error, raised as
+an `AMQPError` and turned into Connection.Close in exactly one place, `fail()`.
+Channel-level work is delegated to `session.channel.Channel`.
+"""
+
+from __future__ import annotations
+
+import platform
+import struct
+from typing import Any, Callable
+
+import structlog
+from pamqp import commands, decode
+from pamqp.base import Frame as Method
+
+from amqpbroker import __version__, errors
+from amqpbroker.core import BrokerCore
+from amqpbroker.protocol import fastcodec
+from amqpbroker.protocol.frames import (
+    FRAME_BODY,
+    FRAME_HEADER,
+    FRAME_HEARTBEAT,
+    FRAME_METHOD,
+    PROTOCOL_HEADER,
+    FrameReader,
+)
+from amqpbroker.protocol.methods import decode_method
+from amqpbroker.session.channel import Channel
+
+log = structlog.get_logger("amqpbroker")
+
+# https://www.rabbitmq.com/docs/connections#capabilities
+CAPABILITIES = {
+    "publisher_confirms": True,
+    "exchange_exchange_bindings": True,
+    "basic.nack": True,
+    "consumer_cancel_notify": True,
+    "connection.blocked": True,
+    "consumer_priorities": True,
+    "authentication_failure_close": True,
+    "per_consumer_qos": True,
+}
+FRAME_MIN_SIZE = 4096  # spec 4.2.3: frames up to this size are always allowed
+CLOSE_OK_TIMEOUT = 3.0
+
+_HEADER, _START_OK, _TUNE_OK, _OPEN, _RUNNING, _CLOSING, _CLOSED = range(7)
+
+
+class ClientConnection:
+    def __init__(self, core: BrokerCore, peer: str = "", now: float = 0.0,
+                 loopback: bool = True) -> None:
+        s = core.settings
+        self.core = core
+        self.peer = peer
+        self.loopback = loopback
+        self.state = _HEADER
+        self.reader = FrameReader(s.frame_max)
+        self.out: list[bytes] = []
+        self.out_bytes = 0
+        self.channels: dict[int, Channel] = {}
+        self.channel_max = s.channel_max
+        self.frame_max = s.frame_max
+        self.heartbeat = 0
+        self.user: Any = None
+        self.vhost: Any = None
+        self.client_properties: dict[str, Any] = {}
+        self.capabilities: dict[str, Any] = {}
+        self.last_recv = now
+        self.last_send = now
+        self.closing_since = 0.0
+        self.close_reason = ""
+        self.paused = False  # the transport's write buffer is over its high-water mark
+        self.write_high_water = s.connection_write_high_water
+        self.starved = False  # some consumer was skipped because we could not write
+        # Set by the transport: called when output appears outside feed() (a delivery
+        # caused by another connection's publish), so that it gets flushed.
+        self.on_output: Callable[[], None] = _nothing
+        self._in_feed = False
+        self.exclusive_queues: list[Any] = []
+        self.internal_errors = 0
+
+    # -- IO-facing API ----------------------------------------------------------------------
+    def feed(self, data: bytes, now: float) -> None:
+        self.last_recv = now
+        self._in_feed = True
+        try:
+            if self.state == _HEADER:
+                data = self._protocol_header(data)
+                if not data:
+                    return
+            for ftype, channel, payload in self.reader.feed(data):
+                if self.state == _CLOSED:
+                    break
+                self._frame(ftype, channel, payload)
+        except errors.AMQPError as exc:
+            self.fail(exc)
+        except Exception:  # a bug must cost this connection, never the broker
+            self.internal_errors += 1
+            log.exception("connection.internal_error", peer=self.peer)
+            self.fail(errors.InternalError("internal error"))
+        finally:
+            self._in_feed = False
+            self.flush_confirms()
+
+    def data_to_send(self) -> bytes:
+        if not self.out:
+            return b""
+        data = b"".join(self.out)
+        self.out.clear()
+        self.out_bytes = 0
+        return data
+
+    def tick(self, now: float) -> None:
+        """Heartbeats (spec 4.2.7): send after half an idle interval, drop after two."""
+        if self.state == _CLOSING and now - self.closing_since > CLOSE_OK_TIMEOUT:
+            self._closed("close-ok timeout")
+            return
+        hb = self.heartbeat
+        if not hb or self.state == _CLOSED:
+            return
+        if now - self.last_recv > 2 * hb:
+            log.warning("connection.heartbeat_timeout", peer=self.peer, timeout=hb)
+            self._closed(f"missed heartbeats from client, timeout: {hb}s")
+            return
+        if now - self.last_send >= hb / 2 and not self.out:
+            self.send(fastcodec.HEARTBEAT_FRAME)
+
+    def sent(self, now: float) -> None:
+        """The transport wrote data (resets the heartbeat send timer)."""
+        self.last_send = now
+
+    @property
+    def closed(self) -> bool:
+        return self.state == _CLOSED
+
+    @property
+    def write_blocked(self) -> bool:
+        return self.paused or self.out_bytes >= self.write_high_water
+
+    def writable(self) -> None:
+        """The transport drained: resume deliveries to consumers that were skipped."""
+        self.paused = False
+        if self.starved and not self.write_blocked:
+            self.starved = False
+            for ch in list(self.channels.values()):
+                ch.resume_consumers()
+
+    def connection_lost(self, reason: str = "connection lost") -> None:
+        if self.state != _CLOSED:
+            self._closed(reason)
+
+    # -- output -------------------------------------------------------------------------
+    def send(self, data: bytes) -> None:
+        self.out.append(data)
+        self.out_bytes += len(data)
+        if not self._in_feed:
+            self.on_output()
+
+    def send_method(self, channel: int, method: Method) -> None:
+        self.send(fastcodec.encode_method(channel, method))
+
+    # -- input --------------------------------------------------------------------------
+    def _protocol_header(self, data: bytes) -> bytes:
+        buffered = bytes(self.reader._buf) + data
+        if len(buffered) < 8:
+            if PROTOCOL_HEADER.startswith(buffered):
+                self.reader._buf[:] = buffered
+                return b""
+        if buffered[:8] != PROTOCOL_HEADER:
+            # Spec 4.2.2: answer with the header we support and close the socket.
+            log.warning("connection.bad_protocol_header", peer=self.peer, header=buffered[:8])
+            self.send(PROTOCOL_HEADER)
+            self.state = _CLOSED
+            return b""
+        self.reader._buf.clear()
+        self.state = _START_OK
+        self.send_method(0, commands.Connection.Start(
+            version_major=0, version_minor=9, server_properties=self._server_properties(),
+            mechanisms="PLAIN AMQPLAIN", locales="en_US"))
+        return buffered[8:]
+
+    def _frame(self, ftype: int, channel: int, payload: bytes) -> None:
+        if ftype == FRAME_METHOD:
+            if channel:
+                if self.state != _RUNNING:
+                    if self.state == _CLOSING:
+                        return
+                    raise errors.UnexpectedFrame("channel method before connection.open")
+                ch = self.channels.get(channel)
+                if ch is None:
+                    self._channel_open(channel, payload)
+                else:
+                    ch.method_frame(payload)
+            else:
+                self._connection_method(decode_method(payload))
+        elif ftype == FRAME_HEADER or ftype == FRAME_BODY:
+            ch = self.channels.get(channel)
+            if ch is None or self.state != _RUNNING:
+                if self.state == _CLOSING:
+                    return
+                raise errors.UnexpectedFrame(
+                    f"content frame on channel {channel} without a basic.publish")
+            if ftype == FRAME_HEADER:
+                ch.content_header(payload)
+            else:
+                ch.content_body(payload)
+        elif ftype == FRAME_HEARTBEAT:
+            if channel:
+                raise errors.FrameError(f"heartbeat frame on channel {channel}")
+
+    def _channel_open(self, channel: int, payload: bytes) -> None:
+        method = decode_method(payload)
+        if not isinstance(method, commands.Channel.Open):
+            raise errors.ChannelErrorHard(
+                f"expected 'channel.open' on channel {channel}, got '{method.name}'")
+        if channel > self.channel_max:
+            raise errors.NotAllowed(
+                f"channel number {channel} exceeds the negotiated channel_max "
+                f"{self.channel_max}")
+        self.channels[channel] = Channel(self, channel)
+        self.send_method(channel, commands.Channel.OpenOk())
+
+    # -- connection class methods (channel 0) -----------------------------------------------
+    def _connection_method(self, method: Method) -> None:
+        handler = _CONNECTION_HANDLERS.get((self.state, type(method)))
+        if handler is None:
+            if self.state == _CLOSING:
+                return  # spec 2.2.4: after sending Close, discard all but Close/Close-Ok
+            if self.state == _RUNNING and isinstance(method, commands.Connection.Blocked):
+                return
+            raise errors.CommandInvalid(
+                f"unexpected method {method.name} on channel 0", *_ids(method))
+        handler(self, method)
+
+    def _on_start_ok(self, m: commands.Connection.StartOk) -> None:
+        self.client_properties = m.client_properties or {}
+        self.capabilities = self.client_properties.get("capabilities") or {}
+        username, password = _credentials(m.mechanism, m.response)
+        try:
+            self.user = self.core.authenticate(username, password, self.loopback)
+        except errors.LoginRefused as exc:
+            log.warning("connection.login_refused", peer=self.peer, user=username,
+                        mechanism=m.mechanism, reason=exc.text)
+            if self.capabilities.get("authentication_failure_close"):
+                self.fail(exc)
+            else:
+                self._closed("login refused")
+            return
+        self.state = _TUNE_OK
+        self.send_method(0, commands.Connection.Tune(
+            channel_max=self.channel_max, frame_max=self.frame_max,
+            heartbeat=self.core.settings.heartbeat))
+
+    def _on_tune_ok(self, m: commands.Connection.TuneOk) -> None:
+        if m.frame_max and (m.frame_max < FRAME_MIN_SIZE or m.frame_max > self.frame_max):
+            raise errors.NotAllowed(
+                f"frame_max={m.frame_max} < {FRAME_MIN_SIZE} min size"
+                if m.frame_max < FRAME_MIN_SIZE else
+                f"frame_max={m.frame_max} > {self.frame_max} max size")
+        if m.channel_max and m.channel_max > self.channel_max:
+            raise errors.NotAllowed(
+                f"channel_max={m.channel_max} > {self.channel_max} max channels")
+        self.frame_max = m.frame_max or self.frame_max
+        self.reader.frame_max = self.frame_max
+        self.channel_max = m.channel_max or self.channel_max
+        self.heartbeat = m.heartbeat  # the client has already negotiated (spec 1.4.2.6)
+        self.state = _OPEN
+
+    def _on_open(self, m: commands.Connection.Open) -> None:
+        self.vhost = self.core.open_vhost(self.user, m.virtual_host)
+        self.state = _RUNNING
+        self.core.connections.add(self)
+        self.send_method(0, commands.Connection.OpenOk())
+        log.info("connection.opened", peer=self.peer, user=self.user.name,
+                 vhost=self.vhost.name,
+                 client=self.client_properties.get("product"))
+
+    def _on_close(self, m: commands.Connection.Close) -> None:
+        self.send_method(0, commands.Connection.CloseOk())
+        self._closed(f"client closed: {m.reply_code} {m.reply_text}")
+
+    def _on_close_ok(self, m: commands.Connection.CloseOk) -> None:
+        self._closed(self.close_reason or "closed")
+
+    def _on_update_secret(self, m: commands.Connection.UpdateSecret) -> None:
+        self.send_method(0, commands.Connection.UpdateSecretOk())
+
+    # -- closing ----------------------------------------------------------------------------
+    def fail(self, exc: errors.AMQPError) -> None:
+        """The one place where a connection error becomes Connection.Close."""
+        if self.state in (_CLOSING, _CLOSED):
+            return
+        log.warning("connection.error", peer=self.peer, code=exc.reply_code,
+                    text=exc.reply_text, class_id=exc.class_id, method_id=exc.method_id)
+        self.close(exc.reply_code, exc.reply_text, exc.class_id, exc.method_id)
+
+    def close(self, code: int, text: str, class_id: int = 0, method_id: int = 0) -> None:
+        """Start closing from the server side (errors, shutdown with 320)."""
+        if self.state in (_CLOSING, _CLOSED):
+            return
+        if self.state == _HEADER:
+            self._closed(text)
+            return
+        self.send_method(0, commands.Connection.Close(
+            reply_code=code, reply_text=text[:255], class_id=class_id, method_id=method_id))
+        self._release_resources()
+        self.state = _CLOSING
+        self.closing_since = self.last_recv
+        self.close_reason = f"{code} {text}"
+
+    def _closed(self, reason: str) -> None:
+        if self.state == _CLOSED:
+            return
+        was_open = self.state in (_RUNNING, _CLOSING)
+        self._release_resources()
+        self.state = _CLOSED
+        self.core.connections.discard(self)
+        if was_open:
+            log.info("connection.closed", peer=self.peer,
+                     user=getattr(self.user, "name", None),
+                     vhost=getattr(self.vhost, "name", None), reason=reason)
+
+    def _release_resources(self) -> None:
+        for ch in list(self.channels.values()):
+            ch.release()
+        self.channels.clear()
+        for q in self.exclusive_queues:
+            self.vhost.remove_queue(q)
+        self.exclusive_queues.clear()
+
+    def flush_confirms(self) -> None:
+        for ch in self.channels.values():
+            if ch.confirm_upto > ch.confirm_sent:
+                ch.flush_confirms()
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _server_properties(self) -> dict[str, Any]:
+        return {
+            "product": "amqpbroker",
+            "version": __version__,
+            "platform": f"Python {platform.python_version()}",
+            "copyright": "amqpbroker contributors",
+            "information": "An AMQP 0-9-1 broker in Python; see the README",
+            "cluster_name": "amqpbroker@" + platform.node(),
+            "capabilities": dict(CAPABILITIES),
+        }
+
+
+_CONNECTION_HANDLERS: dict[tuple[int, type], Callable[[ClientConnection, Any], None]] = {
+    (_START_OK, commands.Connection.StartOk): ClientConnection._on_start_ok,
+    (_TUNE_OK, commands.Connection.TuneOk): ClientConnection._on_tune_ok,
+    (_OPEN, commands.Connection.Open): ClientConnection._on_open,
+    (_RUNNING, commands.Connection.Close): ClientConnection._on_close,
+    (_CLOSING, commands.Connection.Close): ClientConnection._on_close,
+    (_OPEN, commands.Connection.Close): ClientConnection._on_close,
+    (_TUNE_OK, commands.Connection.Close): ClientConnection._on_close,
+    (_CLOSING, commands.Connection.CloseOk): ClientConnection._on_close_ok,
+    (_RUNNING, commands.Connection.UpdateSecret): ClientConnection._on_update_secret,
+}
+
+
+def _credentials(mechanism: str, response: Any) -> tuple[str, str]:
+    raw = response.encode("utf-8") if isinstance(response, str) else bytes(response or b"")
+    if mechanism == "PLAIN":
+        # RFC 4616: [authzid] NUL authcid NUL passwd
+        parts = raw.split(b"\x00")
+        if len(parts) != 3:
+            raise errors.LoginRefused("malformed PLAIN response")
+        return parts[1].decode("utf-8", "replace"), parts[2].decode("utf-8", "replace")
+    if mechanism == "AMQPLAIN":
+        # A field table without its length prefix (RabbitMQ's AMQPLAIN).
+        try:
+            _, table = decode.field_table(struct.pack(">I", len(raw)) + raw)
+        except Exception:
+            raise errors.LoginRefused("malformed AMQPLAIN response") from None
+        return str(table.get("LOGIN", "")), str(table.get("PASSWORD", ""))
+    raise errors.LoginRefused(f"unsupported authentication mechanism {mechanism!r}")
+
+
+def _ids(method: Method) -> tuple[int, int]:
+    index = getattr(method, "index", 0)
+    return index >> 16, index & 0xFFFF
+
+
+def _nothing() -> None:
+    pass

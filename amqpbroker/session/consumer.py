@@ -1,0 +1,48 @@
+"""A consumer (basic.consume) as a queue sees it: credit checks and delivery."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from amqpbroker.model.message import Message
+    from amqpbroker.model.queue import Queue
+    from amqpbroker.session.channel import Channel
+
+
+class Consumer:
+    __slots__ = ("tag", "queue", "channel", "no_ack", "exclusive", "priority", "prefetch",
+                 "unacked", "arguments")
+
+    def __init__(self, channel: "Channel", queue: "Queue", tag: str, *, no_ack: bool,
+                 exclusive: bool, priority: int, prefetch: int,
+                 arguments: dict[str, Any]) -> None:
+        self.channel = channel
+        self.queue = queue
+        self.tag = tag
+        self.no_ack = no_ack
+        self.exclusive = exclusive
+        self.priority = priority
+        # basic.qos global=false: a limit per consumer, fixed when it starts
+        # (https://www.rabbitmq.com/docs/consumer-prefetch).
+        self.prefetch = prefetch
+        self.unacked = 0
+        self.arguments = arguments
+
+    def can_take(self) -> bool:
+        ch = self.channel
+        conn = ch.conn
+        if conn.paused or conn.out_bytes >= conn.write_high_water:
+            conn.starved = True
+            return False
+        if self.no_ack:
+            return True
+        if self.prefetch and self.unacked >= self.prefetch:
+            return False
+        return not ch.global_prefetch or ch.unacked_count < ch.global_prefetch
+
+    def deliver(self, queue: "Queue", msg: "Message", redelivered: bool) -> None:
+        self.channel.deliver(self, queue, msg, redelivered)
+
+    def queue_deleted(self, queue: "Queue") -> None:
+        self.channel.server_cancel(self)

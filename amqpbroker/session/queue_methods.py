@@ -1,0 +1,87 @@
+"""Handlers for the queue class (spec 1.7)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pamqp import commands as c
+
+from amqpbroker import errors
+from amqpbroker.protocol.methods import build
+
+if TYPE_CHECKING:
+    from amqpbroker.model.queue import Queue
+    from amqpbroker.session.channel import Channel
+
+
+def resolve_queue_name(ch: "Channel", name: str) -> str:
+    """Spec 1.7.2: an empty queue name means the channel's most recently declared queue."""
+    if name:
+        return name
+    if not ch.last_queue:
+        raise errors.NotFound("no previously declared queue")
+    return ch.last_queue
+
+
+def queue_declare(ch: "Channel", m: c.Queue.Declare) -> None:
+    vhost, conn = ch.vhost, ch.conn
+    name = m.queue
+    if m.passive and not name:
+        name = resolve_queue_name(ch, name)
+    existed = name in vhost.queues
+    q = vhost.declare_queue(
+        name, passive=m.passive, durable=m.durable, exclusive=m.exclusive,
+        auto_delete=m.auto_delete, arguments=m.arguments or {}, owner=conn)
+    if not existed and q.exclusive_owner is conn:
+        conn.exclusive_queues.append(q)
+    ch.last_queue = q.name
+    if not m.nowait:
+        conn.send_method(ch.id, build(
+            c.Queue.DeclareOk, queue=q.name, message_count=q.message_count,
+            consumer_count=q.consumer_count))
+
+
+def queue_bind(ch: "Channel", m: c.Queue.Bind) -> None:
+    q = _queue(ch, m.queue)
+    ch.vhost.bind(q, m.exchange, m.routing_key, m.arguments or {})
+    if not m.nowait:
+        ch.conn.send_method(ch.id, c.Queue.BindOk())
+
+
+def queue_unbind(ch: "Channel", m: c.Queue.Unbind) -> None:
+    q = _queue(ch, m.queue)
+    ch.vhost.exchange(m.exchange)  # RabbitMQ: 404 for a missing exchange
+    ch.vhost.unbind(q, m.exchange, m.routing_key, m.arguments or {})
+    ch.conn.send_method(ch.id, c.Queue.UnbindOk())
+
+
+def queue_purge(ch: "Channel", m: c.Queue.Purge) -> None:
+    count = ch.vhost.purge_queue(resolve_queue_name(ch, m.queue), owner=ch.conn)
+    if not m.nowait:
+        ch.conn.send_method(ch.id, c.Queue.PurgeOk(message_count=count))
+
+
+def queue_delete(ch: "Channel", m: c.Queue.Delete) -> None:
+    name = resolve_queue_name(ch, m.queue)
+    q = ch.vhost.queues.get(name)
+    count = ch.vhost.delete_queue(name, if_unused=m.if_unused, if_empty=m.if_empty,
+                                  owner=ch.conn)
+    if q is not None and q in ch.conn.exclusive_queues:
+        ch.conn.exclusive_queues.remove(q)
+    if not m.nowait:
+        ch.conn.send_method(ch.id, c.Queue.DeleteOk(message_count=count))
+
+
+def _queue(ch: "Channel", name: str) -> "Queue":
+    q = ch.vhost.queue(resolve_queue_name(ch, name))
+    ch.vhost._check_exclusive(q, ch.conn)
+    return q
+
+
+HANDLERS = {
+    c.Queue.Declare: queue_declare,
+    c.Queue.Bind: queue_bind,
+    c.Queue.Unbind: queue_unbind,
+    c.Queue.Purge: queue_purge,
+    c.Queue.Delete: queue_delete,
+}

@@ -1,0 +1,93 @@
+"""The narrow storage interface (see docs/architecture.md, "Storage").
+
+Two stores sit behind it: `MemoryStore` (embedded / in-memory mode, and the twin the
+contract tests compare against) and `DiskStore` (segment log under --data-dir). The broker
+only ever talks to these two small interfaces, as NATS's store began: keep them narrow.
+
+Queues are named to the store by an opaque `queue_key` string (vhost and queue name joined
+by the model, see `model.vhost.queue_key`). Every method is called from the event-loop
+thread, except `sync()`, which the server may run in a worker thread; implementations must
+let `sync()` run concurrently with `add`/`remove` calls made after it began (those are
+simply not covered by that sync).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, Iterable
+
+from amqpbroker.model.message import Message
+
+
+class MessageStore(ABC):
+    """Persistent messages of durable queues."""
+
+    @abstractmethod
+    def add(self, queue_key: str, msg: Message) -> None:
+        """Record `msg` as enqueued (at the tail) on durable queue `queue_key`.
+
+        The first add of a message writes its exchange, routing key, properties and body and
+        assigns `msg.store_id`; an add of the same message to another queue (fanout) writes
+        only a reference. Buffered: durable only after the next `sync()` returns.
+        """
+
+    @abstractmethod
+    def remove(self, queue_key: str, msg: Message) -> None:
+        """Record that `msg` left `queue_key` for good (acked, dropped, expired, purged).
+
+        Once no queue references a message, its space may be reclaimed.
+        """
+
+    @abstractmethod
+    def mark_delivered(self, queue_key: str, msg: Message) -> None:
+        """Record that `msg` was handed to a consumer, so that after a crash it is
+        recovered with redelivered=true. Buffered, never needs its own sync."""
+
+    @abstractmethod
+    def sync(self) -> None:
+        """Make every earlier add/remove/mark durable (fsync). Group commit: the server
+        calls this once for a whole batch of publishes, and only then sends their
+        publisher confirms."""
+
+    @abstractmethod
+    def recover(self) -> dict[str, list[tuple[Message, bool]]]:
+        """At startup: every queue's messages in queue order, each with its redelivered
+        flag. Acknowledged messages never come back."""
+
+    @abstractmethod
+    def load_body(self, msg: Message) -> bytes:
+        """The body of a message whose `body` was paged out (is None)."""
+
+    @abstractmethod
+    def delete_queue(self, queue_key: str) -> None:
+        """Forget every message of a deleted queue."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Flush, sync and release files."""
+
+    def stats(self) -> dict[str, Any]:
+        """Numbers for logs and benchmarks (bytes on disk, segments, ...)."""
+        return {}
+
+
+class DefinitionStore(ABC):
+    """Durable topology as a log of the same operations clients send (LavinMQ's design):
+    each op is a plain dict such as {"op": "queue.declare", "vhost": "/", "name": "q",
+    "durable": True, ...}; replayed through the same vhost code at startup."""
+
+    @abstractmethod
+    def append(self, op: dict[str, Any]) -> None:
+        """Append one op and make it durable before returning (topology changes are rare)."""
+
+    @abstractmethod
+    def load(self) -> list[dict[str, Any]]:
+        """Every op in order, as appended (or as last compacted)."""
+
+    @abstractmethod
+    def compact(self, ops: Iterable[dict[str, Any]]) -> None:
+        """Atomically replace the log by `ops` (the live topology's minimal op list)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release files."""

@@ -1,0 +1,934 @@
+"""The disk stores: `DiskMessageStore` (segment log) and `DiskDefinitionStore` (JSON lines).
+
+DiskMessageStore keeps an append-only log of records (format: `store.records`) in segment
+files of about `segment_size` bytes. Records are appended to an in-memory buffer;
+`sync()` writes the buffer with one `os.write` per segment touched and fsyncs (group
+commit). What stays in RAM is the bookkeeping below, kept as dicts of ints because Python
+objects per message would cost more than the messages:
+
+  _msgs[store_id]   meta: small int = content-part length of a message with one queue
+                    whose record is still where it was written (store_id is its position);
+                    else refs << 96 | content length << 64 | position of the record
+  _queues[q][sid]   0 = enqueued by the message's own MSG record, not delivered; else
+                    seq << 64 | enqueue segment << 32 | delivered-mark segment, where
+                    enqueue segment 0 means "in the MSG record" and mark 0 "not marked"
+  _live_n/_live_b   per segment: number and bytes of records (or record parts) still needed
+
+A record is needed while what it says is still true: a message's content while a queue
+holds it, an enqueue/mark while that reference exists, a REMOVE/QDEL tombstone while a
+segment holding an enqueue it cancels exists (`_pairs`, `_qdels`). A segment with no live
+record is deleted; a segment under 25 % live bytes is compacted: its live records are
+copied to the active segment a bounded amount per `sync()`, and it is deleted once the
+copies are durable. A segment that received copied enqueues is not deleted before the
+segment they came from (`_reloc`), so a tombstone that follows the newest copy is never
+dropped while an older copy exists.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import threading
+from pathlib import Path
+from typing import Any, Iterable
+from zlib import crc32
+
+import structlog
+
+from amqpbroker.model.message import Message
+from amqpbroker.store.base import DefinitionStore, MessageStore
+from amqpbroker.store.records import (
+    CRC,
+    HDR,
+    K_ENQ,
+    K_MARK,
+    K_MSG,
+    K_QDEL,
+    K_REMOVE,
+    M32,
+    M64,
+    MAGIC,
+    MAX_PAYLOAD,
+    MSG_HEAD,
+    OVERHEAD,
+    QDEL_HEAD,
+    REF_HEAD,
+    REF_OVERHEAD,
+    REMOVE_REC,
+    REMOVE_SIZE,
+    F_EXPIRATION,
+    F_PERSISTENT,
+    StoreError,
+    dec,
+    enc,
+    record_end,
+    resync,
+    scan,
+    segment_path,
+)
+
+__all__ = ["DiskMessageStore", "DiskDefinitionStore", "StoreError"]
+
+log = structlog.get_logger()
+
+BIG = 1 << 64  # metas below this are the one-queue, never-moved short form
+COMPACT_RATIO = 0.25
+COMPACT_STEP = 1 << 20  # minimum bytes of a victim segment processed per sync()
+_OPEN_FLAGS = os.O_RDWR | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
+
+
+def _oserror(what: str, e: OSError) -> StoreError:
+    return StoreError(f"{what}: [{e.errno}] {e.strerror or e}")
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class DiskMessageStore(MessageStore):
+    def __init__(
+        self,
+        directory: str | Path,
+        *,
+        sync: bool = True,
+        segment_size: int = 32 << 20,
+        memory_budget: int = 256 << 20,
+    ) -> None:
+        if not 0 < segment_size <= 1 << 31:
+            raise ValueError("segment_size must be in (0, 2 GiB]")
+        self._dir = Path(directory)
+        try:
+            self._dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise _oserror(f"cannot create {self._dir}", e) from e
+        self._fsync = sync
+        self._segment_size = segment_size
+        self._budget = memory_budget
+        self._lock = threading.Lock()  # all state below
+        self._sync_lock = threading.Lock()  # one sync()/close() at a time
+        self._recovered = False
+        self._closed = False
+        self._failed: OSError | None = None  # an fsync failed: data state unknown
+        # segments and the write buffer
+        self._segments: set[int] = set()
+        self._fds: dict[int, int] = {}
+        self._written: dict[int, int] = {}  # bytes on disk per segment
+        self._active = 1
+        self._buf = bytearray()  # records of the active segment from _buf_start on
+        self._buf_start = 0
+        self._pending: list[tuple[int, int, bytearray]] = []  # sealed (seg, start, bytes)
+        self._inflight: list[tuple[int, int, bytearray]] = []  # taken by a sync()
+        self._unsynced: set[int] = set()
+        self._dir_dirty = False
+        # liveness
+        self._live_n: dict[int, int] = {}
+        self._live_b: dict[int, int] = {}
+        self._pairs: dict[int, dict[int, int]] = {}  # target seg -> REMOVE seg -> count
+        self._qdels: dict[tuple[int, int], tuple[int, set[int]]] = {}
+        self._reloc: dict[int, set[int]] = {}  # seg -> segs it received enqueues from
+        # messages
+        self._msgs: dict[int, int] = {}
+        self._queues: dict[str, dict[int, int]] = {}
+        self._qbytes: dict[str, bytes] = {}
+        self._held: dict[int, Message] = {}  # bodies in RAM, oldest first
+        self._held_bytes = 0
+        # compaction
+        self._victim: list[Any] | None = None  # [seg, file bytes, next offset]
+        self._force: set[int] = set()
+        self._uncompactable: set[int] = set()
+        self._undeletable: set[int] = set()
+        self._n_compactions = 0
+        self._n_deleted = 0
+        self._n_relocated = 0
+
+    # -- recovery ----------------------------------------------------------------------
+
+    def recover(self) -> dict[str, list[tuple[Message, bool]]]:
+        with self._sync_lock, self._lock:
+            if self._recovered:
+                raise RuntimeError("recover() is called once, before any other operation")
+            if self._closed:
+                raise StoreError("store is closed")
+            rec = scan(self._dir)
+            self._segments = set(rec.segments)
+            self._written = dict(rec.sizes)
+            self._live_n, self._live_b = rec.live_n, rec.live_b
+            self._pairs, self._qdels, self._reloc = rec.pairs, rec.qdels, rec.reloc
+            self._msgs, self._queues = rec.msgs, rec.queues
+            for srcs in rec.reloc.values():
+                self._force |= srcs  # compactions a crash interrupted: finish them first
+            last = rec.segments[-1] if rec.segments else 0
+            if last and rec.sizes[last] < self._segment_size:
+                self._active, self._buf_start = last, rec.sizes[last]
+            else:
+                self._active, self._buf_start = last + 1, 0
+                self._new_segment(last + 1)
+            self._recovered = True
+            return rec.result
+
+    def _ensure(self) -> None:
+        if not self._recovered:
+            self.recover()
+
+    # -- buffer ------------------------------------------------------------------------
+
+    def _new_segment(self, seg: int) -> None:
+        self._segments.add(seg)
+        self._live_n[seg] = 0
+        self._live_b[seg] = 0
+        self._written[seg] = 0
+
+    def _reserve(self) -> tuple[int, int]:
+        """(segment, offset) where the next appended record goes; rolls segments."""
+        off = self._buf_start + len(self._buf)
+        if off >= self._segment_size:
+            if self._buf:
+                self._pending.append((self._active, self._buf_start, self._buf))
+            self._active += 1
+            self._buf = bytearray()
+            self._buf_start = off = 0
+            self._new_segment(self._active)
+        return self._active, off
+
+    def _qkey(self, queue_key: str) -> bytes:
+        b = self._qbytes.get(queue_key)
+        if b is None:
+            b = self._qbytes[queue_key] = enc(queue_key)
+        return b
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError("store is closed")
+
+    # -- MessageStore ------------------------------------------------------------------
+
+    def add(self, queue_key: str, msg: Message) -> None:
+        self._ensure()
+        with self._lock:
+            self._check_open()
+            sid = msg.store_id
+            qd = self._queues.get(queue_key)
+            meta = self._msgs.get(sid) if sid else None
+            if meta is not None:  # already stored: a reference only (fanout)
+                if qd is None:
+                    qd = self._queues[queue_key] = {}
+                elif sid in qd:
+                    return
+                qb = self._qkey(queue_key)
+                seg, off = self._reserve()
+                seq = (seg << 32) | off
+                rec = REF_HEAD.pack(MAGIC, K_ENQ, 16 + len(qb), sid, seq) + qb
+                buf = self._buf
+                buf += rec
+                buf += CRC.pack(crc32(rec))
+                qd[sid] = (seq << 64) | (seg << 32)
+                self._live_n[seg] += 1
+                self._live_b[seg] += len(rec) + 4
+                self._msgs[sid] = (2 << 96 | meta << 64 | sid) if meta < BIG else meta + (1 << 96)
+                return
+            body = msg.body
+            if body is None:
+                body = self._dead_body(msg)
+            elif len(body) != msg.body_size:
+                raise ValueError(f"body_size {msg.body_size} != len(body) {len(body)}")
+            ex = enc(msg.exchange)
+            rk = enc(msg.routing_key)
+            exp = msg.expiration
+            flags = F_PERSISTENT if msg.persistent else 0
+            if exp is None:
+                exb = b""
+            else:
+                exb = enc(exp)
+                flags |= F_EXPIRATION
+            props = msg.properties
+            qb = self._qkey(queue_key)
+            clen = 42 + len(ex) + len(rk) + len(exb) + len(props) + len(body)
+            n = clen - OVERHEAD + len(qb)
+            if n > MAX_PAYLOAD or max(len(ex), len(rk), len(exb)) > 0xFFFF:
+                raise StoreError("message too large for the store")
+            seg, off = self._reserve()
+            sid = (seg << 32) | off
+            head = MSG_HEAD.pack(
+                MAGIC, K_MSG, n, sid, sid, flags, min(max(msg.priority or 0, 0), 255),
+                len(ex), len(rk), len(exb), len(props), len(qb),
+            ) + ex + rk + exb + props
+            buf = self._buf
+            buf += head
+            buf += body
+            buf += qb
+            buf += CRC.pack(crc32(qb, crc32(body, crc32(head))))
+            msg.store_id = sid
+            self._msgs[sid] = clen
+            if qd is None:
+                qd = self._queues[queue_key] = {}
+            qd[sid] = 0
+            self._live_n[seg] += 2
+            self._live_b[seg] += clen + len(qb)
+            if msg.body is not None:
+                self._held[sid] = msg
+                self._held_bytes += msg.body_size
+
+    def _dead_body(self, msg: Message) -> bytes:
+        """The body of a paged-out message whose content the store already dropped (all
+        its queues removed it): readable only while its segment is still there."""
+        sid = msg.store_id
+        if sid and (sid >> 32) in self._segments and (sid >> 32) not in self._undeletable:
+            try:
+                return self._read_body(sid >> 32, sid & M32, 4096, sid)
+            except StoreError:
+                pass
+        raise StoreError(
+            "message body is paged out and its content is no longer stored: add a message "
+            "to its new queues before removing it from the last old one"
+        )
+
+    def remove(self, queue_key: str, msg: Message) -> None:
+        self._ensure()
+        with self._lock:
+            self._check_open()
+            qd = self._queues.get(queue_key)
+            sid = msg.store_id
+            v = qd.pop(sid, None) if qd is not None else None
+            if v is None:
+                return
+            if not qd:
+                del self._queues[queue_key]
+            live_n, live_b = self._live_n, self._live_b
+            meta = self._msgs[sid]
+            ql = len(self._qkey(queue_key))
+            if v == 0:
+                seq = sid
+                e = m = 0
+            else:
+                seq = v >> 64
+                e = (v >> 32) & M32
+                m = v & M32
+            if e == 0:  # the enqueue is the MSG record's queue part
+                e = (sid if meta < BIG else meta & M64) >> 32
+                live_b[e] -= ql
+            else:
+                live_b[e] -= REF_OVERHEAD + ql
+            live_n[e] -= 1
+            if m:
+                live_n[m] -= 1
+                live_b[m] -= REF_OVERHEAD + ql
+            seg, off = self._reserve()
+            rec = REMOVE_REC.pack(MAGIC, K_REMOVE, 20, sid, seq, e)
+            buf = self._buf
+            buf += rec
+            buf += CRC.pack(crc32(rec))
+            if e != seg:  # needed while segment e (holding the enqueue) exists
+                live_n[seg] += 1
+                live_b[seg] += REMOVE_SIZE
+                d = self._pairs.get(e)
+                if d is None:
+                    d = self._pairs[e] = {}
+                d[seg] = d.get(seg, 0) + 1
+            self._unref(sid, meta)
+
+    def _unref(self, sid: int, meta: int) -> None:
+        if meta < BIG:
+            cseg, clen = sid >> 32, meta
+        elif meta >> 96 == 1:
+            cseg, clen = (meta & M64) >> 32, (meta >> 64) & M32
+        else:
+            meta -= 1 << 96
+            if meta >> 96 == 1 and meta & M64 == sid:
+                meta = (meta >> 64) & M32  # back to the short form
+            self._msgs[sid] = meta
+            return
+        del self._msgs[sid]
+        self._live_n[cseg] -= 1
+        self._live_b[cseg] -= clen
+        held = self._held.pop(sid, None)
+        if held is not None:
+            self._held_bytes -= held.body_size
+
+    def mark_delivered(self, queue_key: str, msg: Message) -> None:
+        self._ensure()
+        with self._lock:
+            self._check_open()
+            qd = self._queues.get(queue_key)
+            sid = msg.store_id
+            v = qd.get(sid) if qd is not None else None
+            if v is None:
+                return
+            if v == 0:
+                seq, v = sid, sid << 64
+            elif v & M32:
+                return  # marked already: one mark per enqueue
+            else:
+                seq = v >> 64
+            qb = self._qkey(queue_key)
+            seg, off = self._reserve()
+            rec = REF_HEAD.pack(MAGIC, K_MARK, 16 + len(qb), sid, seq) + qb
+            buf = self._buf
+            buf += rec
+            buf += CRC.pack(crc32(rec))
+            qd[sid] = v | seg
+            self._live_n[seg] += 1
+            self._live_b[seg] += len(rec) + 4
+
+    def delete_queue(self, queue_key: str) -> None:
+        self._ensure()
+        with self._lock:
+            self._check_open()
+            qd = self._queues.pop(queue_key, None)
+            qb = self._qbytes.pop(queue_key, None)
+            if not qd:
+                return
+            qb = qb if qb is not None else enc(queue_key)
+            ql = len(qb)
+            live_n, live_b, msgs = self._live_n, self._live_b, self._msgs
+            targets: set[int] = set()
+            for sid, v in qd.items():
+                meta = msgs[sid]
+                e = 0 if v == 0 else (v >> 32) & M32
+                if e == 0:
+                    e = (sid if meta < BIG else meta & M64) >> 32
+                    live_b[e] -= ql
+                else:
+                    live_b[e] -= REF_OVERHEAD + ql
+                live_n[e] -= 1
+                m = v & M32
+                if m:
+                    live_n[m] -= 1
+                    live_b[m] -= REF_OVERHEAD + ql
+                targets.add(e)
+                self._unref(sid, meta)
+            tl = sorted(targets)
+            n = 12 + 4 * len(tl) + ql
+            seg, off = self._reserve()
+            rec = (
+                QDEL_HEAD.pack(MAGIC, K_QDEL, n, (seg << 32) | off, len(tl))
+                + struct.pack(f"<{len(tl)}I", *tl)
+                + qb
+            )
+            self._buf += rec
+            self._buf += CRC.pack(crc32(rec))
+            alive = {t for t in tl if t != seg}
+            if alive:
+                self._qdels[(seg, off)] = (n + OVERHEAD, alive)
+                live_n[seg] += 1
+                live_b[seg] += n + OVERHEAD
+
+    # -- reading -----------------------------------------------------------------------
+
+    def load_body(self, msg: Message) -> bytes:
+        self._ensure()
+        with self._lock:
+            sid = msg.store_id
+            meta = self._msgs.get(sid)
+            if meta is None:
+                if msg.body is not None:
+                    return msg.body
+                raise StoreError(f"message {sid:#x} is not in the store")
+            if meta < BIG:
+                loc, clen = sid, meta
+            else:
+                loc, clen = meta & M64, (meta >> 64) & M32
+            return self._read_body(loc >> 32, loc & M32, clen, sid)
+
+    def _fd(self, seg: int) -> int:
+        fd = self._fds.get(seg)
+        if fd is None:
+            path = segment_path(self._dir, seg)
+            if not self._written.get(seg):
+                self._dir_dirty = True  # may create the file
+            try:
+                fd = self._fds[seg] = os.open(path, _OPEN_FLAGS, 0o644)
+            except OSError as e:
+                raise _oserror(f"cannot open {path}", e) from e
+        return fd
+
+    def _read(self, seg: int, off: int, size: int) -> bytes:
+        """Up to `size` bytes at (seg, off), from the file or from unwritten buffers."""
+        if off < self._written.get(seg, 0):
+            try:
+                return os.pread(self._fd(seg), size, off)
+            except OSError as e:
+                raise _oserror(f"cannot read segment {seg}", e) from e
+        for s, start, chunk in (*self._inflight, *self._pending, (self._active, self._buf_start, self._buf)):
+            if s == seg and start <= off < start + len(chunk):
+                return bytes(chunk[off - start : off - start + size])
+        raise StoreError(f"position {seg}:{off} is not in the store")
+
+    def _read_body(self, seg: int, off: int, clen: int, sid: int) -> bytes:
+        data = self._read(seg, off, clen + 256)
+        total = -1
+        if len(data) >= OVERHEAD:
+            magic, kind, n = HDR.unpack_from(data, 0)
+            if magic == MAGIC and kind == K_MSG:
+                total = n + OVERHEAD
+                if len(data) < total:
+                    data = self._read(seg, off, total)
+        if total < 0 or record_end(data, 0, len(data)) != total:
+            raise StoreError(f"corrupt message record at {segment_path(self._dir, seg)}:{off}")
+        f = MSG_HEAD.unpack_from(data, 0)
+        if f[3] != sid:
+            raise StoreError(f"record at {seg}:{off} is not message {sid:#x}")
+        start = 38 + f[7] + f[8] + f[9] + f[10]
+        return data[start : total - 4 - f[11]]
+
+    # -- sync, garbage collection, paging ----------------------------------------------
+
+    def sync(self) -> None:
+        self._ensure()
+        with self._sync_lock:
+            self._check_open()
+            self._sync_locked(maintain=True)
+
+    def _sync_locked(self, maintain: bool) -> None:
+        if self._failed is not None:
+            raise StoreError(f"store unusable after a failed fsync: {self._failed}")
+        if maintain:
+            self._compact_step()
+        with self._lock:
+            if self._buf:
+                self._pending.append((self._active, self._buf_start, self._buf))
+                self._buf_start += len(self._buf)
+                self._buf = bytearray()
+            self._inflight.extend(self._pending)
+            self._pending = []
+        self._write_out()
+        if maintain:
+            self._collect()
+            self._page_out()
+
+    def _write_out(self) -> None:
+        while True:
+            with self._lock:
+                if not self._inflight:
+                    break
+                seg, start, chunk = self._inflight[0]
+                fd = self._fd(seg)
+            view = memoryview(chunk)
+            try:
+                done = 0
+                while done < len(chunk):
+                    done += os.write(fd, view[done:])
+            except OSError as e:
+                try:  # keep the file a sequence of whole records; the chunk is retried
+                    os.ftruncate(fd, start)
+                except OSError as e2:
+                    self._failed = e2
+                raise _oserror(f"cannot write {segment_path(self._dir, seg)}", e) from e
+            finally:
+                view.release()
+            with self._lock:
+                self._inflight.pop(0)
+                self._written[seg] = start + len(chunk)
+                self._unsynced.add(seg)
+        if self._fsync:
+            for seg in sorted(self._unsynced):
+                fd = self._fds.get(seg)
+                if fd is None:
+                    continue
+                try:
+                    os.fsync(fd)
+                except OSError as e:
+                    self._failed = e
+                    raise _oserror(f"cannot fsync {segment_path(self._dir, seg)}", e) from e
+            if self._dir_dirty:
+                try:
+                    _fsync_dir(self._dir)
+                except OSError as e:
+                    self._failed = e
+                    raise _oserror(f"cannot fsync {self._dir}", e) from e
+        self._dir_dirty = False
+        self._unsynced.clear()
+
+    def _limit(self) -> int:
+        """Segments below this one are completely written and no longer appended to."""
+        if self._inflight:
+            return self._inflight[0][0]
+        if self._pending:
+            return self._pending[0][0]
+        return self._active
+
+    def _blocked(self, seg: int) -> bool:
+        srcs = self._reloc.get(seg)
+        if srcs is None:
+            return False
+        if any(s in self._segments for s in srcs):
+            return True
+        del self._reloc[seg]
+        return False
+
+    def _collect(self) -> None:
+        """Delete segments without live records, then drop the tombstones that only
+        existed for them (after the deletion is durable), repeatedly."""
+        while True:
+            with self._lock:
+                limit = self._limit()
+                dead = [
+                    s for s in self._segments
+                    if s < limit and self._live_n[s] == 0 and s not in self._undeletable
+                    and not self._blocked(s)
+                ]
+            if not dead:
+                return
+            gone = []
+            for s in dead:
+                try:
+                    segment_path(self._dir, s).unlink(missing_ok=True)
+                    gone.append(s)
+                except OSError as e:
+                    log.warning("store.unlink_failed", segment=s, error=str(e))
+                    self._undeletable.add(s)
+            if gone and self._fsync:
+                try:
+                    _fsync_dir(self._dir)
+                except OSError as e:
+                    self._failed = e
+                    raise _oserror(f"cannot fsync {self._dir}", e) from e
+            with self._lock:
+                for s in gone:
+                    self._forget(s)
+
+    def _forget(self, s: int) -> None:
+        fd = self._fds.pop(s, None)
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._segments.discard(s)
+        for d in (self._live_n, self._live_b, self._written, self._reloc):
+            d.pop(s, None)
+        self._force.discard(s)
+        self._uncompactable.discard(s)
+        if self._victim is not None and self._victim[0] == s:
+            self._victim = None
+        self._n_deleted += 1
+        for src, count in self._pairs.pop(s, {}).items():
+            if src in self._live_n:
+                self._live_n[src] -= count
+                self._live_b[src] -= count * REMOVE_SIZE
+        for key in [k for k, (_, alive) in self._qdels.items() if s in alive]:
+            size, alive = self._qdels[key]
+            alive.discard(s)
+            if not alive:
+                del self._qdels[key]
+                self._live_n[key[0]] -= 1
+                self._live_b[key[0]] -= size
+
+    def _page_out(self) -> None:
+        with self._lock:
+            excess = self._held_bytes - self._budget
+            if excess <= 0:
+                return
+            victims = []
+            for sid, msg in self._held.items():  # insertion order: oldest first
+                if excess <= 0:
+                    break
+                victims.append(sid)
+                excess -= msg.body_size
+            for sid in victims:
+                msg = self._held.pop(sid)
+                msg.body = None
+                self._held_bytes -= msg.body_size
+
+    # -- compaction --------------------------------------------------------------------
+
+    def _pick_victim(self) -> int | None:
+        limit = self._limit()
+        best: tuple[float, int] | None = None
+        for s in self._segments:
+            if s >= limit or s in self._uncompactable or not self._live_n[s] or self._blocked(s):
+                continue
+            size = self._written[s]
+            ratio = -1.0 if s in self._force else (self._live_b[s] / size if size else 0.0)
+            if ratio < COMPACT_RATIO and (best is None or ratio < best[0]):
+                best = (ratio, s)
+        return None if best is None else best[1]
+
+    def _compact_step(self) -> None:
+        seg = None if self._victim is None else self._victim[0]
+        try:
+            if self._victim is None:
+                with self._lock:
+                    seg = self._pick_victim()
+                    fd = None if seg is None else self._fd(seg)
+                    size = 0 if seg is None else self._written[seg]
+                if seg is None or fd is None:
+                    return
+                data = os.pread(fd, size, 0)  # the file no longer changes
+                self._force.discard(seg)
+                self._victim = [seg, data, 0]
+                self._n_compactions += 1
+                log.debug("store.compact", segment=seg, bytes=size)
+            self._compact_some()
+        except (OSError, StoreError) as e:
+            log.error("store.compact_failed", segment=seg, error=str(e))
+            if seg is not None:
+                self._uncompactable.add(seg)
+            self._victim = None
+
+    def _compact_some(self) -> None:
+        assert self._victim is not None
+        seg, data, pos = self._victim
+        size = len(data)
+        with self._lock:
+            pending = len(self._buf) + sum(len(c) for _, _, c in self._pending)
+        stop = min(size, pos + max(COMPACT_STEP, 4 * pending))
+        path = str(segment_path(self._dir, seg))
+        while pos < stop:
+            with self._lock:  # in slices, so that add/remove are not held up for long
+                if seg not in self._segments or self._live_n[seg] == 0:
+                    self._victim = None
+                    return
+                for _ in range(512):
+                    if pos >= stop:
+                        break
+                    end = record_end(data, pos, size)
+                    if end < 0:
+                        nxt = resync(data, pos, size)
+                        log.error("store.corrupt_record", file=path, offset=pos, during="compaction")
+                        pos = size if nxt is None else nxt
+                        continue
+                    self._relocate(seg, data, pos, end)
+                    pos = end
+        self._victim[2] = pos
+        if pos >= size:
+            self._victim = None
+            with self._lock:
+                if self._live_n.get(seg):
+                    log.error("store.compact_incomplete", segment=seg, live=self._live_n[seg])
+                    self._uncompactable.add(seg)
+
+    def _move(self, s: int, new: int, n: int, b: int) -> None:
+        self._live_n[s] -= n
+        self._live_b[s] -= b
+        self._live_n[new] += n
+        self._live_b[new] += b
+        self._n_relocated += b
+
+    def _copy(self, data: bytes, pos: int, end: int) -> tuple[int, int]:
+        seg, off = self._reserve()
+        self._buf += memoryview(data)[pos:end]
+        return seg, off
+
+    def _relocate(self, s: int, data: bytes, pos: int, end: int) -> None:
+        """Copy the record at (s, pos) to the active segment if it is still needed."""
+        kind = data[pos + 1]
+        if kind == K_MSG:
+            f = MSG_HEAD.unpack_from(data, pos)
+            sid, seq, ql = f[3], f[4], f[11]
+            meta = self._msgs.get(sid)
+            if meta is None:
+                return
+            if meta < BIG:
+                refs, clen, loc = 1, meta, sid
+            else:
+                refs, clen, loc = meta >> 96, (meta >> 64) & M32, meta & M64
+            if loc != (s << 32) | pos:
+                return  # an older copy
+            q_live = False
+            if seq:
+                qd = self._queues.get(dec(data[end - 4 - ql : end - 4]))
+                v = None if qd is None else qd.get(sid)
+                q_live = v is not None and (v == 0 or (v >> 32) & M32 == 0)
+            if q_live:
+                new, off = self._copy(data, pos, end)
+                self._move(s, new, 2, end - pos)
+                self._reloc.setdefault(new, set()).add(s)
+            else:  # rewrite as content only
+                head = MSG_HEAD.pack(MAGIC, K_MSG, clen - OVERHEAD, sid, 0, *f[5:11], 0)
+                mid = data[pos + 38 : end - 4 - ql]
+                new, off = self._reserve()
+                self._buf += head
+                self._buf += mid
+                self._buf += CRC.pack(crc32(mid, crc32(head)))
+                self._move(s, new, 1, clen)
+            self._msgs[sid] = (refs << 96) | (clen << 64) | (new << 32) | off
+        elif kind == K_ENQ or kind == K_MARK:
+            _, _, _, sid, seq = REF_HEAD.unpack_from(data, pos)
+            qd = self._queues.get(dec(data[pos + 22 : end - 4]))
+            v = None if qd is None else qd.get(sid)
+            if not v or v >> 64 != seq:
+                return
+            if kind == K_ENQ:
+                if (v >> 32) & M32 != s:
+                    return
+                new, off = self._copy(data, pos, end)
+                qd[sid] = (seq << 64) | (new << 32) | (v & M32)
+                self._reloc.setdefault(new, set()).add(s)
+            else:
+                if v & M32 != s:
+                    return
+                new, off = self._copy(data, pos, end)
+                qd[sid] = (v & ~M32) | new
+            self._move(s, new, 1, end - pos)
+        elif kind == K_REMOVE:
+            target = REMOVE_REC.unpack_from(data, pos)[5]
+            d = self._pairs.get(target)
+            if target == s or target not in self._segments or not d or not d.get(s):
+                return
+            new, off = self._copy(data, pos, end)
+            d[s] -= 1
+            if not d[s]:
+                del d[s]
+            d[new] = d.get(new, 0) + 1
+            self._move(s, new, 1, REMOVE_SIZE)
+        elif kind == K_QDEL:
+            entry = self._qdels.pop((s, pos), None)
+            if entry is None:
+                return
+            new, off = self._copy(data, pos, end)
+            self._qdels[(new, off)] = entry
+            self._move(s, new, 1, entry[0])
+
+    # -- the rest ----------------------------------------------------------------------
+
+    def close(self) -> None:
+        with self._sync_lock:
+            if self._closed:
+                return
+            try:
+                if self._recovered:
+                    self._sync_locked(maintain=False)
+            finally:
+                with self._lock:
+                    self._closed = True
+                    for fd in self._fds.values():
+                        try:
+                            os.close(fd)
+                        except OSError:
+                            pass
+                    self._fds.clear()
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            disk = sum(self._written.values())
+            return {
+                "segments": len(self._segments),
+                "disk_bytes": disk,
+                "live_bytes": sum(self._live_b.values()),
+                "buffered_bytes": len(self._buf) + sum(len(c) for _, _, c in self._pending),
+                "messages": len(self._msgs),
+                "queues": len(self._queues),
+                "refs": sum(len(q) for q in self._queues.values()),
+                "bodies_in_ram": len(self._held),
+                "body_bytes_in_ram": self._held_bytes,
+                "compactions": self._n_compactions,
+                "relocated_bytes": self._n_relocated,
+                "deleted_segments": self._n_deleted,
+            }
+
+
+class DiskDefinitionStore(DefinitionStore):
+    """`definitions.log`: one op per line, `crc32-in-8-hex-digits SP json LF`."""
+
+    FILE = "definitions.log"
+
+    def __init__(self, directory: str | Path) -> None:
+        self._dir = Path(directory)
+        self._path = self._dir / self.FILE
+        self._fd: int | None = None
+        try:
+            self._dir.mkdir(parents=True, exist_ok=True)
+            existed = self._path.exists()
+            if existed:
+                data = self._path.read_bytes()
+                good = self._valid_prefix(data)
+                if good < len(data):
+                    log.warning("store.definitions_torn_tail", file=str(self._path), offset=good)
+                    os.truncate(self._path, good)
+            self._fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            if not existed:
+                os.fsync(self._fd)
+                _fsync_dir(self._dir)
+        except OSError as e:
+            raise _oserror(f"cannot open {self._path}", e) from e
+
+    @staticmethod
+    def _encode(op: dict[str, Any]) -> bytes:
+        payload = json.dumps(op, separators=(",", ":"), ensure_ascii=True).encode()
+        return b"%08x %s\n" % (crc32(payload), payload)
+
+    @staticmethod
+    def _decode(line: bytes) -> dict[str, Any] | None:
+        if len(line) < 10 or line[8:9] != b" ":
+            return None
+        try:
+            if int(line[:8], 16) != crc32(line[9:]):
+                return None
+            op = json.loads(line[9:])
+        except ValueError:
+            return None
+        return op if isinstance(op, dict) else None
+
+    def _valid_prefix(self, data: bytes) -> int:
+        """Length of the file without its torn last line (no LF, or a bad last line)."""
+        end = len(data)
+        if end and data[-1:] != b"\n":
+            end = data.rfind(b"\n") + 1
+        if end:
+            start = data.rfind(b"\n", 0, end - 1) + 1
+            if self._decode(data[start : end - 1]) is None:
+                end = start
+        return end
+
+    def append(self, op: dict[str, Any]) -> None:
+        line = self._encode(op)
+        if self._fd is None:
+            raise StoreError("definition store is closed")
+        try:
+            done = 0
+            while done < len(line):
+                done += os.write(self._fd, line[done:])
+            os.fsync(self._fd)
+        except OSError as e:
+            raise _oserror(f"cannot append to {self._path}", e) from e
+
+    def load(self) -> list[dict[str, Any]]:
+        try:
+            data = self._path.read_bytes()
+        except FileNotFoundError:
+            return []
+        except OSError as e:
+            raise _oserror(f"cannot read {self._path}", e) from e
+        ops = []
+        lines = data.split(b"\n")
+        for i, line in enumerate(lines):
+            if not line:
+                continue
+            op = self._decode(line)
+            if op is None:
+                if i < len(lines) - 1 or data.endswith(b"\n"):
+                    log.error("store.corrupt_definition", file=str(self._path), line=i + 1)
+                continue  # a torn last line is expected after a crash
+            ops.append(op)
+        return ops
+
+    def compact(self, ops: Iterable[dict[str, Any]]) -> None:
+        data = b"".join(self._encode(op) for op in ops)
+        tmp = self._path.with_name(self.FILE + ".tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                done = 0
+                while done < len(data):
+                    done += os.write(fd, data[done:])
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, self._path)
+            _fsync_dir(self._dir)
+            new = os.open(self._path, os.O_WRONLY | os.O_APPEND, 0o644)
+        except OSError as e:
+            raise _oserror(f"cannot compact {self._path}", e) from e
+        if self._fd is not None:
+            os.close(self._fd)
+        self._fd = new
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None

@@ -1,0 +1,373 @@
+"""Record format of the disk message log, and the recovery scan (see `store.disk`).
+
+A segment file (`0000000001.seg`, ...) is a sequence of records; nothing else (no file
+header), so a segment can be read from any record boundary. Every record is
+
+    u8 magic (0xA7) | u8 kind | u32 payload length N | payload (N bytes) | u32 crc32
+
+all little-endian; the CRC (`zlib.crc32`) covers magic, kind, length and payload, so a torn
+or corrupted length field is caught as well. A record's *position* is
+`segment_id << 32 | offset`; it never repeats (segment ids only grow), so positions double
+as identifiers: a message's `store_id` is the position of the record that first wrote it,
+and every enqueue gets a `seq` that is the position of the record that first wrote it.
+Queue order is seq order, so records may be moved around (compaction) or duplicated (a
+crash during compaction) without changing the recovered state. Payloads (N = payload len):
+
+MSG (1)    u64 store_id | u64 seq (0 = content only) | u8 flags (1 persistent, 2 has
+           expiration) | u8 priority | u16 len(exchange) | u16 len(routing key)
+           | u16 len(expiration) | u32 len(properties) | u32 len(queue key)
+           | exchange | routing key | expiration | properties | body | queue key
+           The first add of a message: its content plus its enqueue on that first queue
+           (seq == store_id). Body length = N - 32 - the other lengths.
+ENQ (2)    u64 store_id | u64 seq | queue key           - a further queue (fanout)
+MARK (3)   u64 store_id | u64 seq | queue key           - delivered at least once
+REMOVE (4) u64 store_id | u64 seq | u32 target segment  - the enqueue `seq` is gone
+           (`target` = the segment that held that enqueue record when it was removed:
+           the tombstone must be kept while that segment exists)
+QDEL (5)   u64 upto | u32 n | n x u32 target segments | queue key
+           - every enqueue of the queue with seq < upto is gone (queue.delete)
+
+Strings are UTF-8 ("surrogatepass", so any Python str round-trips, NUL and '/' included).
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from pathlib import Path
+from typing import Any
+from zlib import crc32
+
+import structlog
+
+from amqpbroker.model.message import Message
+
+log = structlog.get_logger()
+
+
+class StoreError(Exception):
+    """A store operation failed (disk full, permission denied, I/O error, corruption...).
+
+    Raised by `sync()` (and `add`, `load_body`, `append`... when they touch the disk); the
+    broker should nack / close what depended on it. The store stays usable for reads."""
+
+
+MAGIC = 0xA7
+MAGIC_B = bytes([MAGIC])
+K_MSG, K_ENQ, K_MARK, K_REMOVE, K_QDEL = 1, 2, 3, 4, 5
+KINDS = frozenset((K_MSG, K_ENQ, K_MARK, K_REMOVE, K_QDEL))
+
+HDR = struct.Struct("<BBI")  # magic, kind, payload length
+CRC = struct.Struct("<I")
+OVERHEAD = HDR.size + CRC.size  # 10
+MSG_HEAD = struct.Struct("<BBIQQBBHHHII")  # header + MSG fixed fields (38 bytes)
+MSG_FIXED = MSG_HEAD.size - HDR.size  # 32
+REF_HEAD = struct.Struct("<BBIQQ")  # ENQ / MARK header + store_id + seq (22 bytes)
+REF_OVERHEAD = REF_HEAD.size + CRC.size  # 26 + len(queue key)
+REMOVE_REC = struct.Struct("<BBIQQI")
+REMOVE_SIZE = REMOVE_REC.size + CRC.size  # 30
+QDEL_HEAD = struct.Struct("<BBIQI")
+U32 = struct.Struct("<I")
+M32 = 0xFFFFFFFF
+M64 = (1 << 64) - 1
+MAX_PAYLOAD = M32 - 64
+
+F_PERSISTENT = 1
+F_EXPIRATION = 2
+
+
+def enc(s: str) -> bytes:
+    return s.encode("utf-8", "surrogatepass")
+
+
+def dec(b: bytes) -> str:
+    return b.decode("utf-8", "surrogatepass")
+
+
+def seal(rec: bytes | bytearray) -> bytes:
+    """The CRC trailer of a record whose bytes before the trailer are `rec`."""
+    return CRC.pack(crc32(rec))
+
+
+def record_end(data: bytes, pos: int, size: int) -> int:
+    """End offset of the valid record starting at `pos`, or -1."""
+    if size - pos < OVERHEAD:
+        return -1
+    magic, kind, n = HDR.unpack_from(data, pos)
+    end = pos + OVERHEAD + n
+    if magic != MAGIC or kind not in KINDS or end > size:
+        return -1
+    if crc32(memoryview(data)[pos : end - 4]) != CRC.unpack_from(data, end - 4)[0]:
+        return -1
+    return end
+
+
+def resync(data: bytes, pos: int, size: int) -> int | None:
+    """After a bad record at `pos`: the offset of the next valid record, or None.
+
+    First trust the bad record's own length field (a flipped byte in a payload leaves it
+    intact), then scan forward for the magic byte."""
+    if size - pos >= OVERHEAD:
+        magic, kind, n = HDR.unpack_from(data, pos)
+        nxt = pos + OVERHEAD + n
+        if magic == MAGIC and kind in KINDS and nxt < size and record_end(data, nxt, size) > 0:
+            return nxt
+    i = pos + 1
+    while True:
+        i = data.find(MAGIC_B, i, size)
+        if i < 0:
+            return None
+        if record_end(data, i, size) > 0:
+            return i
+        i += 1
+
+
+def segment_path(directory: Path, seg: int) -> Path:
+    return directory / f"{seg:010d}.seg"
+
+
+def list_segments(directory: Path) -> list[int]:
+    segs = []
+    for p in directory.glob("*.seg"):
+        if p.stem.isdigit():
+            segs.append(int(p.stem))
+    return sorted(segs)
+
+
+class Recovered:
+    """The state rebuilt from the segment files (`scan`), ready for the store to adopt."""
+
+    def __init__(self) -> None:
+        self.segments: list[int] = []
+        self.sizes: dict[int, int] = {}
+        self.result: dict[str, list[tuple[Message, bool]]] = {}
+        self.msgs: dict[int, int] = {}  # store_id -> meta (see DiskMessageStore)
+        self.queues: dict[str, dict[int, int]] = {}  # queue -> store_id -> ref value
+        self.live_n: dict[int, int] = {}
+        self.live_b: dict[int, int] = {}
+        self.pairs: dict[int, dict[int, int]] = {}
+        self.qdels: dict[tuple[int, int], tuple[int, set[int]]] = {}
+        self.reloc: dict[int, set[int]] = {}
+        self.corrupt = 0
+        self.truncated = 0
+
+
+def scan(directory: Path) -> Recovered:
+    """Read every segment in order, verify every record, rebuild the live state."""
+    t0 = time.perf_counter()
+    rec = Recovered()
+    segs = list_segments(directory)
+    rec.segments = segs
+    contents: dict[int, tuple[int, int, int, int, Message]] = {}  # sid -> seg,off,clen,seq,msg
+    enqs: dict[int, tuple[str, int, int, int, bool]] = {}  # seq -> q, sid, seg, size, in-content
+    marks: dict[int, tuple[int, int]] = {}  # seq -> seg, size
+    removed: set[int] = set()
+    tombs: list[tuple[int, int]] = []  # (segment of a REMOVE, its target)
+    qdel_upto: dict[str, int] = {}
+    qdel_recs: list[tuple[int, int, int, tuple[int, ...]]] = []
+    reloc = rec.reloc
+    strs: dict[bytes, str] = {}
+    rks: dict[bytes, str] = {}
+    msg_head = MSG_HEAD.unpack_from
+    ref_head = REF_HEAD.unpack_from
+    hdr = HDR.unpack_from
+    crc_at = CRC.unpack_from
+    n_records = 0
+    for i, seg in enumerate(segs):
+        path = segment_path(directory, seg)
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            raise StoreError(f"cannot read segment {path}: {e}") from e
+        size = len(data)
+        mv = memoryview(data)
+        pos = 0
+        while pos < size:
+            end = -1
+            if size - pos >= OVERHEAD:
+                magic, kind, n = hdr(data, pos)
+                end = pos + OVERHEAD + n
+                if (
+                    magic != MAGIC
+                    or end > size
+                    or crc32(mv[pos : end - 4]) != crc_at(data, end - 4)[0]
+                    or kind not in KINDS
+                ):
+                    end = -1
+            if end < 0:
+                nxt = resync(data, pos, size)
+                if nxt is None and i == len(segs) - 1:
+                    log.warning("store.torn_tail", file=str(path), offset=pos, dropped=size - pos)
+                    try:
+                        with open(path, "r+b") as f:
+                            f.truncate(pos)
+                    except OSError as e:
+                        raise StoreError(f"cannot truncate torn segment {path}: {e}") from e
+                    rec.truncated += size - pos
+                    size = pos
+                    break
+                rec.corrupt += 1
+                skipped = (size if nxt is None else nxt) - pos
+                log.error("store.corrupt_record", file=str(path), offset=pos, skipped=skipped)
+                if nxt is None:
+                    break
+                pos = nxt
+                continue
+            n_records += 1
+            if kind == K_MSG:
+                _, _, _, sid, seq, flags, prio, exl, rkl, expl, propl, ql = msg_head(data, pos)
+                p = pos + 38
+                b = data[p : p + exl]
+                ex = strs.get(b)
+                if ex is None:
+                    ex = strs[b] = dec(b)
+                p += exl
+                b = data[p : p + rkl]
+                rk = rks.get(b)
+                if rk is None:
+                    rk = dec(b)
+                    if len(rks) < 65536:
+                        rks[b] = rk
+                p += rkl
+                exp = dec(data[p : p + expl]) if flags & F_EXPIRATION else None
+                p += expl
+                props = data[p : p + propl]
+                msg = Message(ex, rk, props, None, n - 32 - exl - rkl - expl - propl - ql,
+                              bool(flags & F_PERSISTENT), prio, exp)
+                msg.store_id = sid
+                old = contents.get(sid)
+                if old is not None and old[0] != seg:
+                    reloc.setdefault(seg, set()).add(old[0])
+                clen = end - pos - ql
+                contents[sid] = (seg, pos, clen, seq, msg)
+                if seq:
+                    b = data[end - 4 - ql : end - 4]
+                    q = strs.get(b)
+                    if q is None:
+                        q = strs[b] = dec(b)
+                    enqs[seq] = (q, sid, seg, ql, True)
+            elif kind == K_MARK:
+                seq = ref_head(data, pos)[4]
+                marks[seq] = (seg, end - pos)
+            elif kind == K_ENQ:
+                _, _, _, sid, seq = ref_head(data, pos)
+                b = data[pos + 22 : end - 4]
+                q = strs.get(b)
+                if q is None:
+                    q = strs[b] = dec(b)
+                old_e = enqs.get(seq)
+                if old_e is not None and old_e[2] != seg:
+                    reloc.setdefault(seg, set()).add(old_e[2])
+                enqs[seq] = (q, sid, seg, end - pos, False)
+            elif kind == K_REMOVE:
+                _, _, _, sid, seq, target = REMOVE_REC.unpack_from(data, pos)
+                removed.add(seq)
+                tombs.append((seg, target))
+            else:  # K_QDEL
+                _, _, _, upto, nt = QDEL_HEAD.unpack_from(data, pos)
+                targets = struct.unpack_from(f"<{nt}I", data, pos + 18)
+                q = dec(data[pos + 18 + 4 * nt : end - 4])
+                if upto > qdel_upto.get(q, 0):
+                    qdel_upto[q] = upto
+                qdel_recs.append((seg, pos, end - pos, targets))
+            pos = end
+        rec.sizes[seg] = size
+        del mv
+    _build(rec, contents, enqs, marks, removed, tombs, qdel_upto, qdel_recs)
+    log.info(
+        "store.recovered",
+        directory=str(directory),
+        segments=len(segs),
+        records=n_records,
+        messages=len(rec.msgs),
+        queues=len(rec.queues),
+        refs=sum(len(v) for v in rec.queues.values()),
+        corrupt_records=rec.corrupt,
+        truncated_bytes=rec.truncated,
+        seconds=round(time.perf_counter() - t0, 3),
+    )
+    return rec
+
+
+def _build(
+    rec: Recovered,
+    contents: dict[int, tuple[int, int, int, int, Message]],
+    enqs: dict[int, tuple[str, int, int, int, bool]],
+    marks: dict[int, tuple[int, int]],
+    removed: set[int],
+    tombs: list[tuple[int, int]],
+    qdel_upto: dict[str, int],
+    qdel_recs: list[tuple[int, int, int, tuple[int, ...]]],
+) -> None:
+    segset = set(rec.segments)
+    live_n = rec.live_n = dict.fromkeys(rec.segments, 0)
+    live_b = rec.live_b = dict.fromkeys(rec.segments, 0)
+    per_q: dict[str, list[tuple[int, int, int]]] = {}  # q -> [(seq, sid, ref value)]
+    refs: dict[int, int] = {}
+    dropped = 0
+    for seq, (q, sid, seg, size, inc) in enqs.items():
+        if seq in removed or seq < qdel_upto.get(q, 0):
+            continue
+        c = contents.get(sid)
+        if c is None or (inc and c[3] != seq):
+            dropped += 1  # its content was lost (corruption) - nothing to deliver
+            continue
+        mk = marks.get(seq)
+        if inc:
+            live_n[c[0]] += 1
+            live_b[c[0]] += size
+            v = 0 if mk is None else (seq << 64) | mk[0]
+        else:
+            live_n[seg] += 1
+            live_b[seg] += size
+            v = (seq << 64) | (seg << 32) | (0 if mk is None else mk[0])
+        if mk is not None:
+            live_n[mk[0]] += 1
+            live_b[mk[0]] += mk[1]
+        refs[sid] = refs.get(sid, 0) + 1
+        lst = per_q.get(q)
+        if lst is None:
+            lst = per_q[q] = []
+        lst.append((seq, sid, v))
+    if dropped:
+        log.error("store.refs_without_content", count=dropped)
+    msgs = rec.msgs
+    for sid, r in refs.items():
+        seg, off, clen, _seq, _msg = contents[sid]
+        live_n[seg] += 1
+        live_b[seg] += clen
+        loc = (seg << 32) | off
+        msgs[sid] = clen if (r == 1 and loc == sid) else (r << 96) | (clen << 64) | loc
+    for q, lst in per_q.items():
+        lst.sort()
+        rec.queues[q] = {sid: v for _seq, sid, v in lst}
+        rec.result[q] = [(contents[sid][4], bool(v & M32)) for _seq, sid, v in lst]
+    pairs = rec.pairs
+    for seg, target in tombs:
+        if target != seg and target in segset:
+            live_n[seg] += 1
+            live_b[seg] += REMOVE_SIZE
+            d = pairs.setdefault(target, {})
+            d[seg] = d.get(seg, 0) + 1
+    for seg, off, size, targets in qdel_recs:
+        alive = {t for t in targets if t != seg and t in segset}
+        if alive:
+            live_n[seg] += 1
+            live_b[seg] += size
+            rec.qdels[(seg, off)] = (size, alive)
+
+
+def describe(data: bytes, pos: int) -> dict[str, Any]:
+    """A record decoded for debugging (tests, tools)."""
+    magic, kind, n = HDR.unpack_from(data, pos)
+    out: dict[str, Any] = {"kind": kind, "size": n + OVERHEAD}
+    if kind == K_MSG:
+        f = MSG_HEAD.unpack_from(data, pos)
+        out.update(store_id=f[3], seq=f[4])
+    elif kind in (K_ENQ, K_MARK):
+        f = REF_HEAD.unpack_from(data, pos)
+        out.update(store_id=f[3], seq=f[4], queue=dec(data[pos + 22 : pos + n + 6]))
+    elif kind == K_REMOVE:
+        f = REMOVE_REC.unpack_from(data, pos)
+        out.update(store_id=f[3], seq=f[4], target=f[5])
+    return out

@@ -1,0 +1,4 @@
+"""Interop tests: real AMQP clients (aio-pika, pika, amqplib) against a broker.
+
+See interop/README.md.
+"""

@@ -1,0 +1,24 @@
+#!/usr/bin/env node
+// Tutorial 3 (Publish/Subscribe): publish a log message to the fanout exchange.
+// Interop change: the broker URL comes from AMQP_URL.
+const amqp = require('amqplib/callback_api');
+
+const url = process.env.AMQP_URL || 'amqp://guest:guest@localhost:5672/';
+setTimeout(() => { console.error(' [!] timed out'); process.exit(3); },
+  1000 * Number(process.env.TUTORIAL_TIMEOUT || 60)).unref();
+
+amqp.connect(url, (error0, connection) => {
+  if (error0) throw error0;
+  connection.createChannel((error1, channel) => {
+    if (error1) throw error1;
+
+    const exchange = 'logs';
+    const msg = process.argv.slice(2).join(' ') || 'Hello World!';
+
+    channel.assertExchange(exchange, 'fanout', { durable: false });
+    channel.publish(exchange, '', Buffer.from(msg));
+    console.log(" [x] Sent '%s'", msg);
+
+    channel.close(() => connection.close());
+  });
+});
