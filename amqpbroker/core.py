@@ -95,12 +95,30 @@ class BrokerCore:
                 {s.default_vhost: Permission()},
             )
 
-    def add_vhost(self, name: str) -> VirtualHost:
+    def add_vhost(self, name: str, grant_to: str | None = None) -> VirtualHost:
         vhost = self.vhosts.get(name)
         if vhost is None:
             vhost = VirtualHost(name, self.store, self.definitions)
             self.vhosts[name] = vhost
+        if grant_to is not None and grant_to in self.users:
+            self.users[grant_to].permissions.setdefault(name, Permission())
         return vhost
+
+    def delete_vhost(self, name: str) -> None:
+        """Close its connections (320, as RabbitMQ) and delete everything in it."""
+        vhost = self.vhosts.pop(name, None)
+        if vhost is None:
+            return
+        for conn in list(self.connections):
+            if conn.vhost is vhost:
+                conn.close(320, f"CONNECTION_FORCED - vhost '{name}' is deleted")
+        for q in list(vhost.queues.values()):
+            vhost.remove_queue(q)
+        for ex in list(vhost.exchanges.values()):
+            if ex.durable and ex.name and not ex.name.startswith("amq."):
+                vhost._remove_exchange(ex)
+        for user in self.users.values():
+            user.permissions.pop(name, None)
 
     # -- recovery -------------------------------------------------------------------------
     def recover(self) -> dict[str, int]:

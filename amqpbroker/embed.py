@@ -86,6 +86,23 @@ class Broker:
             self.core = None
         log.info("broker.stopped")
 
+    def url_for(self, vhost: str) -> str:
+        """The URL of one of this broker's vhosts (percent-encoded as AMQP URIs require)."""
+        from urllib.parse import quote
+
+        return self.url[:-1] + "/" + quote(vhost, safe="")
+
+    def add_vhost(self, name: str) -> str:
+        """Create a vhost the default user may use; returns its URL. Call from the
+        broker's own thread or loop (see `call_soon` for other threads)."""
+        assert self.core is not None, "broker not started"
+        self.core.add_vhost(name, grant_to=self.settings.default_user)
+        return self.url_for(name)
+
+    def delete_vhost(self, name: str) -> None:
+        assert self.core is not None, "broker not started"
+        self.core.delete_vhost(name)
+
     async def __aenter__(self) -> "Broker":
         return await self.start()
 
@@ -119,6 +136,8 @@ def run_in_thread(settings: Settings | None = None, **overrides: Any) -> Iterato
         thread.join()
         loop.close()
         raise failure[0]
+    broker.call_soon = lambda fn, *args: asyncio.run_coroutine_threadsafe(  # type: ignore[attr-defined]
+        _call(fn, *args), loop).result()
     try:
         yield broker
     finally:
@@ -126,3 +145,7 @@ def run_in_thread(settings: Settings | None = None, **overrides: Any) -> Iterato
         loop.call_soon_threadsafe(loop.stop)
         thread.join()
         loop.close()
+
+
+async def _call(fn: Any, *args: Any) -> Any:
+    return fn(*args)

@@ -47,6 +47,7 @@ class AMQPProtocol(asyncio.Protocol):
         conn = ClientConnection(self.server.core, f"{host}:{peername[1]}", time.monotonic(),
                                 loopback=loopback)
         conn.on_output = self._schedule_flush
+        conn.on_flow = self._set_reading
         self.conn = conn
         self.server.protocols.add(self)
         limit = self.server.core.settings.max_connections
@@ -79,6 +80,15 @@ class AMQPProtocol(asyncio.Protocol):
         if self.conn is not None:
             self.conn.writable()
             self.flush()
+
+    def _set_reading(self, paused: bool) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if paused:
+            transport.pause_reading()
+        else:
+            transport.resume_reading()
 
     # -- output -----------------------------------------------------------------------------
     def _schedule_flush(self) -> None:

@@ -141,7 +141,10 @@ def publish_subscribe(runner: Runner, emitter: Client, receiver: Client) -> None
         assert texts(proc.matches(LOG)) == messages, runner.dump()
     # Exclusive queues go away with their connection.
     for name in names:
-        assert queue_depth(runner.url, name) is None, name
+        deadline = time.monotonic() + 5
+        while queue_depth(runner.url, name) is not None:
+            assert time.monotonic() < deadline, f"exclusive queue {name} outlived its connection"
+            time.sleep(0.05)
 
 
 # --- 4: routing ---------------------------------------------------------------

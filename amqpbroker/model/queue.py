@@ -33,6 +33,18 @@ class ConsumerLike(Protocol):
 
 Entry = tuple  # (Message, redelivered: bool)
 
+# Flow control: while a queue that has consumers holds more than FLOW_HIGH ready messages,
+# connections that only publish to it are not read from, until it drains below FLOW_LOW.
+# This is the effect of RabbitMQ's credit flow (https://www.rabbitmq.com/docs/flow-control)
+# in a broker where enqueueing is synchronous: a publisher cannot outrun its consumers
+# without bound. Queues without consumers just accumulate (the memory alarm bounds them).
+FLOW_HIGH = 4096
+FLOW_LOW = 1024
+
+
+class FlowWaiter(Protocol):
+    def flow_released(self, queue: "Queue") -> None: ...
+
 
 class Queue:
     def __init__(
@@ -62,6 +74,7 @@ class Queue:
         self.had_consumer = False
         self.deleted = False
         self.unacked = 0
+        self.flow_waiters: set[FlowWaiter] = set()
 
     # -- counts -------------------------------------------------------------------------
     @property
@@ -101,9 +114,19 @@ class Queue:
         while ready and self.consumers:
             consumer = self._next_consumer()
             if consumer is None:
-                return
+                break
             msg, redelivered = ready.popleft()
             self._hand_out(consumer, msg, redelivered)
+        if self.flow_waiters and len(ready) <= FLOW_LOW:
+            self.release_flow()
+
+    def over_flow_limit(self) -> bool:
+        return len(self.ready) > FLOW_HIGH and bool(self.consumers) and not self.deleted
+
+    def release_flow(self) -> None:
+        waiters, self.flow_waiters = self.flow_waiters, set()
+        for waiter in waiters:
+            waiter.flow_released(self)
 
     def _hand_out(self, consumer: ConsumerLike, msg: Message, redelivered: bool) -> None:
         self.unacked += 1
@@ -140,6 +163,8 @@ class Queue:
                 if msg.persistent:
                     self.store.remove(self.key, msg)
         self.ready.clear()
+        if self.flow_waiters:
+            self.release_flow()
         return count
 
     # -- consumers ------------------------------------------------------------------------
@@ -163,6 +188,8 @@ class Queue:
             return False
         if self.exclusive_consumer is consumer:
             self.exclusive_consumer = None
+        if not self.consumers and self.flow_waiters:
+            self.release_flow()
         return self.auto_delete and not self.consumers
 
     def _next_consumer(self) -> ConsumerLike | None:

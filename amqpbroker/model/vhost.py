@@ -229,6 +229,7 @@ class VirtualHost:
         if q.store is not None:
             q.store.delete_queue(q.key)
         q.ready.clear()
+        q.release_flow()
         if q.durable and q.exclusive_owner is None:
             self._record({"op": "queue.delete", "name": q.name})
         return count

@@ -119,6 +119,8 @@ class ConnectionsRun:
 
     def on_timeout(self) -> None:
         self.aborted = True
+        first = self.first_error
+        self.first_error = f"hard timeout: gave up after {self.cfg.timeout:g} s" + (f"; first error: {first}" if first else "")
         self.finish("TIMEOUT")
         os._exit(3)
 
@@ -126,7 +128,9 @@ class ConnectionsRun:
         cfg = self.cfg
         why = []
         if self.opened != cfg.connections:
-            why.append(f"opened {self.opened} of {cfg.connections} connections")
+            untried = cfg.connections - self.opened - self.failures
+            why.append(f"opened {self.opened} of {cfg.connections} connections ({self.failures} failed"
+                       + (f", {untried} not tried within --open-timeout)" if untried else ")"))
         if self.alive != self.opened:
             why.append(f"{self.alive} of {self.opened} connections answered after the hold")
         status = forced or ("ERROR" if not self.opened else "FAIL" if why else "OK")

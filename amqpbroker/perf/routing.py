@@ -22,8 +22,11 @@ TOPIC_FAMILIES = ("a.*.c.{n}", "#.{n}", "*.b.*.{n}", "{n}.#.z")
 
 
 def topic_match(pattern: str, key: str) -> bool:
-    """AMQP topic matching: ``*`` is exactly one word, ``#`` zero or more words."""
-    return _match(tuple(pattern.split(".")), tuple(key.split(".")))
+    """AMQP topic matching: ``*`` is exactly one word, ``#`` zero or more words.
+
+    An empty key or pattern has no words (as in RabbitMQ): ``#`` matches "", ``*`` does not.
+    """
+    return _match(tuple(pattern.split(".")) if pattern else (), tuple(key.split(".")) if key else ())
 
 
 @functools.lru_cache(maxsize=4096)

@@ -17,6 +17,7 @@ from pamqp import commands
 
 from amqpbroker import errors
 from amqpbroker.model.message import Message
+from amqpbroker.model.queue import FLOW_HIGH
 from amqpbroker.protocol import fastcodec
 from amqpbroker.protocol.methods import decode_method, method_ids
 from amqpbroker.protocol.properties import scan_properties
@@ -197,6 +198,8 @@ class Channel:
             q.publish(msg)
             if q.durable:
                 durable = True
+            if len(q.ready) > FLOW_HIGH and q.over_flow_limit():
+                self.conn.flow_block(q)
         if self.confirm:
             self._confirm(self.confirm_seq,
                           durable and msg.persistent and self.core.store_needs_sync)

@@ -86,6 +86,10 @@ class ClientConnection:
         self._in_feed = False
         self.exclusive_queues: list[Any] = []
         self.internal_errors = 0
+        # Flow control (see model.queue.FLOW_HIGH): the queues that asked us to stop
+        # reading from this publisher, and the transport's hook to pause/resume reading.
+        self.flow_blocked_by: set[Any] = set()
+        self.on_flow: Callable[[bool], None] = _nothing_bool
 
     # -- IO-facing API ----------------------------------------------------------------------
     def feed(self, data: bytes, now: float) -> None:
@@ -152,6 +156,24 @@ class ClientConnection:
             self.starved = False
             for ch in list(self.channels.values()):
                 ch.resume_consumers()
+
+    def flow_block(self, queue: Any) -> None:
+        """A queue is over its limit. Pure publishers wait; a connection that also
+        consumes is never paused (it could not send the acks that drain the queue)."""
+        if queue in self.flow_blocked_by or self._has_consumers():
+            return
+        queue.flow_waiters.add(self)
+        self.flow_blocked_by.add(queue)
+        if len(self.flow_blocked_by) == 1:
+            self.on_flow(True)
+
+    def flow_released(self, queue: Any) -> None:
+        self.flow_blocked_by.discard(queue)
+        if not self.flow_blocked_by:
+            self.on_flow(False)
+
+    def _has_consumers(self) -> bool:
+        return any(ch.consumers for ch in self.channels.values())
 
     def connection_lost(self, reason: str = "connection lost") -> None:
         if self.state != _CLOSED:
@@ -329,6 +351,9 @@ class ClientConnection:
                      vhost=getattr(self.vhost, "name", None), reason=reason)
 
     def _release_resources(self) -> None:
+        for q in self.flow_blocked_by:
+            q.flow_waiters.discard(self)
+        self.flow_blocked_by.clear()
         for ch in list(self.channels.values()):
             ch.release()
         self.channels.clear()
@@ -391,4 +416,8 @@ def _ids(method: Method) -> tuple[int, int]:
 
 
 def _nothing() -> None:
+    pass
+
+
+def _nothing_bool(_: bool) -> None:
     pass

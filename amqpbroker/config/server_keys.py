@@ -1,0 +1,104 @@
+"""The server part of the file: listeners, data dir, limits, logging -> `Settings` fields."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from amqpbroker.config.checker import Checker
+
+SERVER_KEYS = ("listeners", "data_dir", "sync", "limits", "logging", "loopback_users",
+               "shutdown_timeout")
+
+# key under `limits:` -> (Settings field, kind, minimum, maximum)
+LIMITS: dict[str, tuple[str, str, int | None, int | None]] = {
+    "frame_max": ("frame_max", "size", 0, 2**32 - 1),
+    "channel_max": ("channel_max", "int", 0, 65535),
+    "heartbeat": ("heartbeat", "int", 0, 65535),
+    "max_message_size": ("max_message_size", "size", 1, 512 * 1024 * 1024),
+    "max_connections": ("max_connections", "int", 0, None),
+    "consumer_timeout_ms": ("consumer_timeout_ms", "int", 1, None),
+    "connection_write_high_water": ("connection_write_high_water", "size", 1, None),
+    "store_memory_budget": ("store_memory_budget", "size", 0, None),
+}
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+LOG_FORMATS = ("console", "json")
+
+
+def _frame_max(value: int) -> str | None:
+    # RabbitMQ refuses frame_max below 4096 (the spec's frame-min-size); 0 = no limit.
+    if 0 < value < 4096:
+        return f"must be 0 (no limit) or at least 4096, got {value}"
+    return None
+
+
+def read_server(c: Checker, doc: dict[str, Any]) -> dict[str, Any]:
+    """The Settings fields the document sets (only those)."""
+    out: dict[str, Any] = {}
+    if "listeners" in doc:
+        _listeners(c, doc["listeners"], out)
+    if "data_dir" in doc:
+        if doc["data_dir"] is None:
+            out["data_dir"] = None
+        else:
+            path = c.get(doc, (), "data_dir", "str", None)
+            if path is not None:
+                out["data_dir"] = os.path.expanduser(path)
+    if "sync" in doc:
+        out["sync"] = c.get(doc, (), "sync", "bool", True)
+    if "shutdown_timeout" in doc:
+        out["shutdown_timeout"] = c.get(doc, (), "shutdown_timeout", "number", 5.0, minimum=0)
+    limits = c.mapping(doc.get("limits"), ("limits",), LIMITS)
+    for key, (name, kind, lo, hi) in LIMITS.items():
+        if key in limits:
+            value = c.get(limits, ("limits",), key, kind, None, minimum=lo, maximum=hi,
+                          check=_frame_max if key == "frame_max" else None)
+            if value is not None:
+                out[name] = value
+    logging = c.mapping(doc.get("logging"), ("logging",), ("level", "format"))
+    if "level" in logging:
+        out["log_level"] = c.get(logging, ("logging",), "level", "str", None, choices=LOG_LEVELS)
+    if "format" in logging:
+        out["log_format"] = c.get(logging, ("logging",), "format", "str", None,
+                                  choices=LOG_FORMATS)
+    if "loopback_users" in doc:
+        users = c.get(doc, (), "loopback_users", "str_list", None)
+        if users is not None:
+            out["loopback_users"] = tuple(users)
+    return {k: v for k, v in out.items() if v is not None or k in ("data_dir", "host")}
+
+
+def _listeners(c: Checker, value: Any, out: dict[str, Any]) -> None:
+    """`listeners: [{host, port}, ...]`: one port for all (the server binds one port on
+    one or more addresses); no host = every IPv4 and IPv6 address."""
+    path = ("listeners",)
+    items = c.sequence(value, path)
+    if not items:
+        if value is not None:
+            c.error(path, "needs at least one listener")
+        return
+    hosts: list[str] = []
+    ports: list[int] = []
+    for i, item in enumerate(items):
+        p = path + (i,)
+        m = c.mapping(item, p, ("host", "port"))
+        if not isinstance(item, dict):
+            continue
+        port = c.get(m, p, "port", "int", 5672, minimum=0, maximum=65535)
+        host = c.get(m, p, "host", "str", None)
+        if port is not None:
+            if ports and port != ports[0]:
+                c.error(p + ("port",), f"every listener must use the same port for now "
+                                       f"(listener 0 uses {ports[0]}, this one {port})")
+            ports.append(port)
+        if host is None and len(items) > 1 and "host" not in m:
+            c.error(p, "a listener without host listens on every address; "
+                       "give every listener a host when there are several")
+        if host is not None:
+            hosts.append(host)
+    if ports:
+        out["port"] = ports[0]
+    if hosts:
+        out["host"] = hosts[0] if len(hosts) == 1 else hosts
+    elif len(items) == 1:
+        out["host"] = None
