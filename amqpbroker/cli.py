@@ -1,4 +1,13 @@
-"""Command line: `amqpbroker [serve] [options]`, `amqpbroker perf ...`."""
+"""Command line.
+
+    amqpbroker [serve] [--config FILE] [options]     run the broker (options override FILE)
+    amqpbroker check FILE [--data-dir DIR]           validate a configuration file
+    amqpbroker definitions export [--data-dir DIR] [--config FILE] [--format yaml|json]
+    amqpbroker definitions import FILE [--data-dir DIR] [--config FILE]
+    amqpbroker perf ...                              the load generator
+
+Exit codes: 0 success, 1 invalid configuration (or conflicts), 2 bad command line.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +15,7 @@ import argparse
 import asyncio
 import signal
 import sys
+from typing import Any
 
 from amqpbroker import __version__, logs
 from amqpbroker.settings import Settings
@@ -13,7 +23,7 @@ from amqpbroker.settings import Settings
 
 def _serve_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="run the broker (the default command)")
-    p.add_argument("--config", help="YAML configuration file")
+    p.add_argument("--config", help="YAML configuration file (docs/configuration.md)")
     p.add_argument("--host", action="append",
                    help="address to listen on (repeatable; default: every IPv4 and IPv6 address)")
     p.add_argument("--port", type=int, help="port (default 5672; 0 picks a free one)")
@@ -25,12 +35,37 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--log-format", choices=["console", "json"])
 
 
-def build_settings(args: argparse.Namespace) -> Settings:
-    settings = Settings()
-    if getattr(args, "config", None):
-        from amqpbroker.config import load_settings
+def _config_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("check", help="validate a configuration file and exit",
+                       description="Print OK and a summary, or every problem with its "
+                                   "file, line and key path (exit code 1).")
+    p.add_argument("file", help="YAML configuration file (or a RabbitMQ definitions export)")
+    p.add_argument("--data-dir", help="also check for conflicts with the topology stored here")
+    d = sub.add_parser("definitions", help="export or import topology (broker stopped)")
+    dsub = d.add_subparsers(dest="action", required=True)
+    e = dsub.add_parser("export", help="print the stored durable topology, plus users, "
+                                       "vhosts and permissions from --config")
+    e.add_argument("--data-dir", help="data dir to read (default: the config's, or the "
+                                      "default data dir)")
+    e.add_argument("--config", help="configuration file (users, vhosts, permissions)")
+    e.add_argument("--format", choices=["yaml", "json"], default="yaml",
+                   help="yaml (default) or json (RabbitMQ's definitions format)")
+    e.add_argument("--output", "-o", help="write here instead of standard output")
+    i = dsub.add_parser("import", help="store a definitions file's durable exchanges, "
+                                       "queues and bindings in a data dir (broker stopped)")
+    i.add_argument("file", help="YAML configuration or JSON definitions (RabbitMQ export)")
+    i.add_argument("--data-dir", help="data dir to write (default: the config's, or the "
+                                      "default data dir)")
+    i.add_argument("--config", help="configuration file (for its data_dir)")
 
-        settings = load_settings(args.config)
+
+def build_settings(args: argparse.Namespace, config: Any = None) -> Settings:
+    """The configuration file's settings (or the defaults), then the command line's."""
+    if config is None and getattr(args, "config", None):
+        from amqpbroker.config import load_config
+
+        config = load_config(args.config)
+    settings = config.settings if config is not None else Settings()
     if args.host:
         settings.host = args.host if len(args.host) > 1 else args.host[0]
     if args.port is not None:
@@ -48,11 +83,16 @@ def build_settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
-async def serve(settings: Settings) -> int:
+async def serve(settings: Settings, config: Any = None) -> int:
+    from amqpbroker.config import ConfigError
     from amqpbroker.embed import Broker
 
-    broker = Broker(settings)
-    await broker.start()
+    broker = Broker(settings, config=config)
+    try:
+        await broker.start()
+    except ConfigError as exc:  # the file conflicts with the stored topology
+        print(exc, file=sys.stderr)
+        return 1
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -61,6 +101,66 @@ async def serve(settings: Settings) -> int:
           flush=True)
     await stop.wait()
     await broker.stop()
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from amqpbroker.config import ConfigError, load_config
+    from amqpbroker.core import BrokerCore
+    from amqpbroker.definitions import load_stored
+    from amqpbroker.topology import find_conflicts
+
+    config = load_config(args.file)
+    if args.data_dir:
+        core = load_stored(args.data_dir, config.settings)
+    else:
+        core = BrokerCore(dataclasses.replace(config.settings, data_dir=None))
+    problems = find_conflicts(core, config)
+    if problems:
+        heading = ("the configuration conflicts with the stored topology" if args.data_dir
+                   else "invalid configuration")
+        raise ConfigError(problems, heading)
+    print(f"OK: {config.source}")
+    print(config.summary())
+    for warning in config.warnings:
+        print(f"warning: {warning}")
+    return 0
+
+
+def _data_dir(args: argparse.Namespace, config: Any) -> str:
+    if args.data_dir:
+        return args.data_dir
+    if config is not None:
+        if config.settings.data_dir is None:
+            raise SystemExit("the configuration keeps nothing on disk (data_dir: null); "
+                             "give --data-dir")
+        return config.settings.data_dir
+    return Settings().data_dir  # type: ignore[return-value]
+
+
+def _definitions(args: argparse.Namespace) -> int:
+    from amqpbroker import definitions
+    from amqpbroker.config import load_config
+
+    config = load_config(args.config) if args.config else None
+    data_dir = _data_dir(args, config)
+    settings = config.settings if config is not None else None
+    if args.action == "export":
+        core = definitions.load_stored(data_dir, settings)
+        text = definitions.dump(definitions.export_definitions(core, config), args.format)
+        if args.output:
+            with open(args.output, "w", encoding="utf-8") as f:
+                f.write(text)
+        else:
+            sys.stdout.write(text)
+        return 0
+    result = definitions.import_definitions(args.file, data_dir, settings)
+    created = ", ".join(f"{n} {k}" for k, n in result.created.items() if k != "vhosts")
+    print(f"imported {args.file} into {data_dir}: created {created}")
+    for note in result.notes:
+        print(f"note: {note}")
     return 0
 
 
@@ -74,10 +174,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=__version__)
     sub = parser.add_subparsers(dest="command")
     _serve_parser(sub)
+    _config_parsers(sub)
     if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
         argv = ["serve", *argv]
     args = parser.parse_args(argv)
-    settings = build_settings(args)
+    from amqpbroker.config import ConfigError
+
+    try:
+        if args.command in ("check", "definitions"):
+            logs.configure("warning", "console")  # stdout is for the result
+            return _check(args) if args.command == "check" else _definitions(args)
+        config = None
+        if args.config:
+            from amqpbroker.config import load_config
+
+            config = load_config(args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    settings = build_settings(args, config)
     logs.configure(settings.log_level, settings.log_format)
     try:
         import uvloop
@@ -85,4 +200,4 @@ def main(argv: list[str] | None = None) -> int:
         runner = uvloop.run
     except ImportError:  # the broker runs on the plain asyncio loop too
         runner = asyncio.run
-    return runner(serve(settings))
+    return runner(serve(settings, config))

@@ -7,6 +7,7 @@ that publisher confirms of persistent messages wait for (group commit).
 
 from __future__ import annotations
 
+import os
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -83,6 +84,7 @@ class BrokerCore:
         self.vhosts: dict[str, VirtualHost] = {}
         self.users: dict[str, User] = {}
         self.connections: set[Any] = set()
+        self.memory_alarm = False
         self.started_at = time.time()
         self._default_setup()
 
@@ -164,6 +166,29 @@ class BrokerCore:
         if vhost is None or name not in user.permissions:
             raise errors.NotAllowed(f"access to vhost '{name}' refused for user '{user.name}'")
         return vhost
+
+    def set_memory_alarm(self, on: bool, rss: int = 0) -> None:
+        """RabbitMQ's memory alarm: block publishers while memory is over the watermark."""
+        if on == self.memory_alarm:
+            return
+        self.memory_alarm = on
+        log.warning("memory_alarm.set" if on else "memory_alarm.cleared", rss=rss,
+                    watermark=self.memory_limit())
+        for conn in list(self.connections):
+            if on and conn.published:
+                conn.memory_alarm(True)
+            elif not on:
+                conn.memory_alarm(False)
+
+    def memory_limit(self) -> int:
+        mark = self.settings.memory_high_watermark
+        if mark > 1:
+            return int(mark)
+        try:
+            pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError):
+            pages = 8 << 30
+        return int(pages * mark)
 
     def close(self) -> None:
         if self.store is not None:

@@ -45,11 +45,21 @@ def open_stores(settings: Settings) -> tuple[Any, Any]:
 class Broker:
     """An AMQP 0-9-1 broker in this process. In-memory unless `data_dir` is given."""
 
-    def __init__(self, settings: Settings | None = None, **overrides: Any) -> None:
+    def __init__(self, settings: Settings | None = None, *, config: Any = None,
+                 **overrides: Any) -> None:
+        """`config`: a YAML file path, YAML text, a dict or a loaded `Config` (issue 5);
+        its topology is applied at every start, after the stored one is recovered. Its
+        settings apply when `settings` is None, layered on the embedded defaults
+        (in memory, 127.0.0.1, a free port); keyword overrides win over both. Raises
+        `amqpbroker.config.ConfigError` listing every problem of an invalid file."""
+        self.config = None
+        if config is not None:
+            from amqpbroker.config import load_config
+
+            self.config = load_config(config)
         if settings is None:
-            overrides.setdefault("data_dir", None)
-            overrides.setdefault("host", "127.0.0.1")
-            overrides.setdefault("port", 0)
+            overrides = {"data_dir": None, "host": "127.0.0.1", "port": 0,
+                         **(self.config.setting_values if self.config else {}), **overrides}
             settings = Settings()
         self.settings = dataclasses.replace(settings, **overrides)
         self.core: BrokerCore | None = None
@@ -70,7 +80,16 @@ class Broker:
     async def start(self) -> "Broker":
         store, definitions = open_stores(self.settings)
         self.core = BrokerCore(self.settings, store, definitions)
-        self.core.recover()
+        try:  # the stored topology first, then the configuration's on top of it
+            self.core.recover()
+            if self.config is not None:
+                from amqpbroker.topology import apply_config
+
+                apply_config(self.core, self.config)
+        except BaseException:
+            self.core.close()  # a conflicting config must not leave the stores open
+            self.core = None
+            raise
         self.server = Server(self.core)
         await self.server.start(self.settings.host, self.settings.port)
         log.info("broker.started", version=__version__, listeners=self.server.addresses,

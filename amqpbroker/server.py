@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import os
 import socket
 import time
 from typing import Any
@@ -22,6 +23,14 @@ from amqpbroker.session.connection import ClientConnection
 
 log = structlog.get_logger("amqpbroker")
 TICK_SECONDS = 1.0
+
+
+def _rss_bytes() -> int:
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 class AMQPProtocol(asyncio.Protocol):
@@ -146,6 +155,16 @@ class Server:
         now = time.monotonic()
         for proto in list(self.protocols):
             proto.tick(now)
+        rss = _rss_bytes()
+        if rss:
+            limit = self.core.memory_limit()
+            if rss > limit:
+                self.core.set_memory_alarm(True, rss)
+            elif rss < limit * 0.9:
+                self.core.set_memory_alarm(False, rss)
+            for proto in list(self.protocols):
+                if proto.conn is not None and proto.conn.out:
+                    proto.flush()
         self._ticker = self.loop.call_later(TICK_SECONDS, self._tick)
 
     # -- group commit ---------------------------------------------------------------------------

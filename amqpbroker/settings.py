@@ -42,3 +42,6 @@ class Settings:
     # Bodies of stored messages kept in RAM before the store pages them out.
     store_memory_budget: int = 256 * 1024 * 1024
     shutdown_timeout: float = 5.0
+    # Memory alarm: publishers are blocked while the broker's RSS is above this fraction of
+    # the machine's RAM (or this many bytes, when > 1). RabbitMQ 4.x defaults to 0.6.
+    memory_high_watermark: float = 0.6

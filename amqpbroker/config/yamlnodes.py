@@ -116,7 +116,9 @@ class Reader:
         for name in missing:
             self.error(path, line, f"environment variable {name} is not set "
                                    f"(write ${{{name}:-default}} to give a default)")
-        if value != node.value:
+        if missing:
+            tag = "tag:yaml.org,2002:str"
+        elif value != node.value:
             tag = (self._resolver.resolve(yaml.ScalarNode, value, (True, False))
                    if node.style is None else "tag:yaml.org,2002:str")
         try:

@@ -90,6 +90,11 @@ class ClientConnection:
         # reading from this publisher, and the transport's hook to pause/resume reading.
         self.flow_blocked_by: set[Any] = set()
         self.on_flow: Callable[[bool], None] = _nothing_bool
+        self.reading_paused = False
+        # Memory alarm (https://www.rabbitmq.com/docs/connection-blocked): a connection
+        # that publishes while the alarm is on is blocked until it clears.
+        self.published = False
+        self.alarm_blocked = False
 
     # -- IO-facing API ----------------------------------------------------------------------
     def feed(self, data: bytes, now: float) -> None:
@@ -113,6 +118,8 @@ class ClientConnection:
         finally:
             self._in_feed = False
             self.flush_confirms()
+            if self.published and self.core.memory_alarm and not self.alarm_blocked:
+                self.memory_alarm(True)
 
     def data_to_send(self) -> bytes:
         if not self.out:
@@ -164,13 +171,29 @@ class ClientConnection:
             return
         queue.flow_waiters.add(self)
         self.flow_blocked_by.add(queue)
-        if len(self.flow_blocked_by) == 1:
-            self.on_flow(True)
+        self._update_reading()
 
     def flow_released(self, queue: Any) -> None:
         self.flow_blocked_by.discard(queue)
-        if not self.flow_blocked_by:
-            self.on_flow(False)
+        self._update_reading()
+
+    def memory_alarm(self, on: bool) -> None:
+        """The broker's memory alarm went on (for a publisher) or off."""
+        if on == self.alarm_blocked or self.state != _RUNNING:
+            return
+        self.alarm_blocked = on
+        if self.capabilities.get("connection.blocked"):
+            self.send_method(0, commands.Connection.Blocked(reason="low on memory") if on
+                             else commands.Connection.Unblocked())
+        log.warning("connection.blocked" if on else "connection.unblocked", peer=self.peer,
+                    reason="memory alarm")
+        self._update_reading()
+
+    def _update_reading(self) -> None:
+        paused = bool(self.flow_blocked_by) or self.alarm_blocked
+        if paused != self.reading_paused:
+            self.reading_paused = paused
+            self.on_flow(paused)
 
     def _has_consumers(self) -> bool:
         return any(ch.consumers for ch in self.channels.values())
@@ -231,6 +254,7 @@ class ClientConnection:
                 raise errors.UnexpectedFrame(
                     f"content frame on channel {channel} without a basic.publish")
             if ftype == FRAME_HEADER:
+                self.published = True  # only a basic.publish is followed by content
                 ch.content_header(payload)
             else:
                 ch.content_body(payload)

@@ -638,51 +638,58 @@ class DiskMessageStore(MessageStore):
 
     def _pick_victim(self) -> int | None:
         limit = self._limit()
-        best: tuple[float, int] | None = None
+        best: tuple[bool, int] | None = None  # forced ones first, then the oldest
         for s in self._segments:
             if s >= limit or s in self._uncompactable or not self._live_n[s] or self._blocked(s):
                 continue
             size = self._written[s]
-            ratio = -1.0 if s in self._force else (self._live_b[s] / size if size else 0.0)
-            if ratio < COMPACT_RATIO and (best is None or ratio < best[0]):
-                best = (ratio, s)
+            if (s in self._force or self._live_b[s] < COMPACT_RATIO * size) and (
+                best is None or (s not in self._force, s) < best
+            ):
+                best = (s not in self._force, s)
         return None if best is None else best[1]
 
     def _compact_step(self) -> None:
-        seg = None if self._victim is None else self._victim[0]
-        try:
-            if self._victim is None:
-                with self._lock:
-                    seg = self._pick_victim()
-                    fd = None if seg is None else self._fd(seg)
-                    size = 0 if seg is None else self._written[seg]
-                if seg is None or fd is None:
-                    return
-                data = os.pread(fd, size, 0)  # the file no longer changes
-                self._force.discard(seg)
-                self._victim = [seg, data, 0]
-                self._n_compactions += 1
-                log.debug("store.compact", segment=seg, bytes=size)
-            self._compact_some()
-        except (OSError, StoreError) as e:
-            log.error("store.compact_failed", segment=seg, error=str(e))
-            if seg is not None:
-                self._uncompactable.add(seg)
-            self._victim = None
+        """Compact for a while: at least COMPACT_STEP bytes of victim segments, and 4 times
+        what this sync writes, so that compaction outruns the garbage being made."""
+        with self._lock:
+            pending = len(self._buf) + sum(len(c) for _, _, c in self._pending)
+        budget = max(COMPACT_STEP, 4 * pending)
+        while budget > 0:
+            seg = None if self._victim is None else self._victim[0]
+            try:
+                if self._victim is None:
+                    with self._lock:
+                        seg = self._pick_victim()
+                        fd = None if seg is None else self._fd(seg)
+                        size = 0 if seg is None else self._written[seg]
+                    if seg is None or fd is None:
+                        return
+                    data = os.pread(fd, size, 0)  # the file no longer changes
+                    self._force.discard(seg)
+                    self._victim = [seg, data, 0]
+                    self._n_compactions += 1
+                    log.debug("store.compact", segment=seg, bytes=size)
+                budget -= self._compact_some(budget)
+            except (OSError, StoreError) as e:
+                log.error("store.compact_failed", segment=seg, error=str(e))
+                if seg is not None:
+                    self._uncompactable.add(seg)
+                self._victim = None
 
-    def _compact_some(self) -> None:
+    def _compact_some(self, budget: int) -> int:
+        """Process up to `budget` bytes of the victim; returns how many were processed."""
         assert self._victim is not None
         seg, data, pos = self._victim
         size = len(data)
-        with self._lock:
-            pending = len(self._buf) + sum(len(c) for _, _, c in self._pending)
-        stop = min(size, pos + max(COMPACT_STEP, 4 * pending))
+        first = pos
+        stop = min(size, pos + budget)
         path = str(segment_path(self._dir, seg))
         while pos < stop:
             with self._lock:  # in slices, so that add/remove are not held up for long
                 if seg not in self._segments or self._live_n[seg] == 0:
                     self._victim = None
-                    return
+                    return max(pos - first, 1)
                 for _ in range(512):
                     if pos >= stop:
                         break
@@ -701,6 +708,7 @@ class DiskMessageStore(MessageStore):
                 if self._live_n.get(seg):
                     log.error("store.compact_incomplete", segment=seg, live=self._live_n[seg])
                     self._uncompactable.add(seg)
+        return max(pos - first, 1)
 
     def _move(self, s: int, new: int, n: int, b: int) -> None:
         self._live_n[s] -= n
