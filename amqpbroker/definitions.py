@@ -124,11 +124,28 @@ def import_definitions(source: Any, data_dir: str,
         core.recover()
         # Users and permissions are not stored; keep the core's own so that permissions
         # for users the file does not declare are no conflict.
-        offline = dataclasses.replace(config, users=None, permissions=[])
-        created = apply_config(core, offline)
+        created = apply_config(core, _durable_part(config))
     finally:
         core.close()
     return ImportResult(config, created, _notes(config))
+
+
+def _transient(config: Config) -> set[tuple[str, str, str]]:
+    return ({("exchange", e.vhost, e.name) for e in config.exchanges if not e.durable}
+            | {("queue", q.vhost, q.name) for q in config.queues if not q.durable})
+
+
+def _durable_part(config: Config) -> Config:
+    """What import stores: durable exchanges and queues, bindings between stored ones.
+    Users and permissions stay those of the core (they are not stored)."""
+    skip = _transient(config)
+    return dataclasses.replace(
+        config, users=None, permissions=[], warnings=[],
+        exchanges=[e for e in config.exchanges if e.durable],
+        queues=[q for q in config.queues if q.durable],
+        bindings=[b for b in config.bindings
+                  if ("exchange", b.vhost, b.source) not in skip
+                  and (b.destination_type, b.vhost, b.destination) not in skip])
 
 
 def _notes(config: Config) -> list[str]:
@@ -137,6 +154,11 @@ def _notes(config: Config) -> list[str]:
                  for e in config.exchanges if not e.durable]
     transient += [f"queue '{q.name}' in vhost '{q.vhost}'"
                   for q in config.queues if not q.durable]
+    skip = _transient(config)
+    transient += [f"binding of {b.destination_type} '{b.destination}' to '{b.source}' in vhost "
+                  f"'{b.vhost}'" for b in config.bindings
+                  if ("exchange", b.vhost, b.source) in skip
+                  or (b.destination_type, b.vhost, b.destination) in skip]
     if transient:
         notes.append("not stored, being transient (list them in the configuration file to "
                      "have them declared at every startup): " + ", ".join(transient))

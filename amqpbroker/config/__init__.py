@@ -73,7 +73,7 @@ def _read(source: Any) -> tuple[str, str]:
 
 
 def parse(doc: Any, reader: Reader, base: Settings | None = None) -> Config:
-    c = Checker(reader.source, reader.marks)
+    c = Checker(reader.source, reader.marks, reader.from_env)
     c.problems.extend(reader.problems)
     if doc is None:
         doc = {}

@@ -6,6 +6,8 @@ import difflib
 import re
 from typing import Any, Callable, Iterable
 
+import yaml
+
 from amqpbroker.config.model import Path, Problem, format_path
 
 _SIZE = re.compile(r"^\s*(\d+)\s*([KMGT]i?B|B)?\s*$", re.IGNORECASE)
@@ -33,9 +35,11 @@ def describe(value: Any) -> str:
 
 
 class Checker:
-    def __init__(self, source: str, marks: dict[Path, int]) -> None:
+    def __init__(self, source: str, marks: dict[Path, int],
+                 from_env: set[Path] | None = None) -> None:
         self.source = source
         self.marks = marks
+        self.from_env = from_env or set()
         self.problems: list[Problem] = []
         self.warnings: list[Problem] = []
 
@@ -95,7 +99,10 @@ class Checker:
                 return None
             return default
         fallback = None if default is MISSING else default
-        value = convert(m[key], kind)
+        raw = m[key]
+        if isinstance(raw, str) and p in self.from_env and kind in ("int", "number", "bool"):
+            raw = _retype(raw)  # port: "${PORT}" - the environment only has strings
+        value = convert(raw, kind)
         if isinstance(value, Invalid):
             self.error(p, f"expected {value.expected}, got {describe(m[key])}")
             return fallback
@@ -112,6 +119,14 @@ class Checker:
             self.error(p, problem)
             return fallback
         return value
+
+
+def _retype(text: str) -> Any:
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    return value if isinstance(value, (bool, int, float)) else text
 
 
 class Invalid:

@@ -11,7 +11,8 @@ Substitution, in values only (never in keys):
     ${NAME-default}    the value, or `default` when the variable is unset
     $${NAME}           a literal ${NAME}
 An unquoted scalar is re-typed after substitution (`${PORT}` with PORT=5 is the integer 5);
-a quoted one stays a string.
+a quoted one stays a string, except where the schema wants a number or a boolean (so
+`port: "${PORT}"` works too; quoting is needed inside flow collections `[...]`, `{...}`).
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ class Reader:
         self.source = source
         self.environ = environ
         self.marks: dict[Path, int] = {}
+        self.from_env: set[Path] = set()  # values that came (partly) from the environment
         self.problems: list[Problem] = []
         self._constructor = yaml.SafeLoader("")
         self._resolver = yaml.resolver.Resolver()
@@ -116,6 +118,8 @@ class Reader:
         for name in missing:
             self.error(path, line, f"environment variable {name} is not set "
                                    f"(write ${{{name}:-default}} to give a default)")
+        if value != node.value or missing:
+            self.from_env.add(path)
         if missing:
             tag = "tag:yaml.org,2002:str"
         elif value != node.value:
@@ -136,6 +140,8 @@ class Reader:
             return [self.read_value(v, path + (i,)) for i, v in enumerate(value)]
         if isinstance(value, str):
             out, missing = substitute(value, self.environ)
+            if out != value or missing:
+                self.from_env.add(path)
             for name in missing:
                 self.error(path, None, f"environment variable {name} is not set "
                                        f"(write ${{{name}:-default}} to give a default)")

@@ -32,6 +32,7 @@ Strings are UTF-8 ("surrogatepass", so any Python str round-trips, NUL and '/' i
 
 from __future__ import annotations
 
+import gc
 import struct
 import time
 from pathlib import Path
@@ -148,6 +149,7 @@ class Recovered:
         self.pairs: dict[int, dict[int, int]] = {}
         self.qdels: dict[tuple[int, int], tuple[int, set[int]]] = {}
         self.reloc: dict[int, set[int]] = {}
+        self.records = 0
         self.corrupt = 0
         self.truncated = 0
 
@@ -155,11 +157,35 @@ class Recovered:
 def scan(directory: Path) -> Recovered:
     """Read every segment in order, verify every record, rebuild the live state."""
     t0 = time.perf_counter()
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # millions of new objects, no cycles: collections would only cost time
+    try:
+        rec = _scan(directory)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    log.info(
+        "store.recovered",
+        directory=str(directory),
+        segments=len(rec.segments),
+        records=rec.records,
+        messages=len(rec.msgs),
+        queues=len(rec.queues),
+        refs=sum(len(v) for v in rec.queues.values()),
+        corrupt_records=rec.corrupt,
+        truncated_bytes=rec.truncated,
+        seconds=round(time.perf_counter() - t0, 3),
+    )
+    return rec
+
+
+def _scan(directory: Path) -> Recovered:
     rec = Recovered()
     segs = list_segments(directory)
     rec.segments = segs
-    contents: dict[int, tuple[int, int, int, int, Message]] = {}  # sid -> seg,off,clen,seq,msg
-    enqs: dict[int, tuple[str, int, int, int, bool]] = {}  # seq -> q, sid, seg, size, in-content
+    # store_id -> (seg, offset, content length, seq (0 = content only), queue, message)
+    contents: dict[int, tuple[int, int, int, int, str | None, Message]] = {}
+    enqs: dict[int, tuple[str, int, int, int]] = {}  # ENQ records: seq -> q, sid, seg, size
     marks: dict[int, tuple[int, int]] = {}  # seq -> seg, size
     removed: set[int] = set()
     tombs: list[tuple[int, int]] = []  # (segment of a REMOVE, its target)
@@ -172,7 +198,10 @@ def scan(directory: Path) -> Recovered:
     ref_head = REF_HEAD.unpack_from
     hdr = HDR.unpack_from
     crc_at = CRC.unpack_from
+    new_msg = Message
     n_records = 0
+    l_exb = l_rkb = l_qb = b"\xff" * 70000  # the previous record's strings (never matched)
+    l_ex = l_rk = l_q = ""
     for i, seg in enumerate(segs):
         path = segment_path(directory, seg)
         try:
@@ -217,48 +246,63 @@ def scan(directory: Path) -> Recovered:
             if kind == K_MSG:
                 _, _, _, sid, seq, flags, prio, exl, rkl, expl, propl, ql = msg_head(data, pos)
                 p = pos + 38
-                b = data[p : p + exl]
-                ex = strs.get(b)
-                if ex is None:
-                    ex = strs[b] = dec(b)
+                if exl == len(l_exb) and data.startswith(l_exb, p):
+                    ex = l_ex  # same as the previous record's: no slice, no lookup
+                else:
+                    l_exb = data[p : p + exl]
+                    ex = strs.get(l_exb)
+                    if ex is None:
+                        ex = strs[l_exb] = dec(l_exb)
+                    l_ex = ex
                 p += exl
-                b = data[p : p + rkl]
-                rk = rks.get(b)
-                if rk is None:
-                    rk = dec(b)
-                    if len(rks) < 65536:
-                        rks[b] = rk
+                if rkl == len(l_rkb) and data.startswith(l_rkb, p):
+                    rk = l_rk
+                else:
+                    l_rkb = data[p : p + rkl]
+                    rk = rks.get(l_rkb)
+                    if rk is None:
+                        rk = dec(l_rkb)
+                        if len(rks) < 65536:
+                            rks[l_rkb] = rk
+                    l_rk = rk
                 p += rkl
-                exp = dec(data[p : p + expl]) if flags & F_EXPIRATION else None
-                p += expl
-                props = data[p : p + propl]
-                msg = Message(ex, rk, props, None, n - 32 - exl - rkl - expl - propl - ql,
-                              bool(flags & F_PERSISTENT), prio, exp)
+                if flags & F_EXPIRATION:
+                    exp = dec(data[p : p + expl])
+                    p += expl
+                else:
+                    exp = None
+                msg = new_msg(ex, rk, data[p : p + propl], None, n - 32 - exl - rkl - expl - propl - ql,
+                              flags & F_PERSISTENT == F_PERSISTENT, prio, exp)
                 msg.store_id = sid
-                old = contents.get(sid)
-                if old is not None and old[0] != seg:
-                    reloc.setdefault(seg, set()).add(old[0])
-                clen = end - pos - ql
-                contents[sid] = (seg, pos, clen, seq, msg)
-                if seq:
-                    b = data[end - 4 - ql : end - 4]
-                    q = strs.get(b)
-                    if q is None:
-                        q = strs[b] = dec(b)
-                    enqs[seq] = (q, sid, seg, ql, True)
+                if not seq:
+                    qk = None
+                elif ql == len(l_qb) and data.startswith(l_qb, end - 4 - ql):
+                    qk = l_q
+                else:
+                    l_qb = data[end - 4 - ql : end - 4]
+                    qk = strs.get(l_qb)
+                    if qk is None:
+                        qk = strs[l_qb] = dec(l_qb)
+                    l_q = qk
+                t = (seg, pos, end - pos - ql, seq, qk, msg)
+                old = contents.setdefault(sid, t)
+                if old is not t:  # a copy (compaction): the later one is current
+                    if old[0] != seg:
+                        reloc.setdefault(seg, set()).add(old[0])
+                    contents[sid] = t
             elif kind == K_MARK:
                 seq = ref_head(data, pos)[4]
                 marks[seq] = (seg, end - pos)
             elif kind == K_ENQ:
                 _, _, _, sid, seq = ref_head(data, pos)
                 b = data[pos + 22 : end - 4]
-                q = strs.get(b)
-                if q is None:
-                    q = strs[b] = dec(b)
+                qk = strs.get(b)
+                if qk is None:
+                    qk = strs[b] = dec(b)
                 old_e = enqs.get(seq)
                 if old_e is not None and old_e[2] != seg:
                     reloc.setdefault(seg, set()).add(old_e[2])
-                enqs[seq] = (q, sid, seg, end - pos, False)
+                enqs[seq] = (qk, sid, seg, end - pos)
             elif kind == K_REMOVE:
                 _, _, _, sid, seq, target = REMOVE_REC.unpack_from(data, pos)
                 removed.add(seq)
@@ -266,33 +310,22 @@ def scan(directory: Path) -> Recovered:
             else:  # K_QDEL
                 _, _, _, upto, nt = QDEL_HEAD.unpack_from(data, pos)
                 targets = struct.unpack_from(f"<{nt}I", data, pos + 18)
-                q = dec(data[pos + 18 + 4 * nt : end - 4])
-                if upto > qdel_upto.get(q, 0):
-                    qdel_upto[q] = upto
+                qk = dec(data[pos + 18 + 4 * nt : end - 4])
+                if upto > qdel_upto.get(qk, 0):
+                    qdel_upto[qk] = upto
                 qdel_recs.append((seg, pos, end - pos, targets))
             pos = end
         rec.sizes[seg] = size
         del mv
+    rec.records = n_records
     _build(rec, contents, enqs, marks, removed, tombs, qdel_upto, qdel_recs)
-    log.info(
-        "store.recovered",
-        directory=str(directory),
-        segments=len(segs),
-        records=n_records,
-        messages=len(rec.msgs),
-        queues=len(rec.queues),
-        refs=sum(len(v) for v in rec.queues.values()),
-        corrupt_records=rec.corrupt,
-        truncated_bytes=rec.truncated,
-        seconds=round(time.perf_counter() - t0, 3),
-    )
     return rec
 
 
 def _build(
     rec: Recovered,
-    contents: dict[int, tuple[int, int, int, int, Message]],
-    enqs: dict[int, tuple[str, int, int, int, bool]],
+    contents: dict[int, tuple[int, int, int, int, str | None, Message]],
+    enqs: dict[int, tuple[str, int, int, int]],
     marks: dict[int, tuple[int, int]],
     removed: set[int],
     tombs: list[tuple[int, int]],
@@ -302,46 +335,66 @@ def _build(
     segset = set(rec.segments)
     live_n = rec.live_n = dict.fromkeys(rec.segments, 0)
     live_b = rec.live_b = dict.fromkeys(rec.segments, 0)
-    per_q: dict[str, list[tuple[int, int, int]]] = {}  # q -> [(seq, sid, ref value)]
-    refs: dict[int, int] = {}
-    dropped = 0
-    for seq, (q, sid, seg, size, inc) in enqs.items():
-        if seq in removed or seq < qdel_upto.get(q, 0):
-            continue
-        c = contents.get(sid)
-        if c is None or (inc and c[3] != seq):
-            dropped += 1  # its content was lost (corruption) - nothing to deliver
-            continue
-        mk = marks.get(seq)
-        if inc:
-            live_n[c[0]] += 1
-            live_b[c[0]] += size
-            v = 0 if mk is None else (seq << 64) | mk[0]
-        else:
-            live_n[seg] += 1
-            live_b[seg] += size
-            v = (seq << 64) | (seg << 32) | (0 if mk is None else mk[0])
+    per_q: dict[str, list[tuple[int, int, int, Message]]] = {}  # q -> [(seq, sid, value, msg)]
+    msgs = rec.msgs
+
+    def ref(q: str, seq: int, sid: int, v: int, mk: tuple[int, int] | None) -> None:
+        c = contents[sid]
         if mk is not None:
             live_n[mk[0]] += 1
             live_b[mk[0]] += mk[1]
-        refs[sid] = refs.get(sid, 0) + 1
         lst = per_q.get(q)
         if lst is None:
             lst = per_q[q] = []
-        lst.append((seq, sid, v))
+        lst.append((seq, sid, v, c[5]))
+        meta = msgs.get(sid)
+        if meta is None:  # first live reference: the content is live
+            loc = (c[0] << 32) | c[1]
+            msgs[sid] = c[2] if loc == sid else (1 << 96) | (c[2] << 64) | loc
+            live_n[c[0]] += 1
+            live_b[c[0]] += c[2]
+        elif meta < 1 << 64:
+            msgs[sid] = (2 << 96) | (meta << 64) | sid
+        else:
+            msgs[sid] = meta + (1 << 96)
+
+    qlens: dict[str, int] = {}
+    for sid, (seg, pos, clen, seq, q, msg) in contents.items():
+        if not seq or seq in removed or (qdel_upto and seq < qdel_upto.get(q, 0)):  # type: ignore[arg-type]
+            continue
+        mk = marks.get(seq) if marks else None
+        ql = qlens.get(q)  # type: ignore[arg-type]
+        if ql is None:
+            ql = qlens[q] = len(enc(q))  # type: ignore[arg-type, index]
+        if mk is None and (seg << 32) | pos == sid and sid not in msgs:  # the common case
+            live_n[seg] += 2
+            live_b[seg] += ql + clen
+            msgs[sid] = clen
+            lst = per_q.get(q)  # type: ignore[arg-type]
+            if lst is None:
+                lst = per_q[q] = []  # type: ignore[index]
+            lst.append((seq, sid, 0, msg))
+            continue
+        live_n[seg] += 1
+        live_b[seg] += ql
+        ref(q, seq, sid, 0 if mk is None else (seq << 64) | mk[0], mk)  # type: ignore[arg-type]
+    dropped = 0
+    for seq, (q, sid, seg, size) in enqs.items():
+        if seq in removed or seq < qdel_upto.get(q, 0):
+            continue
+        if sid not in contents:
+            dropped += 1  # its content was lost (corruption): nothing to deliver
+            continue
+        mk = marks.get(seq)
+        live_n[seg] += 1
+        live_b[seg] += size
+        ref(q, seq, sid, (seq << 64) | (seg << 32) | (0 if mk is None else mk[0]), mk)
     if dropped:
         log.error("store.refs_without_content", count=dropped)
-    msgs = rec.msgs
-    for sid, r in refs.items():
-        seg, off, clen, _seq, _msg = contents[sid]
-        live_n[seg] += 1
-        live_b[seg] += clen
-        loc = (seg << 32) | off
-        msgs[sid] = clen if (r == 1 and loc == sid) else (r << 96) | (clen << 64) | loc
     for q, lst in per_q.items():
-        lst.sort()
-        rec.queues[q] = {sid: v for _seq, sid, v in lst}
-        rec.result[q] = [(contents[sid][4], bool(v & M32)) for _seq, sid, v in lst]
+        lst.sort(key=_first)
+        rec.queues[q] = {sid: v for _seq, sid, v, _m in lst}
+        rec.result[q] = [(m, v & M32 != 0) for _seq, _sid, v, m in lst]
     pairs = rec.pairs
     for seg, target in tombs:
         if target != seg and target in segset:
@@ -355,6 +408,10 @@ def _build(
             live_n[seg] += 1
             live_b[seg] += size
             rec.qdels[(seg, off)] = (size, alive)
+
+
+def _first(t: tuple[int, ...]) -> int:
+    return t[0]
 
 
 def describe(data: bytes, pos: int) -> dict[str, Any]:
