@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from amqpbroker import errors
+from amqpbroker.clock import Scheduler
 from amqpbroker.model.users import Permission, User, hash_password
 from amqpbroker.model.vhost import VirtualHost
 from amqpbroker.settings import Settings
@@ -74,8 +75,12 @@ class BrokerCore:
         settings: Settings | None = None,
         store: MessageStore | None = None,
         definitions: DefinitionStore | None = None,
+        scheduler: Scheduler | None = None,
     ) -> None:
         self.settings = settings or Settings()
+        # Time and timers for the model and sessions (queue TTL and x-expires, consumer
+        # timeouts): the server attaches its event loop; tests may pass a ManualScheduler.
+        self.scheduler = scheduler if scheduler is not None else Scheduler()
         self.store = store
         self.definitions = definitions
         # The memory store needs no fsync: confirms go out as soon as messages are enqueued.
@@ -100,7 +105,7 @@ class BrokerCore:
     def add_vhost(self, name: str, grant_to: str | None = None) -> VirtualHost:
         vhost = self.vhosts.get(name)
         if vhost is None:
-            vhost = VirtualHost(name, self.store, self.definitions)
+            vhost = VirtualHost(name, self.store, self.definitions, self.scheduler)
             self.vhosts[name] = vhost
         if grant_to is not None and grant_to in self.users:
             self.users[grant_to].permissions.setdefault(name, Permission())

@@ -138,6 +138,7 @@ class Server:
         self.port = 0
         self._ticker: asyncio.TimerHandle | None = None
         self._sync_task: asyncio.Future[Any] | None = None
+        core.scheduler.attach(self.loop)  # model timers (TTL, x-expires, consumer timeout)
 
     async def start(self, host: str | list[str] | None, port: int) -> None:
         server = await self.loop.create_server(
@@ -209,6 +210,7 @@ class Server:
             await srv.wait_closed()
         if self._ticker is not None:
             self._ticker.cancel()
+        self.core.scheduler.detach()
         if self._sync_task is not None:
             try:
                 await self._sync_task

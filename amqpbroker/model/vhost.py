@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Iterable
 
 from amqpbroker import errors
+from amqpbroker.clock import Scheduler
 from amqpbroker.model.exchanges import (
     EQUIVALENCE_ARGUMENTS,
     EXCHANGE_TYPES,
@@ -21,6 +22,7 @@ from amqpbroker.model.exchanges import (
 from amqpbroker.model.message import Message
 from amqpbroker.model.names import server_named
 from amqpbroker.model.queue import Queue
+from amqpbroker.model.queue_args import validate_queue_arguments
 
 if TYPE_CHECKING:
     from amqpbroker.store.base import DefinitionStore, MessageStore
@@ -42,8 +44,11 @@ class VirtualHost:
         name: str,
         store: "MessageStore | None" = None,
         definitions: "DefinitionStore | None" = None,
+        scheduler: Scheduler | None = None,
     ) -> None:
         self.name = name
+        # Clock and timers for queue features (TTL, x-expires): the core's, or a private one.
+        self.scheduler = scheduler if scheduler is not None else Scheduler()
         self.store = store
         self.definitions = definitions
         self.exchanges: dict[str, Exchange] = {}
@@ -155,23 +160,29 @@ class VirtualHost:
         auto_delete: bool = False,
         arguments: dict[str, Any] | None = None,
         owner: Any = None,
+        server_named_: bool = False,
     ) -> Queue:
+        """Declare a queue; `server_named_` marks a name the server generated for an empty
+        one (spec 1.7.2.1), which may use the otherwise reserved `amq.` prefix."""
         arguments = arguments or {}
         if passive:
             q = self.queue(name)
             self._check_exclusive(q, owner)
+            q.declared()  # renews an x-expires lease
             return q
         if not name:
             name = server_named()
-        elif name.startswith("amq."):
+        elif name.startswith("amq.") and not server_named_:
             raise errors.AccessRefused(f"queue name '{name}' contains reserved prefix 'amq.*'")
         existing = self.queues.get(name)
         if existing is not None:
             self._check_exclusive(existing, owner)
             self._check_equivalent_queue(existing, durable, exclusive, auto_delete, arguments)
+            existing.declared()
             return existing
+        validate_queue_arguments(arguments, name, self.name)  # RabbitMQ: only for new queues
         q = Queue(self.name, name, durable=durable, exclusive_owner=owner if exclusive else None,
-                  auto_delete=auto_delete, arguments=arguments, store=self.store)
+                  auto_delete=auto_delete, arguments=arguments, store=self.store, host=self)
         self.queues[name] = q
         if durable and not exclusive:
             self._record({"op": "queue.declare", "name": name, "durable": True,

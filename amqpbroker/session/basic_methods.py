@@ -14,6 +14,7 @@ from amqpbroker import errors
 from amqpbroker.model.names import consumer_tag
 from amqpbroker.protocol import fastcodec
 from amqpbroker.session.consumer import Consumer
+from amqpbroker.session.exchange_methods import allow
 from amqpbroker.session.queue_methods import resolve_queue_name
 
 if TYPE_CHECKING:
@@ -35,7 +36,9 @@ def basic_qos(ch: "Channel", m: c.Basic.Qos) -> None:
 
 def basic_consume(ch: "Channel", m: c.Basic.Consume) -> None:
     vhost, conn = ch.vhost, ch.conn
-    q = vhost.queue(resolve_queue_name(ch, m.queue))
+    name = resolve_queue_name(ch, m.queue)
+    allow(ch, "read", "queue", name)
+    q = vhost.queue(name)
     vhost._check_exclusive(q, conn)
     if q.exclusive_consumer is not None or (m.exclusive and q.consumers):
         raise errors.AccessRefused(f"queue '{q.name}' in vhost '{vhost.name}' in exclusive use")
@@ -66,7 +69,9 @@ def basic_cancel(ch: "Channel", m: c.Basic.Cancel) -> None:
 
 def basic_get(ch: "Channel", m: c.Basic.Get) -> None:
     vhost, conn = ch.vhost, ch.conn
-    q = vhost.queue(resolve_queue_name(ch, m.queue))
+    name = resolve_queue_name(ch, m.queue)
+    allow(ch, "read", "queue", name)
+    q = vhost.queue(name)
     vhost._check_exclusive(q, conn)
     got = q.get()
     if got is None:

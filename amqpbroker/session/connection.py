@@ -86,6 +86,9 @@ class ClientConnection:
         self._in_feed = False
         self.exclusive_queues: list[Any] = []
         self.internal_errors = 0
+        # Permission grants already checked (one user and vhost per connection; permissions
+        # only change at startup), so the publish path costs one set lookup.
+        self.perm_cache: set[tuple[str, str, str]] = set()
         # Flow control (see model.queue.FLOW_HIGH): the queues that asked us to stop
         # reading from this publisher, and the transport's hook to pause/resume reading.
         self.flow_blocked_by: set[Any] = set()

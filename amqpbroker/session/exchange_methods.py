@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from pamqp import commands as c
 
 from amqpbroker import errors
+from amqpbroker.model import permissions
 
 if TYPE_CHECKING:
     from amqpbroker.session.channel import Channel
@@ -36,7 +37,20 @@ def channel_open(ch: "Channel", m: c.Channel.Open) -> None:
     raise errors.ChannelErrorHard(f"second 'channel.open' seen on channel {ch.id}")
 
 
+def allow(ch: "Channel", kind: permissions.Kind, resource: permissions.ResourceKind,
+          name: str) -> None:
+    """Access control (https://www.rabbitmq.com/docs/access-control); see permissions.py."""
+    permissions.check(ch.conn.user, ch.vhost.name, kind, resource, name, ch.conn.perm_cache)
+
+
 def exchange_declare(ch: "Channel", m: c.Exchange.Declare) -> None:
+    if not m.passive and m.exchange:
+        allow(ch, "configure", "exchange", m.exchange)
+        alternate = (m.arguments or {}).get("alternate-exchange")
+        if isinstance(alternate, (str, bytes)) and m.exchange not in ch.vhost.exchanges:
+            allow(ch, "read", "exchange", m.exchange)
+            allow(ch, "write", "exchange",
+                  alternate.decode() if isinstance(alternate, bytes) else alternate)
     ch.vhost.declare_exchange(
         m.exchange, m.exchange_type, passive=m.passive, durable=m.durable,
         auto_delete=m.auto_delete, internal=m.internal, arguments=m.arguments or {})
@@ -45,12 +59,16 @@ def exchange_declare(ch: "Channel", m: c.Exchange.Declare) -> None:
 
 
 def exchange_delete(ch: "Channel", m: c.Exchange.Delete) -> None:
+    if m.exchange and not m.exchange.startswith("amq."):
+        allow(ch, "configure", "exchange", m.exchange)
     ch.vhost.delete_exchange(m.exchange, if_unused=m.if_unused)
     if not m.nowait:
         ch.conn.send_method(ch.id, c.Exchange.DeleteOk())
 
 
 def exchange_bind(ch: "Channel", m: c.Exchange.Bind) -> None:
+    allow(ch, "write", "exchange", m.destination)
+    allow(ch, "read", "exchange", m.source)
     destination = ch.vhost.exchange(m.destination)
     ch.vhost.bind(destination, m.source, m.routing_key, m.arguments or {})
     if not m.nowait:
@@ -58,6 +76,8 @@ def exchange_bind(ch: "Channel", m: c.Exchange.Bind) -> None:
 
 
 def exchange_unbind(ch: "Channel", m: c.Exchange.Unbind) -> None:
+    allow(ch, "write", "exchange", m.destination)
+    allow(ch, "read", "exchange", m.source)
     destination = ch.vhost.exchanges.get(m.destination)
     if destination is not None and m.source in ch.vhost.exchanges:
         ch.vhost.unbind(destination, m.source, m.routing_key, m.arguments or {})

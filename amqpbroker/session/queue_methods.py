@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING
 from pamqp import commands as c
 
 from amqpbroker import errors
+from amqpbroker.model.names import server_named
 from amqpbroker.protocol.methods import build
+from amqpbroker.session.exchange_methods import allow
 
 if TYPE_CHECKING:
     from amqpbroker.model.queue import Queue
@@ -28,10 +30,19 @@ def queue_declare(ch: "Channel", m: c.Queue.Declare) -> None:
     name = m.queue
     if m.passive and not name:
         name = resolve_queue_name(ch, name)
+    generated = not m.passive and not name
+    if not m.passive:
+        name = name or server_named()  # RabbitMQ checks the generated name
+        allow(ch, "configure", "queue", name)
+        dlx = (m.arguments or {}).get("x-dead-letter-exchange")
+        if isinstance(dlx, (str, bytes)) and name not in vhost.queues:
+            allow(ch, "read", "queue", name)
+            allow(ch, "write", "exchange", dlx.decode() if isinstance(dlx, bytes) else dlx)
     existed = name in vhost.queues
     q = vhost.declare_queue(
         name, passive=m.passive, durable=m.durable, exclusive=m.exclusive,
-        auto_delete=m.auto_delete, arguments=m.arguments or {}, owner=conn)
+        auto_delete=m.auto_delete, arguments=m.arguments or {}, owner=conn,
+        server_named_=generated)
     if not existed and q.exclusive_owner is conn:
         conn.exclusive_queues.append(q)
     ch.last_queue = q.name
@@ -42,6 +53,8 @@ def queue_declare(ch: "Channel", m: c.Queue.Declare) -> None:
 
 
 def queue_bind(ch: "Channel", m: c.Queue.Bind) -> None:
+    allow(ch, "write", "queue", resolve_queue_name(ch, m.queue))
+    allow(ch, "read", "exchange", m.exchange)
     q = _queue(ch, m.queue)
     ch.vhost.bind(q, m.exchange, m.routing_key, m.arguments or {})
     if not m.nowait:
@@ -49,6 +62,8 @@ def queue_bind(ch: "Channel", m: c.Queue.Bind) -> None:
 
 
 def queue_unbind(ch: "Channel", m: c.Queue.Unbind) -> None:
+    allow(ch, "write", "queue", resolve_queue_name(ch, m.queue))
+    allow(ch, "read", "exchange", m.exchange)
     q = _queue(ch, m.queue)
     ch.vhost.exchange(m.exchange)  # RabbitMQ: 404 for a missing exchange
     ch.vhost.unbind(q, m.exchange, m.routing_key, m.arguments or {})
@@ -56,13 +71,16 @@ def queue_unbind(ch: "Channel", m: c.Queue.Unbind) -> None:
 
 
 def queue_purge(ch: "Channel", m: c.Queue.Purge) -> None:
-    count = ch.vhost.purge_queue(resolve_queue_name(ch, m.queue), owner=ch.conn)
+    name = resolve_queue_name(ch, m.queue)
+    allow(ch, "read", "queue", name)
+    count = ch.vhost.purge_queue(name, owner=ch.conn)
     if not m.nowait:
         ch.conn.send_method(ch.id, c.Queue.PurgeOk(message_count=count))
 
 
 def queue_delete(ch: "Channel", m: c.Queue.Delete) -> None:
     name = resolve_queue_name(ch, m.queue)
+    allow(ch, "configure", "queue", name)
     q = ch.vhost.queues.get(name)
     count = ch.vhost.delete_queue(name, if_unused=m.if_unused, if_empty=m.if_empty,
                                   owner=ch.conn)

@@ -35,6 +35,7 @@ from __future__ import annotations
 import gc
 import struct
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from zlib import crc32
@@ -202,28 +203,31 @@ def _scan(directory: Path) -> Recovered:
     n_records = 0
     l_exb = l_rkb = l_qb = b"\xff" * 70000  # the previous record's strings (never matched)
     l_ex = l_rk = l_q = ""
+    reader = ThreadPoolExecutor(1, thread_name_prefix="store-recovery")
+    nxt_read = reader.submit(_read, directory, segs[0]) if segs else None
     for i, seg in enumerate(segs):
         path = segment_path(directory, seg)
-        try:
-            data = path.read_bytes()
-        except OSError as e:
-            raise StoreError(f"cannot read segment {path}: {e}") from e
+        assert nxt_read is not None
+        data = nxt_read.result()  # read in the background while the previous was parsed
+        if i + 1 < len(segs):
+            nxt_read = reader.submit(_read, directory, segs[i + 1])
         size = len(data)
         mv = memoryview(data)
         pos = 0
         while pos < size:
-            end = -1
-            if size - pos >= OVERHEAD:
+            if size - pos >= 38 and data[pos + 1] == K_MSG:  # the common case, one unpack
+                magic, kind, n, sid, seq, flags, prio, exl, rkl, expl, propl, ql = msg_head(data, pos)
+            elif size - pos >= OVERHEAD:
                 magic, kind, n = hdr(data, pos)
-                end = pos + OVERHEAD + n
-                if (
-                    magic != MAGIC
-                    or end > size
-                    or crc32(mv[pos : end - 4]) != crc_at(data, end - 4)[0]
-                    or kind not in KINDS
-                ):
-                    end = -1
-            if end < 0:
+            else:
+                magic = kind = n = -1
+            end = pos + OVERHEAD + n
+            if (
+                magic != MAGIC
+                or end > size
+                or crc32(mv[pos : end - 4]) != crc_at(data, end - 4)[0]
+                or kind not in KINDS
+            ):
                 nxt = resync(data, pos, size)
                 if nxt is None and i == len(segs) - 1:
                     log.warning("store.torn_tail", file=str(path), offset=pos, dropped=size - pos)
@@ -244,7 +248,6 @@ def _scan(directory: Path) -> Recovered:
                 continue
             n_records += 1
             if kind == K_MSG:
-                _, _, _, sid, seq, flags, prio, exl, rkl, expl, propl, ql = msg_head(data, pos)
                 p = pos + 38
                 if exl == len(l_exb) and data.startswith(l_exb, p):
                     ex = l_ex  # same as the previous record's: no slice, no lookup
@@ -316,10 +319,19 @@ def _scan(directory: Path) -> Recovered:
                 qdel_recs.append((seg, pos, end - pos, targets))
             pos = end
         rec.sizes[seg] = size
-        del mv
+        del mv, data
+    reader.shutdown()
     rec.records = n_records
     _build(rec, contents, enqs, marks, removed, tombs, qdel_upto, qdel_recs)
     return rec
+
+
+def _read(directory: Path, seg: int) -> bytes:
+    path = segment_path(directory, seg)
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise StoreError(f"cannot read segment {path}: {e}") from e
 
 
 def _build(
@@ -335,7 +347,10 @@ def _build(
     segset = set(rec.segments)
     live_n = rec.live_n = dict.fromkeys(rec.segments, 0)
     live_b = rec.live_b = dict.fromkeys(rec.segments, 0)
-    per_q: dict[str, list[tuple[int, int, int, Message]]] = {}  # q -> [(seq, sid, value, msg)]
+    queues = rec.queues
+    result = rec.result
+    seqs: dict[str, list[int]] = {}  # per queue, the seqs in the order appended
+    unsorted: set[str] = set()
     msgs = rec.msgs
 
     def ref(q: str, seq: int, sid: int, v: int, mk: tuple[int, int] | None) -> None:
@@ -343,10 +358,16 @@ def _build(
         if mk is not None:
             live_n[mk[0]] += 1
             live_b[mk[0]] += mk[1]
-        lst = per_q.get(q)
-        if lst is None:
-            lst = per_q[q] = []
-        lst.append((seq, sid, v, c[5]))
+        sl = seqs.get(q)
+        if sl is None:
+            sl = seqs[q] = []
+            queues[q] = {}
+            result[q] = []
+        if sl and sl[-1] > seq:
+            unsorted.add(q)
+        sl.append(seq)
+        queues[q][sid] = v
+        result[q].append((c[5], mk is not None))
         meta = msgs.get(sid)
         if meta is None:  # first live reference: the content is live
             loc = (c[0] << 32) | c[1]
@@ -359,21 +380,32 @@ def _build(
             msgs[sid] = meta + (1 << 96)
 
     qlens: dict[str, int] = {}
+    cur_q = None
     for sid, (seg, pos, clen, seq, q, msg) in contents.items():
         if not seq or seq in removed or (qdel_upto and seq < qdel_upto.get(q, 0)):  # type: ignore[arg-type]
             continue
         mk = marks.get(seq) if marks else None
-        ql = qlens.get(q)  # type: ignore[arg-type]
-        if ql is None:
-            ql = qlens[q] = len(enc(q))  # type: ignore[arg-type, index]
+        if q is not cur_q:
+            cur_q = q
+            ql = qlens.get(q)  # type: ignore[arg-type]
+            if ql is None:
+                ql = qlens[q] = len(enc(q))  # type: ignore[arg-type, index]
+            sl = seqs.get(q)  # type: ignore[arg-type]
+            if sl is None:
+                sl = seqs[q] = []  # type: ignore[index]
+                queues[q] = {}  # type: ignore[index]
+                result[q] = []  # type: ignore[index]
+            qd = queues[q]  # type: ignore[index]
+            res = result[q]  # type: ignore[index]
         if mk is None and (seg << 32) | pos == sid and sid not in msgs:  # the common case
             live_n[seg] += 2
             live_b[seg] += ql + clen
             msgs[sid] = clen
-            lst = per_q.get(q)  # type: ignore[arg-type]
-            if lst is None:
-                lst = per_q[q] = []  # type: ignore[index]
-            lst.append((seq, sid, 0, msg))
+            if sl and sl[-1] > seq:
+                unsorted.add(q)  # type: ignore[arg-type]
+            sl.append(seq)
+            qd[sid] = 0
+            res.append((msg, False))
             continue
         live_n[seg] += 1
         live_b[seg] += ql
@@ -382,19 +414,21 @@ def _build(
     for seq, (q, sid, seg, size) in enqs.items():
         if seq in removed or seq < qdel_upto.get(q, 0):
             continue
-        if sid not in contents:
-            dropped += 1  # its content was lost (corruption): nothing to deliver
+        if sid not in contents or sid in queues.get(q, ()):
+            dropped += 1  # content lost, or a second enqueue whose remove was lost (corruption)
             continue
         mk = marks.get(seq)
         live_n[seg] += 1
         live_b[seg] += size
         ref(q, seq, sid, (seq << 64) | (seg << 32) | (0 if mk is None else mk[0]), mk)
     if dropped:
-        log.error("store.refs_without_content", count=dropped)
-    for q, lst in per_q.items():
-        lst.sort(key=_first)
-        rec.queues[q] = {sid: v for _seq, sid, v, _m in lst}
-        rec.result[q] = [(m, v & M32 != 0) for _seq, _sid, v, m in lst]
+        log.error("store.refs_dropped", count=dropped)
+    for q in unsorted:  # moved records or fanout: put the queue in seq order
+        sl = seqs[q]
+        order = sorted(range(len(sl)), key=sl.__getitem__)
+        qd, res = queues[q], result[q]
+        result[q] = [res[i] for i in order]
+        queues[q] = {m.store_id: qd[m.store_id] for m, _ in result[q]}
     pairs = rec.pairs
     for seg, target in tombs:
         if target != seg and target in segset:
@@ -408,10 +442,6 @@ def _build(
             live_n[seg] += 1
             live_b[seg] += size
             rec.qdels[(seg, off)] = (size, alive)
-
-
-def _first(t: tuple[int, ...]) -> int:
-    return t[0]
 
 
 def describe(data: bytes, pos: int) -> dict[str, Any]:

@@ -1,0 +1,350 @@
+"""Optional queue arguments: RabbitMQ's validation (and wording), and the parsed result.
+
+`validate_queue_arguments` runs when a queue is created (queue.declare of a new queue, the
+YAML topology, recovery replay): an invalid value is a 406 PRECONDITION_FAILED channel error
+worded as RabbitMQ 4.x words it (rabbit_amqqueue's declare-argument validators):
+
+    invalid arg 'x-message-ttl' for queue 'q' in vhost '/': {value_negative,-1}
+
+The trailing term is printed the way Erlang's `~p` prints it, since clients and people
+grep for these strings. `parse_queue_arguments` turns valid arguments into a
+`QueueConfig`, or None when none of the features that change how a queue works are set:
+such queues keep the plain fast path (see model.queue).
+
+The queue type check is isolated in `check_queue_type` (quorum and stream queues are not
+implemented yet; whoever adds them changes that one function).
+
+References: https://www.rabbitmq.com/docs/queues#optional-arguments, /docs/ttl,
+/docs/maxlength, /docs/dlx, /docs/priority, /docs/consumers#single-active-consumer,
+/docs/consumers#per-queue-delivery-timeouts-using-an-optional-queue-argument,
+/docs/quorum-queues#poison-message-handling.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Mapping
+
+from amqpbroker import errors
+
+# RabbitMQ's limit for TTLs and expiries (Erlang timers): rabbit_misc:check_expiry/1.
+MAX_EXPIRY_MS = 4294967295
+MAX_PRIORITY = 255
+OVERFLOW_MODES = ("drop-head", "reject-publish", "reject-publish-dlx")
+DROP_HEAD, REJECT_PUBLISH, REJECT_PUBLISH_DLX = OVERFLOW_MODES
+QUEUE_MODES = ("default", "lazy")
+
+# Arguments that only quorum or stream queues accept: RabbitMQ 4.x refuses them on a
+# classic queue ("... of queue type rabbit_classic_queue"). x-delivery-limit is quorum-only
+# in RabbitMQ too, but this broker implements it on its (classic) queues: see
+# docs/compatibility.md.
+_OTHER_TYPES_ONLY = (
+    "x-dead-letter-strategy", "x-max-in-memory-length", "x-max-in-memory-bytes",
+    "x-quorum-initial-group-size", "x-max-age", "x-stream-max-segment-size-bytes",
+    "x-stream-filter-size-bytes", "x-initial-cluster-size",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueConfig:
+    """The features a queue was declared with (times in milliseconds)."""
+
+    message_ttl: int | None = None
+    expires: int | None = None
+    dead_letter_exchange: str | None = None
+    dead_letter_routing_key: str | None = None
+    max_length: int | None = None
+    max_length_bytes: int | None = None
+    overflow: str = DROP_HEAD
+    max_priority: int = 0  # 0 = not a priority queue
+    single_active_consumer: bool = False
+    delivery_limit: int | None = None  # None = unlimited
+
+    @property
+    def has_length_limit(self) -> bool:
+        return self.max_length is not None or self.max_length_bytes is not None
+
+
+# -- wording helpers ----------------------------------------------------------------------
+
+class _Atom(str):
+    """An Erlang atom in an error term (printed bare by `_term`)."""
+
+
+def _term(value: Any) -> str:
+    """Format a value the way Erlang's ~p prints the matching term."""
+    if isinstance(value, _Atom):
+        return str(value)
+    if isinstance(value, tuple):
+        return "{" + ",".join(_term(v) for v in value) + "}"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):  # a charlist: ~p prints it quoted
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return str(value)
+
+
+def amqp_type_name(value: Any) -> str:
+    """RabbitMQ's name for the field type a decoded argument value had on the wire.
+
+    Integers decode to int whatever their width; RabbitMQ would say byte/short/signedint/
+    long, we say "long" (what most clients send)."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "long"
+    if isinstance(value, float):
+        return "double"
+    if isinstance(value, (str, bytes)):
+        return "longstr"
+    if isinstance(value, bytearray):
+        return "binary"
+    if isinstance(value, Mapping):
+        return "table"
+    if isinstance(value, (list, tuple)):
+        return "array"
+    if isinstance(value, datetime.datetime):
+        return "timestamp"
+    if isinstance(value, decimal.Decimal):
+        return "decimal"
+    if value is None:
+        return "void"
+    return type(value).__name__
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return None
+
+
+# -- validators (None = fine, else the error term) ------------------------------------------
+
+def _int(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return None
+    return f"expected integer, got {amqp_type_name(value)}"
+
+
+def _non_neg_int(value: Any) -> Any:
+    err = _int(value)
+    if err is None and value < 0:
+        return (_Atom("value_negative"), value)
+    return err
+
+
+def _expiry(value: int) -> Any:
+    if value > MAX_EXPIRY_MS:
+        return (_Atom("value_too_big"), value)
+    if value < 0:
+        return (_Atom("value_negative"), value)
+    return None
+
+
+def _check_expires(value: Any, args: Mapping[str, Any]) -> Any:
+    err = _int(value)
+    if err is not None:
+        return err
+    if value == 0:
+        return (_Atom("value_zero"), value)
+    return _expiry(value)
+
+
+def _check_message_ttl(value: Any, args: Mapping[str, Any]) -> Any:
+    err = _int(value)
+    return err if err is not None else _expiry(value)
+
+
+def _check_dlx(value: Any, args: Mapping[str, Any]) -> Any:
+    if _text(value) is None:
+        return (_Atom("unacceptable_type"), _Atom(amqp_type_name(value)))
+    return None
+
+
+def _check_dlrk(value: Any, args: Mapping[str, Any]) -> Any:
+    if _text(value) is None:
+        return (_Atom("unacceptable_type"), _Atom(amqp_type_name(value)))
+    if args.get("x-dead-letter-exchange") is None:
+        return _Atom("routing_key_but_no_dlx_defined")
+    return None
+
+
+def _check_non_neg(value: Any, args: Mapping[str, Any]) -> Any:
+    return _non_neg_int(value)
+
+
+def _check_max_priority(value: Any, args: Mapping[str, Any]) -> Any:
+    err = _non_neg_int(value)
+    if err is None and value > MAX_PRIORITY:
+        return (_Atom("max_value_exceeded"), value)
+    return err
+
+
+def _check_overflow(value: Any, args: Mapping[str, Any]) -> Any:
+    text = _text(value)
+    if text is None:
+        return (_Atom("unacceptable_type"), _Atom(amqp_type_name(value)))
+    return None if text in OVERFLOW_MODES else _Atom("invalid_overflow")
+
+
+def _check_queue_mode(value: Any, args: Mapping[str, Any]) -> Any:
+    text = _text(value)
+    if text is None:
+        return (_Atom("unacceptable_type"), _Atom(amqp_type_name(value)))
+    return None if text in QUEUE_MODES else f"unsupported queue mode '{text}'"
+
+
+def _check_queue_version(value: Any, args: Mapping[str, Any]) -> Any:
+    err = _non_neg_int(value)
+    if err is None and value not in (1, 2):
+        return f"unsupported queue version '{value}'"
+    return err
+
+
+def _check_bool(value: Any, args: Mapping[str, Any]) -> Any:
+    if isinstance(value, bool):
+        return None
+    return (_Atom("unacceptable_type"), _Atom(amqp_type_name(value)))
+
+
+def _check_delivery_limit(value: Any, args: Mapping[str, Any]) -> Any:
+    return _int(value)  # a negative limit means "no limit" (RabbitMQ 4.x quorum queues)
+
+
+# In RabbitMQ's order (rabbit_amqqueue:declare_args/0): the first invalid one is reported.
+_VALIDATORS: tuple[tuple[str, Callable[[Any, Mapping[str, Any]], Any]], ...] = (
+    ("x-expires", _check_expires),
+    ("x-message-ttl", _check_message_ttl),
+    ("x-dead-letter-exchange", _check_dlx),
+    ("x-dead-letter-routing-key", _check_dlrk),
+    ("x-max-length", _check_non_neg),
+    ("x-max-length-bytes", _check_non_neg),
+    ("x-max-priority", _check_max_priority),
+    ("x-overflow", _check_overflow),
+    ("x-queue-mode", _check_queue_mode),
+    ("x-queue-version", _check_queue_version),
+    ("x-single-active-consumer", _check_bool),
+    ("x-delivery-limit", _check_delivery_limit),
+    ("x-consumer-timeout", _check_non_neg),
+)
+
+
+def _describe(queue: str, vhost: str) -> str:
+    return f"queue '{queue}' in vhost '{vhost}'"
+
+
+def check_queue_type(arguments: Mapping[str, Any], queue: str, vhost: str) -> str:
+    """The queue type a declaration asks for; raises unless this broker implements it.
+
+    The one place that decides which queue types exist (quorum queues plug in here)."""
+    value = arguments.get("x-queue-type")
+    if value is None:
+        return "classic"
+    text = _text(value)
+    where = f"invalid arg 'x-queue-type' for {_describe(queue, vhost)}"
+    if text is None:
+        raise errors.PreconditionFailed(
+            f"{where}: {_term((_Atom('unacceptable_type'), _Atom(amqp_type_name(value))))}")
+    if text == "classic":
+        return text
+    if text in ("quorum", "stream"):
+        raise errors.PreconditionFailed(
+            f"{where}: queue type '{text}' is not supported by this broker yet "
+            "(only 'classic' queues are)")
+    reason = f"unsupported queue type '{text}'"
+    raise errors.PreconditionFailed(f"{where}: {_term(reason)}")
+
+
+def validate_queue_arguments(arguments: Mapping[str, Any] | None, queue: str,
+                             vhost: str) -> None:
+    """Raise PreconditionFailed (RabbitMQ's wording) for the first invalid argument."""
+    if not arguments:
+        return
+    queue_type = check_queue_type(arguments, queue, vhost)
+    for key, check in _VALIDATORS:
+        if key in arguments and arguments[key] is not None:
+            err = check(arguments[key], arguments)
+            if err is not None:
+                raise errors.PreconditionFailed(
+                    f"invalid arg '{key}' for {_describe(queue, vhost)}: {_term(err)}")
+    for key in arguments:
+        if key in _OTHER_TYPES_ONLY:
+            raise errors.PreconditionFailed(
+                f"invalid arg '{key}' for {_describe(queue, vhost)} of queue type "
+                f"rabbit_{queue_type}_queue")
+
+
+def parse_queue_arguments(arguments: Mapping[str, Any] | None) -> QueueConfig | None:
+    """The features of (already validated) arguments; None when no feature is in use."""
+    if not arguments:
+        return None
+
+    def num(key: str) -> int | None:
+        value = arguments.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        return None
+
+    max_priority = num("x-max-priority") or 0
+    delivery_limit = num("x-delivery-limit")
+    if delivery_limit is not None and delivery_limit < 0:
+        delivery_limit = None
+    dlx = _text(arguments.get("x-dead-letter-exchange"))
+    dlrk = _text(arguments.get("x-dead-letter-routing-key")) if dlx is not None else None
+    config = QueueConfig(
+        message_ttl=num("x-message-ttl"),
+        expires=num("x-expires"),
+        dead_letter_exchange=dlx,
+        dead_letter_routing_key=dlrk,
+        max_length=num("x-max-length"),
+        max_length_bytes=num("x-max-length-bytes"),
+        overflow=_text(arguments.get("x-overflow")) or DROP_HEAD,
+        max_priority=min(max(max_priority, 0), MAX_PRIORITY),
+        single_active_consumer=arguments.get("x-single-active-consumer") is True,
+        delivery_limit=delivery_limit,
+    )
+    # x-consumer-timeout alone changes nothing in the queue (the channel reads it), nor
+    # does an overflow mode without a length limit.
+    if config.max_length is None and config.max_length_bytes is None:
+        config = replace(config, overflow=DROP_HEAD)
+    return None if config == _PLAIN else config
+
+
+_PLAIN = QueueConfig()
+
+
+def consumer_timeout_of(arguments: Mapping[str, Any] | None) -> int | None:
+    """`x-consumer-timeout` (ms) of a queue's or a consumer's arguments, if set."""
+    if not arguments:
+        return None
+    value = arguments.get("x-consumer-timeout")
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    return None
+
+
+def parse_expiration(expiration: str) -> int:
+    """The per-message TTL in ms of a message's `expiration` property.
+
+    Raises PreconditionFailed worded as RabbitMQ's channel does for basic.publish
+    ("invalid expiration '<value>': <reason>"): the string must be a decimal integer
+    between 0 and 4294967295, an optional sign allowed (Erlang's string:to_integer)."""
+    s = expiration
+    i = 1 if s[:1] in ("+", "-") else 0
+    j = i
+    while j < len(s) and "0" <= s[j] <= "9":
+        j += 1
+    if j == i:
+        reason: Any = _Atom("no_integer")
+    elif j < len(s):
+        reason = (_Atom("leftover_string"), s[j:])
+    else:
+        value = int(s[:j])
+        reason = _expiry(value)
+        if reason is None:
+            return value
+    raise errors.PreconditionFailed(f"invalid expiration '{expiration}': {_term(reason)}")
