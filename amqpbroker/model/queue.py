@@ -481,7 +481,8 @@ class Queue:
             self.store.mark_delivered(self.key, msg)
         if expires_at is not None or returns or self.features.delivery_limit is not None:  # type: ignore[union-attr]
             self._held[msg] = (expires_at, returns)
-        if self._timed:
+        if self._timed:  # the new head may be expired already
+            self._expire_heads(now)
             self._schedule_expiry()
         if self.flow_waiters and len(self.ready) <= FLOW_LOW:
             self.release_flow()

@@ -27,7 +27,11 @@ import decimal
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping
 
+import structlog
+
 from amqpbroker import errors
+
+log = structlog.get_logger("amqpbroker")
 
 # RabbitMQ's limit for TTLs and expiries (Erlang timers): rabbit_misc:check_expiry/1.
 MAX_EXPIRY_MS = 4294967295
@@ -260,10 +264,23 @@ def check_queue_type(arguments: Mapping[str, Any], queue: str, vhost: str) -> st
 
 
 def validate_queue_arguments(arguments: Mapping[str, Any] | None, queue: str,
-                             vhost: str) -> None:
-    """Raise PreconditionFailed (RabbitMQ's wording) for the first invalid argument."""
+                             vhost: str, strict: bool = True) -> None:
+    """Raise PreconditionFailed (RabbitMQ's wording) for the first invalid argument.
+
+    `strict=False` (replaying durable definitions at startup) only logs: a queue that was
+    accepted before these checks existed must not stop the broker from starting."""
     if not arguments:
         return
+    try:
+        _validate(arguments, queue, vhost)
+    except errors.PreconditionFailed as exc:
+        if strict:
+            raise
+        log.warning("queue.invalid_arguments_recovered", vhost=vhost, queue=queue,
+                    error=exc.text, note="recovered as a classic queue; invalid values ignored")
+
+
+def _validate(arguments: Mapping[str, Any], queue: str, vhost: str) -> None:
     queue_type = check_queue_type(arguments, queue, vhost)
     for key, check in _VALIDATORS:
         if key in arguments and arguments[key] is not None:
@@ -283,29 +300,29 @@ def parse_queue_arguments(arguments: Mapping[str, Any] | None) -> QueueConfig | 
     if not arguments:
         return None
 
-    def num(key: str) -> int | None:
+    def num(key: str, minimum: int = 0) -> int | None:
+        # Out-of-range values only get here from definitions recovered without checks
+        # (see validate_queue_arguments): they are ignored.
         value = arguments.get(key)
-        if isinstance(value, int) and not isinstance(value, bool):
+        if isinstance(value, int) and not isinstance(value, bool) and value >= minimum:
             return value
         return None
 
     max_priority = num("x-max-priority") or 0
-    delivery_limit = num("x-delivery-limit")
-    if delivery_limit is not None and delivery_limit < 0:
-        delivery_limit = None
     dlx = _text(arguments.get("x-dead-letter-exchange"))
     dlrk = _text(arguments.get("x-dead-letter-routing-key")) if dlx is not None else None
+    overflow = _text(arguments.get("x-overflow"))
     config = QueueConfig(
         message_ttl=num("x-message-ttl"),
-        expires=num("x-expires"),
+        expires=num("x-expires", 1),
         dead_letter_exchange=dlx,
         dead_letter_routing_key=dlrk,
         max_length=num("x-max-length"),
         max_length_bytes=num("x-max-length-bytes"),
-        overflow=_text(arguments.get("x-overflow")) or DROP_HEAD,
-        max_priority=min(max(max_priority, 0), MAX_PRIORITY),
+        overflow=overflow if overflow in OVERFLOW_MODES else DROP_HEAD,
+        max_priority=min(max_priority, MAX_PRIORITY),
         single_active_consumer=arguments.get("x-single-active-consumer") is True,
-        delivery_limit=delivery_limit,
+        delivery_limit=num("x-delivery-limit"),  # negative: unlimited
     )
     # x-consumer-timeout alone changes nothing in the queue (the channel reads it), nor
     # does an overflow mode without a length limit.

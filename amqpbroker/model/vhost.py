@@ -180,7 +180,8 @@ class VirtualHost:
             self._check_equivalent_queue(existing, durable, exclusive, auto_delete, arguments)
             existing.declared()
             return existing
-        validate_queue_arguments(arguments, name, self.name)  # RabbitMQ: only for new queues
+        # RabbitMQ validates only new queues; replayed definitions were accepted once already.
+        validate_queue_arguments(arguments, name, self.name, strict=not self._replaying)
         q = Queue(self.name, name, durable=durable, exclusive_owner=owner if exclusive else None,
                   auto_delete=auto_delete, arguments=arguments, store=self.store, host=self)
         self.queues[name] = q

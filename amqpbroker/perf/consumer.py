@@ -84,13 +84,16 @@ class _Consumer:
         last_ts = last_i = -1
         lat_max = 0
         acks: list[int] = []
-        sock.settimeout(IDLE_S)
+        # a blocking socket with kernel timeouts: one syscall per receive, not poll + recv
+        sock.settimeout(None)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 0, int(IDLE_S * 1e6)))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("ll", int(client.RPC_TIMEOUT), 0))
         clock = time.monotonic_ns
         next_check = 0
         while True:
             try:
                 n = sock.recv_into(mv[end:])
-            except socket.timeout:
+            except (BlockingIOError, socket.timeout):
                 n = -1
             except OSError as e:
                 raise client.AMQPError(f"receive failed: {e.strerror or e}") from e
@@ -178,10 +181,7 @@ class _Consumer:
             self._send(ACK.pack(1, 1, 13, 60, 80, tag, 1, 0xCE))
 
     def _send(self, data: bytes) -> None:
-        sock = self.conn.sock
-        sock.settimeout(client.RPC_TIMEOUT)
         try:
-            sock.sendall(data)
+            self.conn.sock.sendall(data)
         except OSError as e:
             raise client.AMQPError(f"basic.ack failed: {e.strerror or e}") from e
-        sock.settimeout(IDLE_S)

@@ -180,6 +180,7 @@ class _Publisher:
         period = 1e9 * P / cfg.rate if cfg.rate else 0.0
         offset = period * self.idx / P
         window = cfg.confirm
+        next_pump = 0
         while self.sent < quota:
             now = clock()
             if now >= end or self.quitting(now):
@@ -210,7 +211,9 @@ class _Publisher:
                     self.late += min(n, int((lag - 1e6) // period) + 1)
                 now = clock()
             self.emit(n, now)
-            self.pump(0)
+            if window or now >= next_pump:      # without confirms the broker rarely speaks
+                self.pump(0)
+                next_pump = now + CHECK_NS // 10
         while window and self.conf.resolved < self.sent:
             now = clock()
             if self.quitting(now):

@@ -80,6 +80,8 @@ class ThroughputRun:
                 self.procs.append(p)
                 self.pipes.append(rx)
         self.collect(lambda: self.ready == cfg.producers + cfg.consumers, cfg.timeout)
+        if self.ready < cfg.producers + cfg.consumers:
+            self.set_error(f"only {self.ready} of {cfg.producers + cfg.consumers} workers got ready")
         if not self.error:
             self.start_stats = (time.process_time(), report.machine_busy_s(), *report.proc_stat(cfg.broker_pid))
             self.t0 = time.monotonic_ns()

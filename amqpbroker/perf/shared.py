@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 import time
 import traceback
 from collections.abc import Callable
@@ -63,6 +64,7 @@ def wait_go(sh: Shared) -> bool:
 def worker_entry(kind: str, index: int, fn: Callable[..., None], *args: Any) -> None:
     """Run one worker; any failure becomes an ('error', ...) report."""
     sh: Shared = args[-1]
+    signal.signal(signal.SIGINT, signal.SIG_IGN)   # the coordinator handles ^C and stops us
     try:
         fn(*args)
     except AMQPError as e:

@@ -40,7 +40,9 @@ def basic_consume(ch: "Channel", m: c.Basic.Consume) -> None:
     allow(ch, "read", "queue", name)
     q = vhost.queue(name)
     vhost._check_exclusive(q, conn)
-    if q.exclusive_consumer is not None or (m.exclusive and q.consumers):
+    # RabbitMQ refuses an exclusive consumer on a single-active-consumer queue the same way.
+    if (q.exclusive_consumer is not None or (m.exclusive and q.consumers)
+            or (m.exclusive and q.features and q.features.single_active_consumer)):
         raise errors.AccessRefused(f"queue '{q.name}' in vhost '{vhost.name}' in exclusive use")
     tag = m.consumer_tag or consumer_tag()
     if tag in ch.consumers:
@@ -86,7 +88,7 @@ def basic_get(ch: "Channel", m: c.Basic.Get) -> None:
     if m.no_ack:
         q.settle(msg)
     else:
-        ch.unacked[tag] = (q, msg, None)
+        ch.hold_get(tag, q, msg)
 
 
 def basic_ack(ch: "Channel", m: c.Basic.Ack) -> None:

@@ -5,6 +5,16 @@ basic.ack) are decoded by the fast codec; everything else goes through pamqp and
 handler per method (`session/*_methods.py`, joined in `HANDLERS` below). A `ChannelError`
 raised by any handler becomes Channel.Close in exactly one place, `fail()`; connection
 errors propagate to the connection.
+
+Consumer timeout (https://www.rabbitmq.com/docs/consumers#acknowledgement-timeout): when the
+oldest unacked delivery of the channel is older than its timeout (the consumer's
+`x-consumer-timeout` argument, else its queue's, else `Settings.consumer_timeout_ms`), the
+channel is closed with 406 and everything unacked is requeued. Deliveries are not
+timestamped one by one (that would cost a clock read per message): while anything is
+unacked, a check runs every `_check_interval(timeout)` and records "marks" (the next
+delivery tag, the time), so every delivery is known to have happened before the first mark
+above its tag. The check uses that bound: a timeout is never early and at most about two
+intervals late (RabbitMQ itself checks once a minute).
 """
 
 from __future__ import annotations
@@ -17,7 +27,8 @@ from pamqp import commands
 
 from amqpbroker import errors
 from amqpbroker.model.message import Message
-from amqpbroker.model.queue import FLOW_HIGH
+from amqpbroker.model.queue import FLOW_HIGH, Rejected
+from amqpbroker.model.queue_args import parse_expiration
 from amqpbroker.protocol import fastcodec
 from amqpbroker.protocol.methods import decode_method, method_ids
 from amqpbroker.protocol.properties import scan_properties
@@ -28,6 +39,8 @@ if TYPE_CHECKING:
     from amqpbroker.session.consumer import Consumer
 
 log = structlog.get_logger("amqpbroker")
+
+_NO_TIMEOUT = object()  # _ct_timer when no consumer timeout applies on this channel
 
 _PUBLISH = b"\x00\x3c\x00\x28"
 _ACK = b"\x00\x3c\x00\x50"
@@ -61,6 +74,11 @@ class Channel:
         self.confirm_sent = 0
         self.pending: deque[tuple[int, int, bool]] = deque()  # (seq, sync generation, ack)
         self.tx: list[tuple[Any, ...]] | None = None
+        # Consumer timeout (see the module docstring): the check timer, and the marks
+        # (first tag delivered after the mark, time of the mark).
+        self._ct_marks: deque[tuple[int, float]] = deque()
+        self._ct_interval = _check_interval(self.core.settings.consumer_timeout_ms)
+        self._ct_timer: Any = None if self._ct_interval is not None else _NO_TIMEOUT
 
     @property
     def unacked_count(self) -> int:
@@ -165,6 +183,8 @@ class Channel:
         msg = Message(exchange, routing_key, props, body, len(body), delivery_mode == 2,
                       priority, expiration)
         try:
+            if expiration is not None:
+                parse_expiration(expiration)  # 406 "invalid expiration '...'" as RabbitMQ
             if self.tx is not None:
                 self.vhost.exchange(exchange)  # fail early on a missing exchange
                 self.tx.append(("publish", msg, mandatory))
@@ -185,6 +205,10 @@ class Channel:
             raise errors.AccessRefused(
                 f"cannot publish to internal exchange '{msg.exchange}' in vhost '{vhost.name}'")
         queues = vhost.route(ex, msg)
+        if msg.expiration is not None:  # per-message TTL: plain queues start tracking it
+            for q in queues:
+                if q.features is None:
+                    q.enable_message_expiry()
         if self.confirm:
             self.confirm_seq += 1
         if not queues:
@@ -193,16 +217,21 @@ class Channel:
             if self.confirm:
                 self._confirm(self.confirm_seq, False)
             return
-        durable = False
+        durable = rejected = False
         for q in queues:
-            q.publish(msg)
+            try:
+                q.publish(msg)
+            except Rejected:  # x-overflow=reject-publish(-dlx): nack if confirming
+                rejected = True
+                continue
             if q.durable:
                 durable = True
             if len(q.ready) > FLOW_HIGH and q.over_flow_limit():
                 self.conn.flow_block(q)
         if self.confirm:
             self._confirm(self.confirm_seq,
-                          durable and msg.persistent and self.core.store_needs_sync)
+                          durable and msg.persistent and self.core.store_needs_sync,
+                          not rejected)
         elif durable and msg.persistent and self.core.store_needs_sync:
             self.core.persister.dirty = True
 
@@ -259,6 +288,16 @@ class Channel:
         else:
             self.unacked[tag] = (queue, msg, consumer)
             consumer.unacked += 1
+            if self._ct_timer is None:
+                self._watch_unacked(tag)
+
+    def hold_get(self, tag: int, queue: "Queue", msg: Message) -> None:
+        """A basic.get delivery (no_ack=false) waits for its ack."""
+        self.unacked[tag] = (queue, msg, None)
+        if queue.consumer_timeout_ms is not None:
+            self.note_timeout(queue.consumer_timeout_ms)
+        if self._ct_timer is None:
+            self._watch_unacked(tag)
 
     def _body_of(self, msg: Message) -> bytes:
         body = msg.body
@@ -290,9 +329,9 @@ class Channel:
         entries = self._take(tag, multiple)
         if requeue:
             self._requeue(entries)
-        else:  # dead-lettering hooks in here (issue 6); for now the message is dropped
+        else:  # dead-lettered when the queue has a dead letter exchange, else dropped
             for queue, msg, consumer in entries:
-                queue.settle(msg)
+                queue.reject(msg)
                 if consumer is not None:
                     consumer.unacked -= 1
                 queue.dispatch()
@@ -366,18 +405,90 @@ class Channel:
             return
         self.closed = True
         self._publish = None
+        if self._ct_timer is not None and self._ct_timer is not _NO_TIMEOUT:
+            self._ct_timer.cancel()
+        self._ct_timer = _NO_TIMEOUT
+        left = [c.queue for c in self.consumers.values()]
         for consumer in list(self.consumers.values()):
-            self.cancel_consumer(consumer)
+            self.cancel_consumer(consumer, dispatch=False)
         entries = list(self.unacked.values())
         self.unacked.clear()
         self._requeue(entries)
+        # A single active consumer's successor gets its turn once the messages are back.
+        for queue in left:
+            if queue.features and not queue.deleted:
+                queue.dispatch()
         self.core.persister.waiting.discard(self)
 
-    def cancel_consumer(self, consumer: "Consumer") -> None:
+    def cancel_consumer(self, consumer: "Consumer", dispatch: bool = True) -> None:
         self.consumers.pop(consumer.tag, None)
         queue = consumer.queue
         if queue.remove_consumer(consumer):
             self.vhost.remove_queue(queue)
+        elif dispatch and queue.features and not queue.deleted:
+            queue.dispatch()  # x-single-active-consumer: the next consumer takes over
+
+    # -- consumer timeout -------------------------------------------------------------------
+    def note_timeout(self, timeout_ms: int) -> None:
+        """A consumer or queue on this channel has its own timeout: check often enough."""
+        interval = _check_interval(timeout_ms)
+        if self._ct_interval is None or (interval is not None and interval < self._ct_interval):
+            self._ct_interval = interval
+        if self._ct_timer is _NO_TIMEOUT and not self.closed:
+            self._ct_timer = None
+
+    def _watch_unacked(self, tag: int) -> None:
+        """The first unacked delivery since the channel had none: start checking."""
+        scheduler = self.core.scheduler
+        now = scheduler.now()
+        self._ct_marks.clear()
+        self._ct_marks.append((tag + 1, now))  # tag was delivered just now
+        self._ct_timer = scheduler.call_at(now + self._ct_interval, self._check_timeout)  # type: ignore[operator]
+
+    def _check_timeout(self) -> None:
+        self._ct_timer = None
+        unacked, marks = self.unacked, self._ct_marks
+        if self.closed or not unacked:
+            marks.clear()  # the next delivery starts over
+            return
+        scheduler = self.core.scheduler
+        now = scheduler.now()
+        oldest = next(iter(unacked))  # tags only grow: the first key is the oldest
+        while marks and marks[0][0] <= oldest:
+            marks.popleft()
+        delivered_by = marks[0][1] if marks else now
+        queue, _, consumer = unacked[oldest]
+        timeout_ms = self._timeout_of(queue, consumer)
+        if timeout_ms is not None and (now - delivered_by) * 1000.0 >= timeout_ms:
+            self._timed_out(timeout_ms)
+            return
+        if not marks or marks[-1][0] < self.next_tag:
+            marks.append((self.next_tag, now))
+        self._ct_timer = scheduler.call_at(now + self._ct_interval, self._check_timeout)  # type: ignore[operator]
+
+    def _timeout_of(self, queue: "Queue", consumer: "Consumer | None") -> int | None:
+        if consumer is not None and consumer.timeout_ms is not None:
+            return consumer.timeout_ms
+        if queue.consumer_timeout_ms is not None:
+            return queue.consumer_timeout_ms
+        default = self.core.settings.consumer_timeout_ms
+        return default if default and default > 0 else None
+
+    def _timed_out(self, timeout_ms: int) -> None:
+        log.warning("consumer.timeout", peer=self.conn.peer, channel=self.id,
+                    timeout_ms=timeout_ms, unacked=len(self.unacked),
+                    action="channel closed, unacked messages requeued")
+        self.fail(errors.PreconditionFailed(
+            f"delivery acknowledgement on channel {self.id} timed out. Timeout value used: "
+            f"{timeout_ms} ms. This timeout value can be configured, see consumers doc guide "
+            "to learn more"))
+
+
+def _check_interval(timeout_ms: int | None) -> float | None:
+    """How often unacked deliveries are checked for a timeout (seconds; None: never)."""
+    if timeout_ms is None or timeout_ms < 0:
+        return None
+    return min(max(timeout_ms / 20000.0, 0.005), 60.0)
 
 
 def _decode(fn: Callable[[bytes], Any], payload: bytes) -> Any:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from amqpbroker.model.queue_args import consumer_timeout_of
+
 if TYPE_CHECKING:
     from amqpbroker.model.message import Message
     from amqpbroker.model.queue import Queue
@@ -12,7 +14,7 @@ if TYPE_CHECKING:
 
 class Consumer:
     __slots__ = ("tag", "queue", "channel", "no_ack", "exclusive", "priority", "prefetch",
-                 "unacked", "arguments")
+                 "unacked", "arguments", "timeout_ms")
 
     def __init__(self, channel: "Channel", queue: "Queue", tag: str, *, no_ack: bool,
                  exclusive: bool, priority: int, prefetch: int,
@@ -28,6 +30,12 @@ class Consumer:
         self.prefetch = prefetch
         self.unacked = 0
         self.arguments = arguments
+        # x-consumer-timeout as a consumer argument overrides the queue's and the broker's
+        # (https://www.rabbitmq.com/docs/consumers#acknowledgement-timeout).
+        self.timeout_ms = consumer_timeout_of(arguments)
+        for timeout in (self.timeout_ms, queue.consumer_timeout_ms):
+            if timeout is not None:
+                channel.note_timeout(timeout)
 
     def can_take(self) -> bool:
         ch = self.channel

@@ -22,6 +22,10 @@ from amqpbroker.model.message import Message
 class MessageStore(ABC):
     """Persistent messages of durable queues."""
 
+    # False for stores where sync() has nothing to do (the memory twin): confirms are then
+    # sent without waiting for a group commit.
+    needs_sync = True
+
     @abstractmethod
     def add(self, queue_key: str, msg: Message) -> None:
         """Record `msg` as enqueued (at the tail) on durable queue `queue_key`.

@@ -15,6 +15,8 @@ __all__ = ["MemoryMessageStore", "MemoryDefinitionStore", "StoreError"]
 
 
 class MemoryMessageStore(MessageStore):
+    # Nothing to fsync: publisher confirms go out as soon as messages are enqueued.
+    needs_sync = False
     def __init__(self) -> None:
         # queue -> store_id -> [message, delivered]; dicts keep enqueue order
         self._queues: dict[str, dict[int, list[Any]]] = {}

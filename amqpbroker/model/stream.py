@@ -1,0 +1,446 @@
+"""Stream queues (issue 11): RabbitMQ's declare and consume rules, and the queue object.
+
+Plain synchronous Python over `store.stream_log.StreamLog`. For the integrator:
+
+Declare (queue.declare with x-queue-type=stream, YAML topology, recovery replay)::
+
+    validate_stream_arguments(name, vhost, durable, exclusive, auto_delete, arguments)
+    q = StreamQueue.open(root_dir, vhost, name, arguments, sync=True, clock=scheduler.wall)
+
+`validate_stream_arguments` raises `errors.PreconditionFailed` worded as RabbitMQ 4.x
+(rabbit_amqqueue:check_declare_arguments, then rabbit_stream_queue:declare):
+argument values first (x-max-length-bytes, x-max-age, x-stream-max-segment-size-bytes,
+x-initial-cluster-size, x-queue-leader-locator), then arguments other queue types own
+("invalid arg 'x-max-priority' for queue 'q' in vhost '/' of queue type
+rabbit_stream_queue"), then the properties ("invalid property 'auto-delete' | 'exclusive-
+owner' | 'non-durable' for queue 'q' in vhost '/'"), then the segment size and filter size
+limits. x-initial-cluster-size and x-queue-leader-locator are checked and ignored (one node).
+A stream is never server-named (RabbitMQ: capability server_named=false).
+
+Consume (basic.consume on a StreamQueue)::
+
+    check_stream_consume(name, vhost, no_ack=..., prefetch=..., global_prefetch=...)
+    opts = parse_consumer_arguments(arguments, name, vhost)   # ConsumerOptions
+    q.add_consumer(consumer, opts.offset, opts.filters, opts.match_unfiltered,
+                   tracking_name=None)
+
+RabbitMQ requires a per-consumer basic.qos prefetch (406 if 0), manual acks (540 for
+no_ack) and no global qos (540). The consumer is the same duck type `model.queue.Queue`
+uses (`can_take()`, `deliver(queue, msg, redelivered)`, `tag`); its prefetch is its
+credit: acks only give credit back (`settle`, `reject`, `return_unacked` remove nothing,
+requeue redelivers nothing, as in RabbitMQ). Each delivery is a fresh `Message` whose
+headers carry `x-stream-offset` (a long), redelivered=false. `tracking_name` (LavinMQ's
+server-side offset tracking) makes acked offsets persist under that name, and a consumer
+that gives no offset resumes after the stored one ("first" if none).
+
+Publish: `q.publish(msg) -> offset` appends and dispatches (the publisher's filter value
+is the `x-stream-filter-value` header, when it is a string). Confirms: a publish is
+durable once `q.log.sync()` returned a `committed_offset` above its offset (group commit:
+call it once per batch, as the Persister does). Retention: `q.enforce_retention(now)`
+from a timer (it also runs on every segment roll). Other queue-like attributes the
+session uses exist with stream values: durable, auto_delete, exclusive_owner, features
+(None), consumers, consumer_count, message_count, deleted, unacked, consumer_timeout_ms
+(None), flow_waiters / over_flow_limit() / release_flow() (publishers are never paused),
+declared(). `get()` raises RabbitMQ's 540 (no basic.get on streams). `delete()` removes
+the files, `close()` syncs and closes them.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, NamedTuple
+
+from amqpbroker import errors
+from amqpbroker.model.message import Message
+from amqpbroker.model.queue import queue_key
+from amqpbroker.model.queue_args import _Atom, _int, _term, amqp_type_name
+from amqpbroker.protocol import tables
+from amqpbroker.store.stream_log import (
+    DEFAULT_SEGMENT_BYTES, StreamCursor, StreamLog, parse_interval,
+)
+
+__all__ = ["StreamQueue", "StreamConfig", "ConsumerOptions", "validate_stream_arguments",
+           "parse_stream_arguments", "parse_consumer_arguments", "parse_offset_spec",
+           "check_stream_consume", "stream_directory"]
+
+MAX_SEGMENT_SIZE_BYTES = 3_000_000_000  # RabbitMQ's ?MAX_STREAM_MAX_SEGMENT_SIZE (3 GB)
+LEADER_LOCATORS = ("client-local", "balanced", "random", "least-leaders", "min-masters")
+OFFSET_HEADER = "x-stream-offset"
+FILTER_HEADER = "x-stream-filter-value"
+# Queue arguments that only other queue types take (RabbitMQ 4.x capabilities(): classic
+# and quorum queue_arguments minus the stream's); refused by name, in the client's order.
+OTHER_TYPES_ONLY = frozenset((
+    "x-expires", "x-message-ttl", "x-dead-letter-exchange", "x-dead-letter-routing-key",
+    "x-max-length", "x-max-priority", "x-overflow", "x-queue-mode", "x-queue-version",
+    "x-single-active-consumer", "x-queue-master-locator", "x-dead-letter-strategy",
+    "x-max-in-memory-length", "x-max-in-memory-bytes", "x-quorum-initial-group-size",
+    "x-delivery-limit",
+))
+CONSUMER_ARGS_OTHER_TYPES_ONLY = frozenset(("x-priority",))
+
+
+def _where(queue: str, vhost: str) -> str:
+    return f"queue '{queue}' in vhost '{vhost}'"
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return None
+
+
+def _non_neg(value: Any) -> Any:
+    err = _int(value)
+    return err if err is not None or value >= 0 else (_Atom("value_negative"), value)
+
+
+def _cluster_size(value: Any) -> Any:
+    err = _non_neg(value)
+    return err if err is not None or value != 0 else (_Atom("value_zero"), value)
+
+
+def _max_age(value: Any) -> Any:
+    text = value if isinstance(value, str) else None
+    if text is None:
+        return (_Atom("unacceptable_type"), _Atom(amqp_type_name(value)))
+    return None if parse_interval(text) is not None else _Atom("invalid_max_age")
+
+
+def _locator(value: Any) -> Any:
+    text = _text(value)
+    if text is None:
+        return (_Atom("unacceptable_type"), _Atom(amqp_type_name(value)))
+    return None if text in LEADER_LOCATORS else _Atom("invalid_queue_locator_arg")
+
+
+def _queue_type(value: Any) -> Any:
+    text = _text(value)
+    if text is None:
+        return (_Atom("unacceptable_type"), _Atom(amqp_type_name(value)))
+    return None if text == "stream" else f"unsupported queue type '{text}'"
+
+
+# rabbit_amqqueue:declare_args/0 order, restricted to the stream's queue_arguments
+_VALIDATORS: tuple[tuple[str, Callable[[Any], Any]], ...] = (
+    ("x-max-length-bytes", _non_neg),
+    ("x-queue-type", _queue_type),
+    ("x-max-age", _max_age),
+    ("x-stream-max-segment-size-bytes", _non_neg),
+    ("x-initial-cluster-size", _cluster_size),
+    ("x-queue-leader-locator", _locator),
+)
+
+
+def validate_stream_arguments(name: str, vhost: str, durable: bool, exclusive: bool,
+                              auto_delete: bool, arguments: Mapping[str, Any] | None) -> None:
+    """Raise PreconditionFailed (RabbitMQ's wording) unless this declares a valid stream."""
+    arguments = arguments or {}
+    where = _where(name, vhost)
+    for key, check in _VALIDATORS:
+        if key in arguments:
+            err = check(arguments[key])
+            if err is not None:
+                raise errors.PreconditionFailed(f"invalid arg '{key}' for {where}: {_term(err)}")
+    for key in arguments:
+        if key in OTHER_TYPES_ONLY:
+            raise errors.PreconditionFailed(
+                f"invalid arg '{key}' for {where} of queue type rabbit_stream_queue")
+    for bad, prop in ((auto_delete, "auto-delete"), (exclusive, "exclusive-owner"),
+                      (not durable, "non-durable")):
+        if bad:
+            raise errors.PreconditionFailed(f"invalid property '{prop}' for {where}")
+    segment = arguments.get("x-stream-max-segment-size-bytes")
+    if isinstance(segment, int) and segment > MAX_SEGMENT_SIZE_BYTES:
+        raise errors.PreconditionFailed("Exceeded max value for x-stream-max-segment-size-bytes")
+    fsize = arguments.get("x-stream-filter-size-bytes")
+    if isinstance(fsize, int) and not 16 <= fsize <= 255:
+        raise errors.PreconditionFailed("Invalid value for  x-stream-filter-size-bytes")
+
+
+@dataclass(frozen=True, slots=True)
+class StreamConfig:
+    max_length_bytes: int | None = None
+    max_age_ms: int | None = None
+    max_segment_size_bytes: int = DEFAULT_SEGMENT_BYTES
+
+
+def parse_stream_arguments(arguments: Mapping[str, Any] | None) -> StreamConfig:
+    """The retention settings of (already validated) declare arguments."""
+    arguments = arguments or {}
+    size = arguments.get("x-max-length-bytes")
+    age = arguments.get("x-max-age")
+    seg = arguments.get("x-stream-max-segment-size-bytes")
+    return StreamConfig(
+        max_length_bytes=size if isinstance(size, int) and not isinstance(size, bool) else None,
+        max_age_ms=parse_interval(age) if isinstance(age, str) else None,
+        max_segment_size_bytes=(seg if isinstance(seg, int) and not isinstance(seg, bool)
+                                else DEFAULT_SEGMENT_BYTES))
+
+
+def _erl(value: Any) -> str:
+    """A table value as RabbitMQ prints it inside {invalid_stream_offset_arg,{Type,Value}}."""
+    if isinstance(value, bool):
+        v = "true" if value else "false"
+    elif isinstance(value, str):
+        v = '<<"' + value.replace("\\", "\\\\").replace('"', '\\"') + '">>'
+    elif value is None:
+        v = "undefined"
+    else:
+        v = str(value)
+    return "{invalid_stream_offset_arg,{" + amqp_type_name(value) + "," + v + "}}"
+
+
+def parse_offset_spec(value: Any, queue: str, vhost: str) -> Any:
+    """A consumer's x-stream-offset as a `StreamLog.open_cursor` spec, or RabbitMQ's 406."""
+    if value is None:
+        return "next"
+    if isinstance(value, (str, bytes)):
+        text = _text(value)
+        if text in ("first", "last", "next") or parse_interval(text or "") is not None:
+            return text
+    elif isinstance(value, datetime.datetime):
+        return value
+    elif isinstance(value, int) and not isinstance(value, bool):
+        return value  # clamped into the stream, as RabbitMQ does
+    raise errors.PreconditionFailed(
+        f"invalid arg 'x-stream-offset' for {_where(queue, vhost)}: {_erl(value)}")
+
+
+class ConsumerOptions(NamedTuple):
+    offset: Any
+    filters: list[str] | None
+    match_unfiltered: bool
+
+
+def parse_consumer_arguments(arguments: Mapping[str, Any] | None, queue: str,
+                             vhost: str) -> ConsumerOptions:
+    """basic.consume arguments of a stream consumer (rabbit_stream_queue:filter_spec):
+    x-stream-filter is a string or an array (its non-strings ignored); x-stream-match-
+    unfiltered counts only with a filter and only as a bool."""
+    arguments = arguments or {}
+    for key in arguments:
+        if key in CONSUMER_ARGS_OTHER_TYPES_ONLY:
+            raise errors.PreconditionFailed(
+                f"invalid arg '{key}' for {_where(queue, vhost)} of queue type rabbit_stream_queue")
+    offset = parse_offset_spec(arguments.get(OFFSET_HEADER), queue, vhost)
+    raw = arguments.get("x-stream-filter")
+    filters: list[str] | None = None
+    if isinstance(raw, str):
+        filters = [raw]
+    elif isinstance(raw, (list, tuple)):
+        filters = [v for v in raw if isinstance(v, str)]
+    match = arguments.get("x-stream-match-unfiltered")
+    return ConsumerOptions(offset, filters, filters is not None and match is True)
+
+
+def check_stream_consume(queue: str, vhost: str, *, no_ack: bool, prefetch: int,
+                         global_prefetch: int = 0) -> None:
+    """rabbit_stream_queue:consume/3's refusals, in its order."""
+    where = _where(queue, vhost)
+    if not prefetch:
+        raise errors.PreconditionFailed(f"consumer prefetch count is not set for stream {where}")
+    if no_ack:
+        raise errors.NotImplemented_(f"automatic acknowledgement not supported by stream {where}")
+    if global_prefetch:
+        raise errors.NotImplemented_(f"{where} does not support global qos")
+
+
+def stream_directory(root: str | Path, vhost: str, name: str) -> Path:
+    """Where a stream's files live under the data directory (names are hashed: any
+    vhost/queue name is a valid queue name but not a valid file name)."""
+    digest = hashlib.sha256(queue_key(vhost, name).encode("utf-8", "surrogatepass")).hexdigest()
+    return Path(root) / "streams" / digest[:40]
+
+
+class _Reader:
+    __slots__ = ("cursor", "tracking")
+
+    def __init__(self, cursor: StreamCursor, tracking: str | None) -> None:
+        self.cursor = cursor
+        self.tracking = tracking
+
+
+class StreamQueue:
+    """A stream queue: a `StreamLog` plus consumers reading it at their own offsets."""
+
+    is_stream = True
+    durable = True
+    auto_delete = False
+    exclusive_owner = None
+    exclusive_consumer = None
+    features = None
+    store = None
+    consumer_timeout_ms = None
+
+    def __init__(self, vhost: str, name: str, log: StreamLog, *,
+                 arguments: dict[str, Any] | None = None) -> None:
+        self.vhost = vhost
+        self.name = name
+        self.key = queue_key(vhost, name)
+        self.arguments = arguments or {}
+        self.log = log
+        self.consumers: list[Any] = []
+        self._readers: dict[Any, _Reader] = {}
+        self._tracked: dict[Message, tuple[str, int]] = {}
+        self.had_consumer = False
+        self.deleted = False
+        self.unacked = 0
+        self.flow_waiters: set[Any] = set()
+
+    @classmethod
+    def open(cls, root: str | Path, vhost: str, name: str, arguments: dict[str, Any] | None = None,
+             *, sync: bool = True, clock: Callable[[], float] = time.time) -> StreamQueue:
+        """Create or recover the stream's log under `root` (arguments already validated)."""
+        config = parse_stream_arguments(arguments)
+        log = StreamLog(stream_directory(root, vhost, name),
+                        max_segment_bytes=config.max_segment_size_bytes,
+                        max_bytes=config.max_length_bytes, max_age_ms=config.max_age_ms,
+                        sync=sync, clock=clock)
+        log.enforce_retention()
+        return cls(vhost, name, log, arguments=arguments)
+
+    # -- counts ---------------------------------------------------------------------------
+    @property
+    def message_count(self) -> int:
+        return self.log.message_count
+
+    @property
+    def consumer_count(self) -> int:
+        return len(self.consumers)
+
+    # -- messages in ----------------------------------------------------------------------
+    def publish(self, msg: Message) -> int:
+        """Append a routed message; returns its offset."""
+        assert msg.body is not None, "stream messages arrive with their body"
+        headers = msg.headers
+        fv = headers.get(FILTER_HEADER) if headers else None
+        offset = self.log.append(msg.exchange, msg.routing_key, msg.properties, msg.body,
+                                 fv if isinstance(fv, str) else None)
+        if self.consumers:
+            self.dispatch()
+        return offset
+
+    # -- messages out ---------------------------------------------------------------------
+    def dispatch(self) -> None:
+        """Hand records to every consumer while it has credit."""
+        if not self.consumers or self.deleted:
+            return
+        self.log.flush()
+        for consumer in self.consumers:
+            reader = self._readers[consumer]
+            cursor = reader.cursor
+            while consumer.can_take():
+                rec = cursor.next()
+                if rec is None:
+                    break
+                items = tables.headers_of(rec.properties)
+                tables.set_header(items, OFFSET_HEADER, tables.long(rec.offset))
+                msg = Message(rec.exchange, rec.routing_key,
+                              tables.with_header_items(rec.properties, items), rec.body,
+                              len(rec.body), True)
+                self.unacked += 1
+                if reader.tracking is not None:
+                    self._tracked[msg] = (reader.tracking, rec.offset)
+                consumer.deliver(self, msg, False)
+
+    def settle(self, msg: Message) -> None:
+        """An ack (or a no-ack delivery): credit only; a tracked consumer's offset is kept."""
+        self.unacked -= 1
+        tracked = self._tracked.pop(msg, None) if self._tracked else None
+        if tracked is not None:
+            name, offset = tracked
+            stored = self.log.stored_offset(name)
+            if stored is None or offset > stored:
+                self.log.store_offset(name, offset)
+
+    def reject(self, msg: Message) -> None:
+        """basic.reject / nack without requeue: nothing leaves a stream."""
+        self.unacked -= 1
+        if self._tracked:
+            self._tracked.pop(msg, None)
+
+    def return_unacked(self, entries: list[tuple[Message, bool]]) -> None:
+        """nack/reject with requeue, channel closed: credit back, nothing redelivered."""
+        self.unacked -= len(entries)
+        if self._tracked:
+            for entry in entries:
+                self._tracked.pop(entry[0], None)
+        self.dispatch()
+
+    def get(self) -> None:
+        raise errors.NotImplemented_(
+            f"basic.get not supported by stream queues {_where(self.name, self.vhost)}")
+
+    # -- consumers ------------------------------------------------------------------------
+    def add_consumer(self, consumer: Any, offset_spec: Any = None, filters: list[str] | None = None,
+                     match_unfiltered: bool = False, *, tracking_name: str | None = None) -> None:
+        """Start a consumer at `offset_spec` (see `parse_offset_spec`; None = "next", or
+        after the offset stored for `tracking_name`)."""
+        if offset_spec is None and tracking_name is not None:
+            stored = self.log.stored_offset(tracking_name)
+            offset_spec = "first" if stored is None else stored + 1
+        try:
+            cursor = self.log.open_cursor(offset_spec, filters=filters,
+                                          match_unfiltered=match_unfiltered)
+        except ValueError:
+            parse_offset_spec(offset_spec, self.name, self.vhost)  # raises RabbitMQ's 406
+            raise
+        self._readers[consumer] = _Reader(cursor, tracking_name)
+        self.consumers.append(consumer)
+        self.had_consumer = True
+        self.dispatch()
+
+    def remove_consumer(self, consumer: Any) -> bool:
+        """Stop a consumer. Always False: streams are never auto-deleted."""
+        reader = self._readers.pop(consumer, None)
+        if reader is None:
+            return False
+        reader.cursor.close()
+        self.consumers.remove(consumer)
+        return False
+
+    # -- retention, tracking, lifecycle ---------------------------------------------------
+    def enforce_retention(self, now: float | None = None) -> int:
+        return self.log.enforce_retention(now)
+
+    def store_offset(self, name: str, offset: int) -> None:
+        self.log.store_offset(name, offset)
+
+    def stored_offset(self, name: str) -> int | None:
+        return self.log.stored_offset(name)
+
+    def over_flow_limit(self) -> bool:
+        return False
+
+    def release_flow(self) -> None:
+        waiters, self.flow_waiters = self.flow_waiters, set()
+        for waiter in waiters:
+            waiter.flow_released(self)
+
+    def declared(self) -> None:
+        pass
+
+    def delete(self) -> int:
+        """queue.delete: the files go; returns the message count RabbitMQ reports."""
+        count = self.message_count
+        self.deleted = True
+        for reader in self._readers.values():
+            reader.cursor.close()
+        self._readers.clear()
+        self.consumers.clear()
+        self._tracked.clear()
+        self.log.delete()
+        return count
+
+    def close(self) -> None:
+        """Broker shutdown: sync and close the files (the stream stays)."""
+        self.log.close()
+
+    def __repr__(self) -> str:
+        return f"StreamQueue({self.vhost!r}, {self.name!r})"
