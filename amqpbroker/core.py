@@ -89,7 +89,8 @@ class BrokerCore:
         self.vhosts: dict[str, VirtualHost] = {}
         self.users: dict[str, User] = {}
         self.connections: set[Any] = set()
-        self.memory_alarm = False
+        self.memory_alarm = False  # True while any resource alarm is set
+        self.alarms: set[str] = set()  # "memory", "disk"
         self.started_at = time.time()
         self._default_setup()
 
@@ -174,11 +175,19 @@ class BrokerCore:
 
     def set_memory_alarm(self, on: bool, rss: int = 0) -> None:
         """RabbitMQ's memory alarm: block publishers while memory is over the watermark."""
+        self.set_alarm("memory", on, rss=rss, watermark=self.memory_limit())
+
+    def set_alarm(self, resource: str, on: bool, **details: Any) -> None:
+        """Resource alarms (https://www.rabbitmq.com/docs/alarms): while any is set,
+        connections that publish are blocked (connection.blocked where supported)."""
+        if on == (resource in self.alarms):
+            return
+        (self.alarms.add if on else self.alarms.discard)(resource)
+        log.warning("alarm.set" if on else "alarm.cleared", resource=resource, **details)
+        on = bool(self.alarms)
         if on == self.memory_alarm:
             return
         self.memory_alarm = on
-        log.warning("memory_alarm.set" if on else "memory_alarm.cleared", rss=rss,
-                    watermark=self.memory_limit())
         for conn in list(self.connections):
             if on and conn.published:
                 conn.memory_alarm(True)

@@ -163,9 +163,18 @@ class Server:
                 self.core.set_memory_alarm(True, rss)
             elif rss < limit * 0.9:
                 self.core.set_memory_alarm(False, rss)
-            for proto in list(self.protocols):
-                if proto.conn is not None and proto.conn.out:
-                    proto.flush()
+        data_dir = self.core.settings.data_dir
+        if data_dir:
+            try:
+                st = os.statvfs(data_dir)
+                free = st.f_bavail * st.f_frsize
+                self.core.set_alarm("disk", free < self.core.settings.disk_free_limit,
+                                    free=free, limit=self.core.settings.disk_free_limit)
+            except OSError:
+                pass
+        for proto in list(self.protocols):
+            if proto.conn is not None and proto.conn.out:
+                proto.flush()
         self._ticker = self.loop.call_later(TICK_SECONDS, self._tick)
 
     # -- group commit ---------------------------------------------------------------------------

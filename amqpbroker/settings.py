@@ -45,3 +45,6 @@ class Settings:
     # Memory alarm: publishers are blocked while the broker's RSS is above this fraction of
     # the machine's RAM (or this many bytes, when > 1). RabbitMQ 4.x defaults to 0.6.
     memory_high_watermark: float = 0.6
+    # Disk alarm: publishers are blocked while the data dir's file system has less free
+    # space than this (RabbitMQ's disk_free_limit default is 50 MB).
+    disk_free_limit: int = 50 * 1000 * 1000

@@ -26,6 +26,7 @@ import structlog
 from pamqp import commands
 
 from amqpbroker import errors
+from amqpbroker.model import permissions
 from amqpbroker.model.message import Message
 from amqpbroker.model.queue import FLOW_HIGH, Rejected
 from amqpbroker.model.queue_args import parse_expiration
@@ -74,6 +75,9 @@ class Channel:
         self.confirm_sent = 0
         self.pending: deque[tuple[int, int, bool]] = deque()  # (seq, sync generation, ack)
         self.tx: list[tuple[Any, ...]] | None = None
+        # Exchanges this channel was allowed to publish to (write permission, checked once
+        # per exchange: see model.permissions).
+        self._may_write: set[str] = set()
         # Consumer timeout (see the module docstring): the check timer, and the marks
         # (first tag delivered after the mark, time of the mark).
         self._ct_marks: deque[tuple[int, float]] = deque()
@@ -186,6 +190,8 @@ class Channel:
             if expiration is not None:
                 parse_expiration(expiration)  # 406 "invalid expiration '...'" as RabbitMQ
             if self.tx is not None:
+                if exchange not in self._may_write:
+                    self._check_write(exchange)
                 self.vhost.exchange(exchange)  # fail early on a missing exchange
                 self.tx.append(("publish", msg, mandatory))
             else:
@@ -197,6 +203,8 @@ class Channel:
     # -- publishing ------------------------------------------------------------------------
     def publish(self, msg: Message, mandatory: bool) -> None:
         """Route and enqueue one message, then return / confirm it (issue 3)."""
+        if msg.exchange not in self._may_write:
+            self._check_write(msg.exchange)
         vhost = self.vhost
         ex = vhost.exchanges.get(msg.exchange)
         if ex is None:
@@ -234,6 +242,13 @@ class Channel:
                           not rejected)
         elif durable and msg.persistent and self.core.store_needs_sync:
             self.core.persister.dirty = True
+
+    def _check_write(self, exchange: str) -> None:
+        """basic.publish needs write permission on the exchange (403 before 404, as
+        RabbitMQ checks it before looking the exchange up)."""
+        permissions.check(self.conn.user, self.vhost.name, "write", "exchange", exchange,
+                          self.conn.perm_cache)
+        self._may_write.add(exchange)
 
     def _return(self, msg: Message, code: int, text: str) -> None:
         self.conn.send(fastcodec.encode_return(

@@ -57,3 +57,16 @@ def test_queue_backlog_pauses_pure_publisher_until_drained(core):
         consumer.send(1, c.Basic.Ack(delivery_tag=tag))
         tag += 1
     assert flow == [True, False]
+
+
+def test_disk_alarm_blocks_publishers_like_memory(core):
+    publisher, flow = _client(core)
+    publisher.open_channel(1)
+    publisher.publish(1, "", "nowhere", b"x")
+    core.set_alarm("disk", True, free=1)
+    core.set_memory_alarm(True)
+    assert flow == [True]
+    core.set_alarm("disk", False)
+    assert flow == [True]  # memory alarm still on
+    core.set_memory_alarm(False)
+    assert flow == [True, False]
