@@ -107,9 +107,12 @@ def test_direct_exchange(connection, broker_url):
     queues = [Queue(unique(f"kombu.direct.{c}"), exchange, routing_key=c, auto_delete=True)
               for c in ("red", "green")]
     received: list[tuple[str, str]] = []
-    consumer = Consumer(connection, queues, accept=["json"],
-                        callbacks=[lambda body, m: (received.append((m.delivery_info["routing_key"],
-                                                                     body)), m.ack())])
+
+    def on_message(body, message):
+        received.append((message.delivery_info["routing_key"], body))
+        message.ack()
+
+    consumer = Consumer(connection, queues, accept=["json"], callbacks=[on_message])
     consumer.declare()
     producer = Producer(connection, exchange=exchange, serializer="json")
     for key, body in [("red", "r1"), ("green", "g1"), ("blue", "lost"), ("red", "r2")]:

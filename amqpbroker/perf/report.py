@@ -71,6 +71,10 @@ def _us(v: int | None) -> str:
     return f"{v} us"
 
 
+def _pl(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
 def _pct(v: float | None) -> str:
     return "-" if v is None else f"{100 * v:.0f}%"
 
@@ -95,7 +99,8 @@ def render_table(res: dict[str, Any]) -> str:
         pass                                   # failed before publishing: the error says it all
     elif res.get("mode") == "throughput":
         p = res["params"]
-        add(("scenario", f"{p['producers']} producers, {p['consumers']} consumers, {p['queues']} queues, "
+        add(("scenario", f"{_pl(p['producers'], 'producer')}, {_pl(p['consumers'], 'consumer')}, "
+             f"{_pl(p['queues'], 'queue')}, "
              f"{p['exchange']} exchange, {p['size']} B, ack {p['ack']}"
              + (f", prefetch {p['prefetch']}" if p["prefetch"] else "")
              + (f", confirm {p['confirm']}" if p["confirm"] else "")

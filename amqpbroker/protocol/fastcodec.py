@@ -123,10 +123,21 @@ def decode_publish(payload: bytes) -> tuple[str, str, bool, bool]:
         bits = payload[bits_at]
     except IndexError:
         raise ValueError("truncated Basic.Publish") from None
-    # UnicodeDecodeError is a ValueError, which is what the caller expects.
-    exchange = payload[7:rk_at].decode("utf-8")
-    routing_key = payload[rk_at + 1 : bits_at].decode("utf-8")
-    return exchange, routing_key, bool(bits & 1), bool(bits & 2)
+    # Publishers reuse a few (exchange, routing key) pairs: share one pair of str objects
+    # between all their queued messages (saves ~100 bytes per queued message, issue 7 M1).
+    raw = payload[6:bits_at]
+    names = _NAMES_CACHE.get(raw)
+    if names is None:
+        # UnicodeDecodeError is a ValueError, which is what the caller expects.
+        names = (payload[7:rk_at].decode("utf-8"), payload[rk_at + 1 : bits_at].decode("utf-8"))
+        if len(_NAMES_CACHE) >= _NAMES_CACHE_SIZE:
+            _NAMES_CACHE.clear()
+        _NAMES_CACHE[raw] = names
+    return names[0], names[1], bool(bits & 1), bool(bits & 2)
+
+
+_NAMES_CACHE: dict[bytes, tuple[str, str]] = {}
+_NAMES_CACHE_SIZE = 4096
 
 
 def _tag_and_bits(payload: bytes, name: str) -> tuple[int, int]:

@@ -51,23 +51,21 @@ import struct
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, NamedTuple
-from zlib import crc32
+from typing import Any, Callable, Iterable
 
 import structlog
 
 from amqpbroker.store.records import StoreError
 from amqpbroker.store.stream_records import (
-    CHUNK_MAX, CRC, F_CHUNK, F_FILTER, HDR, K_MSG, K_TRACK, MAGIC, MSG_HEAD, OVERHEAD, Segment,
-    encode_msg, encode_track, find_valid, list_segments, read_sealed, scan_segment,
-    segment_name, valid_at,
+    CHUNK_MAX, F_CHUNK, F_FILTER, K_TRACK, READ_BUF, Segment, StreamCursor, StreamRecord,
+    encode_msg, encode_track, list_segments, read_sealed, scan_segment, segment_name, valid_at,
 )
 
-__all__ = ["StreamLog", "StreamCursor", "StreamRecord", "parse_interval", "StoreError"]
+__all__ = ["StreamLog", "StreamCursor", "StreamRecord", "parse_interval", "StoreError",
+           "READ_BUF"]
 
 log = structlog.get_logger()
 
-READ_BUF = 128 << 10
 FLUSH_AT = 1 << 20
 DEFAULT_SEGMENT_BYTES = 500_000_000  # RabbitMQ's default x-stream-max-segment-size-bytes
 TRACKING_FILE = "offsets.trk"
@@ -76,15 +74,6 @@ _UNIT_MS = {"Y": 365 * 86_400_000, "M": 30 * 86_400_000, "D": 86_400_000, "h": 3
             "m": 60_000, "s": 1000}
 _INTERVAL = re.compile(r"([0-9]+)([YMDhms])")
 _U64 = struct.Struct("<Q")
-
-
-class StreamRecord(NamedTuple):
-    offset: int
-    timestamp_ms: int
-    exchange: str
-    routing_key: str
-    properties: bytes
-    body: bytes
 
 
 def parse_interval(text: str) -> int | None:
@@ -243,7 +232,8 @@ class StreamLog:
                 self._last_chunk = off
             self._chunk_n += 1
             pos = seg.size + len(buf)
-            buf += encode_msg(off, ts, flags, _enc(exchange), _enc(routing_key), fv, properties, body)
+            buf += encode_msg(off, ts, flags, _enc(exchange), _enc(routing_key), fv,
+                              properties, body)
             seg.note(off, pos, ts, flags)
             if len(buf) >= FLUSH_AT:
                 self._write_locked()
@@ -276,6 +266,8 @@ class StreamLog:
             return self._sync_locked()
 
     def _sync_locked(self) -> int:
+        if self._closed:  # closed or deleted: nothing left to make durable
+            return self._synced
         if self._failed is not None:
             raise StoreError(f"stream {self.directory} failed: {self._failed}")
         with self._lock:
@@ -446,6 +438,7 @@ class StreamLog:
         tmp = path.with_suffix(".tmp")
         with self._lock:
             data = b"".join(encode_track(n, o) for n, o in self._tracking.items())
+            fd = -1
             try:
                 fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | _CLOEXEC, 0o644)
                 _pwrite_all(fd, data, 0)
@@ -454,8 +447,10 @@ class StreamLog:
                 os.replace(tmp, path)
                 if self._fsync:
                     _fsync_dir(self.directory)
-            except OSError as e:
+            except OSError as e:  # the old file stays in use
                 log.warning("stream.tracking_compaction_failed", error=str(e))
+                if fd >= 0:
+                    os.close(fd)
                 return
             os.close(self._tfd)
             self._tfd, self._tsize = fd, len(data)
@@ -497,125 +492,3 @@ class StreamLog:
                 "committed_offset": self._synced, "segments": len(self._segs),
                 "disk_bytes": sum(s.size for s in self._segs), "buffered_bytes": len(self._buf),
                 "tracked_consumers": len(self._tracking)}
-
-
-class StreamCursor:
-    """An independent reader over a `StreamLog` (see the module docstring)."""
-
-    __slots__ = ("_log", "_seg", "_buf", "_mv", "_base", "_p", "_min_off", "_min_ts",
-                 "_filters", "_unfiltered", "_next", "_strs")
-
-    def __init__(self, log_: StreamLog, seg: Segment, pos: int, min_off: int, min_ts: int,
-                 filters: Iterable[str] | None, match_unfiltered: bool) -> None:
-        self._log = log_
-        self._seg = seg
-        self._buf = b""
-        self._mv = memoryview(self._buf)
-        self._base, self._p = pos, 0
-        self._min_off, self._min_ts = min_off, min_ts
-        self._filters = None if filters is None else frozenset(_enc(f) for f in filters)
-        self._unfiltered = match_unfiltered
-        self._next = min_off
-        self._strs: dict[bytes, str] = {}
-
-    @property
-    def offset(self) -> int:
-        """The lowest offset the next record can have."""
-        return self._next
-
-    def __iter__(self) -> Iterator[StreamRecord]:
-        while (rec := self.next()) is not None:
-            yield rec
-
-    def read(self, limit: int) -> list[StreamRecord]:
-        out = []
-        while len(out) < limit and (rec := self.next()) is not None:
-            out.append(rec)
-        return out
-
-    def next(self) -> StreamRecord | None:
-        """The next matching record, or None when the cursor has caught up."""
-        head, msg_head, crc_at = HDR.unpack_from, MSG_HEAD.unpack_from, CRC.unpack_from
-        while True:
-            seg = self._seg
-            if seg.deleted:  # behind the retention point: on from the first retained
-                self._move(self._log._segs[0], 0)
-                self._min_off = self._next
-                continue
-            buf, p = self._buf, self._p
-            have = len(buf) - p
-            need = OVERHEAD + head(buf, p)[2] if have >= 6 else OVERHEAD
-            if have < need:
-                if not self._refill(seg, need):
-                    return None
-                continue
-            end = p + need
-            if buf[p] != MAGIC or crc32(self._mv[p:end - 4]) != crc_at(buf, end - 4)[0]:
-                self._resync(seg)
-                continue
-            self._p = end
-            if buf[p + 1] != K_MSG:
-                continue  # INDEX / SEAL at a segment's end
-            _, _, _, off, ts, flags, exl, rkl, fvl, pl = msg_head(buf, p)
-            if off < self._min_off or ts < self._min_ts:
-                continue
-            self._next = off + 1
-            s = p + 33
-            if self._filters is not None:
-                if flags & F_FILTER:
-                    if buf[s + exl + rkl:s + exl + rkl + fvl] not in self._filters:
-                        continue
-                elif not self._unfiltered:
-                    continue
-            strs = self._strs
-            b = buf[s:s + exl]
-            ex = strs.get(b)
-            if ex is None:
-                ex = self._intern(b)
-            s += exl
-            b = buf[s:s + rkl]
-            rk = strs.get(b)
-            if rk is None:
-                rk = self._intern(b)
-            s += rkl + fvl
-            return tuple.__new__(StreamRecord, (off, ts, ex, rk, buf[s:s + pl], buf[s + pl:end - 4]))
-
-    def _intern(self, b: bytes) -> str:
-        if len(self._strs) > 4096:
-            self._strs.clear()
-        s = self._strs[b] = b.decode("utf-8", "surrogatepass")
-        return s
-
-    def _move(self, seg: Segment, pos: int) -> None:
-        self._seg, self._base, self._p = seg, pos, 0
-        self._buf = b""
-        self._mv = memoryview(self._buf)
-
-    def _refill(self, seg: Segment, need: int) -> bool:
-        fpos = self._base + self._p
-        limit = seg.size
-        if fpos >= limit:
-            if not seg.sealed:
-                return False  # caught up with what was written
-            nxt = self._log._after(seg)
-            if nxt is None:
-                return False
-            self._move(nxt, 0)
-            return True
-        if fpos + need > limit:  # a header that lies: corruption
-            self._resync(seg)
-            return True
-        data = os.pread(self._log._rfd(seg), min(max(READ_BUF, need), limit - fpos), fpos)
-        self._buf, self._mv, self._base, self._p = data, memoryview(data), fpos, 0
-        return True
-
-    def _resync(self, seg: Segment) -> None:
-        fpos = self._base + self._p
-        nxt = find_valid(self._log._rfd(seg), fpos + 1, seg.size)
-        log.error("stream.corrupt_record", segment=seg.first, offset=fpos,
-                  skipped=(seg.size if nxt is None else nxt) - fpos)
-        self._move(seg, seg.size if nxt is None else nxt)
-
-    def close(self) -> None:
-        self._buf = b""
-        self._mv = memoryview(self._buf)

@@ -1,4 +1,4 @@
-"""File format of stream segments (see `store.stream_log`), and the recovery scan.
+"""Stream segments (see `store.stream_log`): file format, recovery scan, and the reader.
 
 A stream lives in one directory: segment files named by the offset of their first record
 (`00000000000000000000.seg`, 20 digits, so names sort like offsets) and `offsets.trk`
@@ -30,7 +30,8 @@ unit RabbitMQ's `x-stream-offset=last` starts from.
 Recovery trusts a segment that ends with a valid SEAL (its INDEX gives everything kept in
 RAM); any other segment is scanned record by record with CRCs checked: in the last
 segment a bad record with nothing valid behind it is a torn write and is cut off, a bad
-record followed by valid ones is skipped (logged), as the message store does.
+record followed by valid ones is skipped (logged), as the message store does. Readers
+(`StreamCursor`) check every CRC too and skip a bad record the same way.
 """
 
 from __future__ import annotations
@@ -39,10 +40,13 @@ import os
 import struct
 from array import array
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator, NamedTuple
 from zlib import crc32
 
 import structlog
+
+if TYPE_CHECKING:
+    from amqpbroker.store.stream_log import StreamLog
 
 log = structlog.get_logger()
 
@@ -65,6 +69,7 @@ BAD = -1
 INDEX_EVERY = 64 << 10  # bytes of records between two sparse index entries
 CHUNK_MAX = 1024  # records in one chunk at most
 SCAN_BUF = 1 << 20
+READ_BUF = 128 << 10  # a cursor's read buffer (one record, if bigger)
 
 
 def segment_name(first: int) -> str:
@@ -256,3 +261,145 @@ def scan_segment(fd: int, path: Path, first: int, size: int, tail: bool) -> Segm
     seg.size = size
     seg.sealed = sealed_at == size or not tail
     return seg
+
+
+class StreamRecord(NamedTuple):
+    offset: int
+    timestamp_ms: int
+    exchange: str
+    routing_key: str
+    properties: bytes
+    body: bytes
+
+
+def _enc(s: str) -> bytes:
+    return s.encode("utf-8", "surrogatepass")
+
+
+class StreamCursor:
+    """An independent reader over a `StreamLog` (see `store.stream_log`): reads the
+    segment files through a bounded buffer, checks every CRC, skips INDEX/SEAL records,
+    moves on to the next segment at the end of a closed one."""
+
+    __slots__ = ("_log", "_seg", "_buf", "_mv", "_base", "_p", "_min_off", "_min_ts",
+                 "_filters", "_unfiltered", "_next", "_strs")
+
+    def __init__(self, log_: StreamLog, seg: Segment, pos: int, min_off: int, min_ts: int,
+                 filters: Iterable[str] | None, match_unfiltered: bool) -> None:
+        self._log = log_
+        self._seg = seg
+        self._buf = b""
+        self._mv = memoryview(self._buf)
+        self._base, self._p = pos, 0
+        self._min_off, self._min_ts = min_off, min_ts
+        self._filters = None if filters is None else frozenset(_enc(f) for f in filters)
+        self._unfiltered = match_unfiltered
+        self._next = min_off
+        self._strs: dict[bytes, str] = {}
+
+    @property
+    def offset(self) -> int:
+        """The lowest offset the next record can have."""
+        return self._next
+
+    def __iter__(self) -> Iterator[StreamRecord]:
+        while (rec := self.next()) is not None:
+            yield rec
+
+    def read(self, limit: int) -> list[StreamRecord]:
+        out = []
+        while len(out) < limit and (rec := self.next()) is not None:
+            out.append(rec)
+        return out
+
+    def next(self) -> StreamRecord | None:
+        """The next matching record, or None when the cursor has caught up."""
+        head, msg_head, crc_at = HDR.unpack_from, MSG_HEAD.unpack_from, CRC.unpack_from
+        while True:
+            seg = self._seg
+            if seg.deleted:  # behind the retention point: on from the first retained
+                if self._log._closed:
+                    return None
+                self._move(self._log._segs[0], 0)
+                self._min_off = self._next
+                continue
+            buf, p = self._buf, self._p
+            have = len(buf) - p
+            need = OVERHEAD + head(buf, p)[2] if have >= 6 else OVERHEAD
+            if have < need:
+                if not self._refill(seg, need):
+                    return None
+                continue
+            end = p + need
+            if buf[p] != MAGIC or crc32(self._mv[p:end - 4]) != crc_at(buf, end - 4)[0]:
+                self._resync(seg)
+                continue
+            self._p = end
+            if buf[p + 1] != K_MSG:
+                continue  # INDEX / SEAL at a segment's end
+            _, _, _, off, ts, flags, exl, rkl, fvl, pl = msg_head(buf, p)
+            if off < self._min_off or ts < self._min_ts:
+                continue
+            self._next = off + 1
+            s = p + 33
+            if self._filters is not None:
+                if flags & F_FILTER:
+                    if buf[s + exl + rkl:s + exl + rkl + fvl] not in self._filters:
+                        continue
+                elif not self._unfiltered:
+                    continue
+            strs = self._strs
+            b = buf[s:s + exl]
+            ex = strs.get(b)
+            if ex is None:
+                ex = self._intern(b)
+            s += exl
+            b = buf[s:s + rkl]
+            rk = strs.get(b)
+            if rk is None:
+                rk = self._intern(b)
+            s += rkl + fvl
+            return tuple.__new__(StreamRecord,
+                                 (off, ts, ex, rk, buf[s:s + pl], buf[s + pl:end - 4]))
+
+    def _intern(self, b: bytes) -> str:
+        if len(self._strs) > 4096:
+            self._strs.clear()
+        s = self._strs[b] = b.decode("utf-8", "surrogatepass")
+        return s
+
+    def _move(self, seg: Segment, pos: int) -> None:
+        self._seg, self._base, self._p = seg, pos, 0
+        self._buf = b""
+        self._mv = memoryview(self._buf)
+
+    def _refill(self, seg: Segment, need: int) -> bool:
+        fpos = self._base + self._p
+        limit = seg.size
+        if self._log._closed:
+            return False
+        if fpos >= limit:
+            if not seg.sealed:
+                return False  # caught up with what was written
+            nxt = self._log._after(seg)
+            if nxt is None:
+                return False
+            self._move(nxt, 0)
+            return True
+        if fpos + need > limit:  # a header that lies: corruption
+            self._resync(seg)
+            return True
+        data = os.pread(self._log._rfd(seg), min(max(READ_BUF, need), limit - fpos), fpos)
+        self._buf, self._mv, self._base, self._p = data, memoryview(data), fpos, 0
+        return True
+
+    def _resync(self, seg: Segment) -> None:
+        fpos = self._base + self._p
+        nxt = find_valid(self._log._rfd(seg), fpos + 1, seg.size)
+        log.error("stream.corrupt_record", segment=seg.first, offset=fpos,
+                  skipped=(seg.size if nxt is None else nxt) - fpos)
+        self._move(seg, seg.size if nxt is None else nxt)
+
+    def close(self) -> None:
+        self._buf = b""
+        self._mv = memoryview(self._buf)

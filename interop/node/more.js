@@ -105,6 +105,29 @@ const checks = {
     await cch.close();
   })),
 
+  // close() right after a burst of publishes: amqplib sends Connection.Close at
+  // once while its channel buffer still streams publish frames out behind it. The
+  // broker discards frames after the Close, answers Close-Ok, and the close must
+  // complete without a socket error (a broker that closes its socket while the
+  // client is still sending makes the kernel answer with RST, which can destroy
+  // the Close-Ok before amqplib reads it: close() then never resolves).
+  'close-after-burst': async () => {
+    const connection = await amqp.connect(url);
+    const errors = [];
+    connection.on('error', (err) => errors.push(err.message));
+    const channel = await connection.createChannel();
+    const { queue } = await channel.assertQueue('', { exclusive: true });
+    const body = Buffer.alloc(32 * 1024, 0x62);
+    let sent = 0;
+    while (channel.publish('', queue, body) && sent < 20000) sent += 1;
+    const outcome = await Promise.race([
+      connection.close().then(() => 'closed', (err) => `close() failed: ${err.message}`),
+      sleep(5000).then(() => 'no Close-Ok within 5 s'),
+    ]);
+    assert.equal(outcome, 'closed', `errors: ${errors.join('; ')}`);
+    assert.deepEqual(errors, []);
+  },
+
   // heartbeat=2 in the URL: negotiated to 2 s; idle for 3 intervals, the connection
   // stays open (amqplib errors with 'Heartbeat timeout' if nothing arrives for two
   // intervals, so the broker must send heartbeats) and works afterwards.

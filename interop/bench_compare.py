@@ -1,0 +1,237 @@
+#!/usr/bin/env python3
+"""Run the benchmark scenario suite against amqpbroker and RabbitMQ in one sitting.
+
+    python interop/bench_compare.py [--rounds 3] [--only S1,S2,S3] [--no-rabbitmq]
+                                    [--tool c|perf|both] [--out results.json]
+
+The reference instrument is the C load generator in ../shared/bench (rabbitmq-c; needs
+Debian's librabbitmq-dev to build): it is copied to a temporary directory, built, and run
+with its fixed scenario suite. `--tool perf` (or both) also runs the same scenarios with
+`amqpbroker perf`, the Python generator. Brokers are run alternately (RabbitMQ, ours,
+RabbitMQ, ...) as the bench README asks, each on a free port with a fresh data dir; a
+private RabbitMQ node is started when `rabbitmq-server` is installed. Prints the medians
+per scenario and the ratio ours / RabbitMQ. Every run is bounded in time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_BENCH = ROOT.parent / "shared" / "bench"
+PERF_ARGS = {
+    "S1": ["--size", "16"],
+    "S2": ["--size", "1024", "--ack", "manual", "--prefetch", "100"],
+    "S3": ["--size", "1024", "--durable", "--persistent", "--confirm", "256", "--ack",
+           "manual", "--prefetch", "100"],
+    "S4": ["--size", "64", "--exchange", "fanout", "--queues", "10", "--consumers", "10"],
+    "S5": ["--size", "16", "--exchange", "topic", "--bindings", "1000", "--queues", "4",
+           "--consumers", "4"],
+    "S6": ["--size", "16", "--rate", "2000", "--ack", "manual", "--prefetch", "100"],
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
+class Ours:
+    name = "amqpbroker"
+
+    def start(self, work: Path) -> int:
+        self.port = free_port()
+        data = work / f"ours-{self.port}"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "amqpbroker", "serve", "--host", "127.0.0.1", "--port",
+             str(self.port), "--data-dir", str(data), "--log-level", "warning"],
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if not wait_port(self.port, 15):
+            raise RuntimeError("amqpbroker did not start")
+        return self.proc.pid
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+    def version(self) -> str:
+        from amqpbroker import __version__
+        return __version__
+
+
+class RabbitMQ:
+    name = "rabbitmq"
+
+    def start(self, work: Path) -> int:
+        self.port = free_port()
+        self.node = f"bench{self.port}@localhost"
+        # Debian's rabbitmq-server drops to the rabbitmq user: give it its own directories
+        # outside our private temporary directory.
+        base = Path(tempfile.mkdtemp(prefix=f"rmq-{self.port}-"))
+        self.base = base
+        (base / "mnesia").mkdir()
+        (base / "log").mkdir()
+        base.chmod(0o755)
+        if shutil.which("chown"):
+            subprocess.run(["chown", "-R", "rabbitmq:rabbitmq", str(base)], check=False,
+                           capture_output=True)
+        env = dict(os.environ, RABBITMQ_NODE_PORT=str(self.port), RABBITMQ_NODENAME=self.node,
+                   RABBITMQ_MNESIA_BASE=str(base / "mnesia"), RABBITMQ_LOG_BASE=str(base / "log"),
+                   RABBITMQ_DIST_PORT=str(free_port()))
+        self.proc = subprocess.Popen(["rabbitmq-server"], env=env, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, start_new_session=True,
+                                     cwd=base)
+        if not wait_port(self.port, 60):
+            raise RuntimeError("rabbitmq-server did not start")
+        time.sleep(1)
+        return int(subprocess.run(["rabbitmqctl", "-n", self.node, "eval", "os:getpid()."],
+                                  capture_output=True, text=True, timeout=30)
+                   .stdout.strip().strip('"') or 0)
+
+    def stop(self) -> None:
+        subprocess.run(["rabbitmqctl", "-n", self.node, "stop"], capture_output=True, timeout=60)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, 9)
+        shutil.rmtree(self.base, ignore_errors=True)
+
+    def version(self) -> str:
+        out = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", "rabbitmq-server"],
+                             capture_output=True, text=True).stdout
+        return out.strip() or "?"
+
+
+def build_c_bench(work: Path) -> Path:
+    dest = work / "bench"
+    shutil.copytree(SHARED_BENCH, dest)
+    for p in dest.rglob("*"):
+        p.chmod(p.stat().st_mode | 0o200)
+    subprocess.run(["make", "-s", "-C", str(dest)], check=True, timeout=300)
+    return dest
+
+
+def run_c_suite(bench: Path, port: int, pid: int, only: str, out: Path) -> list[dict]:
+    subprocess.run([sys.executable, str(bench / "suite.py"), "127.0.0.1", str(port), str(out),
+                    str(pid), "--only", only, "--no-extras", "--conns", "1000"],
+                   timeout=1800, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    rows = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
+    return [r for r in rows if "id" in r or "scenario" in r]
+
+
+def run_perf(port: int, pid: int, scenario: str) -> dict:
+    cmd = [sys.executable, "-m", "amqpbroker", "perf", "--uri",
+           f"amqp://guest:guest@127.0.0.1:{port}/", "--duration", "10", "--drain", "20",
+           "--json", "--broker-pid", str(pid), *PERF_ARGS[scenario]]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    lines = [line for line in p.stdout.splitlines() if line.startswith("{")]
+    return json.loads(lines[-1]) if lines else {"status": "ERROR", "error": p.stderr[-300:]}
+
+
+def metric(scenario: str, result: dict) -> float | None:
+    """The figure compared for a scenario (higher is better except S6's p99)."""
+    r = result.get("result", result)
+    if r.get("status") not in ("OK", None):
+        return None
+    if scenario == "S6":
+        lat = r.get("lat_us") or r.get("latency_us") or {}
+        return lat.get("p99")
+    if scenario == "S7":
+        per_conn_kb = r.get("broker_rss_growth_kb_per_conn")
+        if isinstance(per_conn_kb, (int, float)) and per_conn_kb == per_conn_kb:
+            return per_conn_kb * 1024
+        return None
+    return r.get("out_rate") or r.get("delivery_rate")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--only", default="S1,S2,S3,S4,S5,S6,S7")
+    ap.add_argument("--tool", choices=["c", "perf", "both"], default="c")
+    ap.add_argument("--no-rabbitmq", action="store_true")
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+    scenarios = args.only.split(",")
+    brokers = [Ours()]
+    if not args.no_rabbitmq and shutil.which("rabbitmq-server"):
+        brokers.insert(0, RabbitMQ())
+    figures: dict[tuple[str, str, str], list[float]] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-compare-") as tmp:
+        work = Path(tmp)
+        bench = build_c_bench(work) if args.tool in ("c", "both") else None
+        for rnd in range(args.rounds):
+            for broker in brokers:
+                pid = broker.start(work)
+                try:
+                    if bench is not None:
+                        out = work / f"{broker.name}-{rnd}.jsonl"
+                        for row in run_c_suite(bench, broker.port, pid, ",".join(scenarios), out):
+                            sid = row.get("id") or row.get("scenario")
+                            value = metric(sid, row)
+                            if value is not None:
+                                figures.setdefault(("c", sid, broker.name), []).append(value)
+                    if args.tool in ("perf", "both"):
+                        for sid in (s for s in scenarios if s in PERF_ARGS):
+                            value = metric(sid, run_perf(broker.port, pid, sid))
+                            if value is not None:
+                                figures.setdefault(("perf", sid, broker.name), []).append(value)
+                finally:
+                    broker.stop()
+                print(f"round {rnd + 1}/{args.rounds} {broker.name}: done", flush=True)
+    report(figures, scenarios, brokers, args.out)
+    return 0
+
+
+def report(figures, scenarios, brokers, out) -> None:
+    names = [b.name for b in brokers]
+    print(f"\n{'tool':5} {'id':3} " + " ".join(f"{n:>14}" for n in names) + "   ratio")
+    rows = []
+    for tool in ("c", "perf"):
+        for sid in scenarios:
+            meds = {n: statistics.median(figures[(tool, sid, n)])
+                    for n in names if figures.get((tool, sid, n))}
+            if not meds:
+                continue
+            ratio = None
+            if "rabbitmq" in meds and "amqpbroker" in meds and meds["amqpbroker"]:
+                a, r = meds["amqpbroker"], meds["rabbitmq"]
+                ratio = (r / a) if sid in ("S6", "S7") else (a / r)  # lower is better there
+            rows.append({"tool": tool, "id": sid, **meds, "ratio": ratio})
+            print(f"{tool:5} {sid:3} " + " ".join(
+                f"{meds.get(n, float('nan')):>14.1f}" for n in names)
+                + (f"   {ratio:.2f}x" if ratio else ""))
+    print("\nS1-S5: deliveries/s; S6: p99 latency (us); S7: broker bytes per connection."
+          " Ratio >= 1.0 means amqpbroker is as good or better.")
+    if out:
+        Path(out).write_text(json.dumps({"brokers": {b.name: b.version() for b in brokers},
+                                         "rows": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
