@@ -23,6 +23,7 @@ from amqpbroker.session.connection import ClientConnection
 
 log = structlog.get_logger("amqpbroker")
 TICK_SECONDS = 1.0
+LINGER_SECONDS = 2.0
 
 
 def _rss_bytes() -> int:
@@ -39,6 +40,7 @@ class AMQPProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.conn: ClientConnection | None = None
         self._flush_scheduled = False
+        self._lingering = False
         self._loop = server.loop
 
     # -- asyncio callbacks ------------------------------------------------------------------
@@ -115,13 +117,25 @@ class AMQPProtocol(asyncio.Protocol):
             transport.write(data)
             conn.sent(time.monotonic())
         if conn.closed:
-            transport.close()
+            if conn.linger:
+                self._linger(transport)
+            else:
+                transport.close()
         elif conn.starved and not conn.paused:
             # Consumers were skipped while our output buffer was full; it is empty now.
             # Refill on the next loop iteration, so other connections get their turn.
             conn.writable()
             if conn.out:
                 self._schedule_flush()
+
+    def _linger(self, transport: asyncio.Transport) -> None:
+        """Half-close after Close-Ok: the peer reads it, then closes; bounded by a timer."""
+        if self._lingering:
+            return
+        self._lingering = True
+        if transport.can_write_eof():
+            transport.write_eof()
+        self._loop.call_later(LINGER_SECONDS, transport.close)
 
     def tick(self, now: float) -> None:
         if self.conn is not None:

@@ -126,11 +126,6 @@ async def test_rpc_pattern(broker_url):
         await server_conn.close()
 
 
-@broker_bug("queue.unbind naming a queue that does not exist is 404 NOT_FOUND (and so is "
-            "one naming a missing exchange); RabbitMQ answers unbind-ok. RPC.close() "
-            "cancels the consumer of its auto-delete result queue (which deletes the "
-            "queue) and then unbinds it from rpc.dlx, so its channel is closed with "
-            "\"NOT_FOUND - no queue 'amq.gen-...'\"")
 async def test_rpc_pattern_close(broker_url):
     """RPC.unregister() and RPC.close() on both sides end cleanly."""
     method = unique("aiopika.rpc.close")

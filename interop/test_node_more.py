@@ -5,21 +5,13 @@ basic.cancel, server capabilities, a refused login and close() right after a
 burst of publishes. FAILS (never skips) without node and amqplib."""
 import pytest
 
-from .ecosystem import broker_bug
 from .harness import AMQPLIB, WAIT, require_node
 
 pytestmark = pytest.mark.interop
 
 CHECKS = [
     "backpressure-drain",
-    pytest.param("close-after-burst", marks=broker_bug(
-        "after answering a client's Connection.Close with Close-Ok the broker closes its "
-        "socket at once (AMQPProtocol.flush calls transport.close() as soon as "
-        "conn.closed), although the client may still be sending: amqplib sends Close "
-        "ahead of the publish frames still in its channel buffer. Closing a socket with "
-        "unread input makes the kernel send RST, so amqplib's writes fail with EPIPE and "
-        "the Close-Ok is lost: close() never resolves. RabbitMQ keeps reading (and "
-        "discarding) frames after Close-Ok until the client closes the socket")),
+    "close-after-burst",
     "heartbeat",
     "exchange-to-exchange",
     "headers-exchange",

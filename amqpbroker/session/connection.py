@@ -86,6 +86,7 @@ class ClientConnection:
         self._in_feed = False
         self.exclusive_queues: list[Any] = []
         self.internal_errors = 0
+        self.linger = False  # after our Close-Ok: keep the socket open until the peer closes
         # Permission grants already checked (one user and vhost per connection; permissions
         # only change at startup), so the publish path costs one set lookup.
         self.perm_cache: set[tuple[str, str, str]] = set()
@@ -101,6 +102,8 @@ class ClientConnection:
 
     # -- IO-facing API ----------------------------------------------------------------------
     def feed(self, data: bytes, now: float) -> None:
+        if self.state == _CLOSED:
+            return  # discarded: see _on_close
         self.last_recv = now
         self._in_feed = True
         try:
@@ -334,6 +337,11 @@ class ClientConnection:
 
     def _on_close(self, m: commands.Connection.Close) -> None:
         self.send_method(0, commands.Connection.CloseOk())
+        # The client closes the socket once it has our Close-Ok. Frames it sent before its
+        # Close may still be unread here; closing now would make the kernel answer with a
+        # reset that destroys the Close-Ok in flight (amqplib then never sees it). So the
+        # transport lingers, discarding input, until the client closes (as RabbitMQ does).
+        self.linger = True
         self._closed(f"client closed: {m.reply_code} {m.reply_text}")
 
     def _on_close_ok(self, m: commands.Connection.CloseOk) -> None:

@@ -62,11 +62,14 @@ def queue_bind(ch: "Channel", m: c.Queue.Bind) -> None:
 
 
 def queue_unbind(ch: "Channel", m: c.Queue.Unbind) -> None:
-    allow(ch, "write", "queue", resolve_queue_name(ch, m.queue))
+    name = resolve_queue_name(ch, m.queue)
+    allow(ch, "write", "queue", name)
     allow(ch, "read", "exchange", m.exchange)
-    q = _queue(ch, m.queue)
-    ch.vhost.exchange(m.exchange)  # RabbitMQ: 404 for a missing exchange
-    ch.vhost.unbind(q, m.exchange, m.routing_key, m.arguments or {})
+    # RabbitMQ answers UnbindOk when the queue or the exchange no longer exists.
+    q = ch.vhost.queues.get(name)
+    if q is not None and m.exchange in ch.vhost.exchanges:
+        ch.vhost._check_exclusive(q, ch.conn)
+        ch.vhost.unbind(q, m.exchange, m.routing_key, m.arguments or {})
     ch.conn.send_method(ch.id, c.Queue.UnbindOk())
 
 
