@@ -10,28 +10,19 @@ import uuid
 import pytest
 from faststream.rabbit import ExchangeType, RabbitBroker, RabbitExchange, RabbitMessage, RabbitQueue
 
-from .ecosystem import broker_bug, unique
+from .ecosystem import unique
 
 pytestmark = pytest.mark.interop
 
 TIMEOUT = 10
 
 #: RabbitBroker.start() passively declares amq.rabbitmq.reply-to before anything else.
-NO_DIRECT_REPLY_TO = broker_bug(
-    "no direct reply-to: a passive queue.declare of 'amq.rabbitmq.reply-to' is 404 "
-    "NOT_FOUND (RabbitMQ answers declare-ok), and FastStream's RabbitBroker.start() "
-    "always makes that declare, so no FastStream app can start. request() also needs "
-    "basic.consume(no_ack=true) on amq.rabbitmq.reply-to and a publish with "
-    "reply_to=amq.rabbitmq.reply-to rewritten to amq.rabbitmq.reply-to.<token>, which "
-    "routes the reply back to the consuming channel")
-
 
 def make_broker(url: str) -> RabbitBroker:
     # No FastStream logging to stderr: the tests assert on what arrives instead.
     return RabbitBroker(url, logger=None)
 
 
-@NO_DIRECT_REPLY_TO
 async def test_rpc_with_reply_queue_and_correlation_id(broker_url):
     """The classic RPC: the caller names its own reply queue in reply_to and
     matches replies by correlation_id; the handler's return value goes to
@@ -66,7 +57,6 @@ async def test_rpc_with_reply_queue_and_correlation_id(broker_url):
         assert routing_key == replies.name
 
 
-@NO_DIRECT_REPLY_TO
 async def test_request_with_direct_reply_to(broker_url):
     """broker.request() publishes with reply_to=amq.rabbitmq.reply-to after
     consuming (no_ack) from that pseudo-queue (RabbitMQ's direct reply-to); the
@@ -87,7 +77,6 @@ async def test_request_with_direct_reply_to(broker_url):
             assert response.correlation_id == f"cid-{text}"
 
 
-@NO_DIRECT_REPLY_TO
 async def test_topic_exchange_and_publisher_chain(broker_url):
     """A subscriber on a topic exchange binding whose results a @publisher
     decorator forwards to another queue."""

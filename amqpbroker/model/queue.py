@@ -396,9 +396,12 @@ class Queue:
         self._push(entry)
         if f.has_length_limit:  # only drop-head gets here over the limit
             self._drop_over_limit()
-        if self._timed:  # TTL 0: gone at once unless a consumer took it (RabbitMQ)
-            self._expire_heads(now)
-            self._schedule_expiry()
+        expires_at = entry[2]
+        if expires_at is not None:
+            if expires_at <= now:  # TTL 0: gone at once unless a consumer took it (RabbitMQ)
+                self._expire_heads(now)
+            if self._ttl_timer is None or expires_at < self._ttl_when:
+                self._schedule_expiry()
 
     def _return_f(self, entries: Iterable[Entry]) -> None:
         """Messages back from consumers: original deadline kept, x-delivery-limit applied."""

@@ -80,4 +80,5 @@ class PriorityReady:
 
     def heads(self) -> Iterator[deque[Any]]:
         """The non-empty levels (each is FIFO, each has its own head)."""
-        return (level for level in self.levels if level)
+        levels = self.levels
+        return (levels[i] for i in range(self.top + 1) if levels[i])

@@ -53,6 +53,8 @@ class VirtualHost:
         self.definitions = definitions
         self.exchanges: dict[str, Exchange] = {}
         self.queues: dict[str, Queue] = {}
+        # Direct reply-to addresses (amq.rabbitmq.reply-to.<token>) -> their pseudo-queues.
+        self.reply_queues: dict[str, Any] = {}
         self.default_exchange = _make(DirectExchange, "", True, False, False, {})
         self.exchanges[""] = self.default_exchange
         for ex_name, ex_type in PREDECLARED:
@@ -286,6 +288,8 @@ class VirtualHost:
         """The queues a message published to `exchange` goes to (each once)."""
         if exchange is self.default_exchange:
             q = self.queues.get(msg.routing_key)
+            if q is None and self.reply_queues:  # direct reply-to (session/direct_reply.py)
+                q = self.reply_queues.get(msg.routing_key)
             return [q] if q is not None else []
         dests = exchange.route(msg.routing_key, msg.headers if exchange.needs_headers else None)
         result: list[Queue] = []

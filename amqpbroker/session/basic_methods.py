@@ -13,6 +13,7 @@ from pamqp import commands as c
 from amqpbroker import errors
 from amqpbroker.model.names import consumer_tag
 from amqpbroker.protocol import fastcodec
+from amqpbroker.session import direct_reply
 from amqpbroker.session.consumer import Consumer
 from amqpbroker.session.exchange_methods import allow
 from amqpbroker.session.queue_methods import resolve_queue_name
@@ -36,6 +37,12 @@ def basic_qos(ch: "Channel", m: c.Basic.Qos) -> None:
 
 def basic_consume(ch: "Channel", m: c.Basic.Consume) -> None:
     vhost, conn = ch.vhost, ch.conn
+    if m.queue == direct_reply.PSEUDO_QUEUE:
+        tag = m.consumer_tag or consumer_tag()
+        if tag in ch.consumers:
+            raise errors.NotAllowed(f"attempt to reuse consumer tag '{tag}'")
+        direct_reply.consume(ch, m, tag)
+        return
     name = resolve_queue_name(ch, m.queue)
     allow(ch, "read", "queue", name)
     q = vhost.queue(name)

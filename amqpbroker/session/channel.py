@@ -33,6 +33,7 @@ from amqpbroker.model.queue_args import parse_expiration
 from amqpbroker.protocol import fastcodec
 from amqpbroker.protocol.methods import decode_method, method_ids
 from amqpbroker.protocol.properties import scan_properties
+from amqpbroker.session import direct_reply
 
 if TYPE_CHECKING:
     from amqpbroker.model.queue import Queue
@@ -63,6 +64,7 @@ class Channel:
         self._body: list[bytes] = []
         self._received = 0
         self.consumers: dict[str, "Consumer"] = {}
+        self.reply_queue: "direct_reply.ReplyQueue | None" = None  # direct reply-to
         self.next_tag = 1
         self.unacked: dict[int, tuple["Queue", Message, "Consumer | None"]] = {}
         self.prefetch = 0
@@ -180,6 +182,12 @@ class Channel:
         self._publish = None
         self._props = b""
         self._received = 0
+        try:
+            props = direct_reply.rewrite_reply_to(self, props)
+        except errors.ChannelError as exc:
+            exc.class_id, exc.method_id = PUBLISH_IDS
+            self.fail(exc)
+            return
         try:
             delivery_mode, priority, expiration = scan_properties(props)
         except ValueError as exc:

@@ -47,6 +47,7 @@ CAPABILITIES = {
     "consumer_priorities": True,
     "authentication_failure_close": True,
     "per_consumer_qos": True,
+    "direct_reply_to": True,
 }
 FRAME_MIN_SIZE = 4096  # spec 4.2.3: frames up to this size are always allowed
 CLOSE_OK_TIMEOUT = 3.0

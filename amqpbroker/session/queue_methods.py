@@ -9,6 +9,7 @@ from pamqp import commands as c
 from amqpbroker import errors
 from amqpbroker.model.names import server_named
 from amqpbroker.protocol.methods import build
+from amqpbroker.session import direct_reply
 from amqpbroker.session.exchange_methods import allow
 
 if TYPE_CHECKING:
@@ -30,6 +31,12 @@ def queue_declare(ch: "Channel", m: c.Queue.Declare) -> None:
     name = m.queue
     if m.passive and not name:
         name = resolve_queue_name(ch, name)
+    if m.passive and name.startswith(direct_reply.PSEUDO_QUEUE):
+        reply = direct_reply.declare_ok(ch, name)
+        if reply is not None:
+            if not m.nowait:
+                conn.send_method(ch.id, reply)
+            return
     generated = not m.passive and not name
     if not m.passive:
         name = name or server_named()  # RabbitMQ checks the generated name

@@ -291,3 +291,15 @@ async def test_durable_queue_keeps_its_features_across_restart(tmp_path):
             got = [(await q.get(no_ack=True)).body for _ in range(2)]
             assert got == [b"a", b"c"]
 
+
+
+async def test_x_expires_lease_restarts_with_the_broker(tmp_path):
+    async with Broker(data_dir=str(tmp_path)) as broker:
+        async with await aio_pika.connect(broker.url) as conn:
+            ch = await conn.channel()
+            await ch.declare_queue("leased", durable=True, arguments={"x-expires": 200})
+    # The timer armed while definitions are replayed runs once the loop is attached.
+    async with Broker(data_dir=str(tmp_path)) as broker:
+        assert "leased" in broker.core.vhosts["/"].queues
+        await asyncio.sleep(0.4)
+        assert "leased" not in broker.core.vhosts["/"].queues
