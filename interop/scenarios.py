@@ -230,17 +230,18 @@ def topics(runner: Runner, emitter: Client, receiver: Client) -> None:
 
 # --- 6: RPC -------------------------------------------------------------------
 
-def rpc(runner: Runner, client: Client, server_client: Client) -> None:
+def rpc(runner: Runner, client: Client, server_client: Client,
+        program: str = "rpc_client") -> None:
     delete_queues(runner.url, "rpc_queue")
     server = runner.spawn(server_client, "rpc_server", count=3)
     server.wait_ready()
 
-    call = runner.run(client, "rpc_client", "30")
+    call = runner.run(client, program, "30")
     assert call.matches(r"^ \[x\] Requesting fib\(30\)$"), runner.dump()
     assert texts(call.matches(r"^ \[\.\] Got (\d+)$")) == [str(FIB[30])], runner.dump()
 
     # Concurrent callers each get their own answer (correlation id + reply_to).
-    calls = {n: runner.spawn(client, "rpc_client", str(n)) for n in (10, 20)}
+    calls = {n: runner.spawn(client, program, str(n)) for n in (10, 20)}
     for n, proc in calls.items():
         proc.succeed()
         assert texts(proc.matches(r"^ \[\.\] Got (\d+)$")) == [str(FIB[n])], runner.dump()

@@ -62,6 +62,11 @@ def test_6_rpc(runner):
     scenarios.rpc(runner, AMQPLIB, AMQPLIB)
 
 
+def test_6_rpc_direct_reply_to(runner):
+    """RabbitMQ's current JavaScript RPC tutorial: replies via amq.rabbitmq.reply-to."""
+    scenarios.rpc(runner, AMQPLIB, AMQPLIB, program="rpc_client_direct")
+
+
 def test_7_publisher_confirms(runner):
     scenarios.publisher_confirms(runner, AMQPLIB)
 
