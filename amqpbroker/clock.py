@@ -64,6 +64,11 @@ class Scheduler:
         loop = self._loop
         return loop.time() if loop is not None else time.monotonic()
 
+    @property
+    def attached(self) -> bool:
+        """Timers run on an event loop now (else they wait for `attach`)."""
+        return self._loop is not None
+
     def wall(self) -> float:
         """Wall-clock seconds (for timestamps written into messages, e.g. `x-death`)."""
         return time.time()

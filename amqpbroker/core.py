@@ -1,15 +1,17 @@
 """The broker's state, without IO: settings, users, virtual hosts, stores, group commit.
 
 `BrokerCore` is what the sans-IO sessions (`session/`) talk to and what the asyncio server
-(`server.py`) drives. It owns the two stores and the `Persister`, which batches the fsyncs
-that publisher confirms of persistent messages wait for (group commit).
+(`server.py`) drives. It owns the two stores, the stream queues' logs (`streams`, see
+`amqpbroker.streams`) and the `Persister`, which batches the fsyncs that publisher
+confirms of persistent messages wait for (group commit): one sync round covers the
+message store and every stream log with unsynced appends (`sync_job`).
 """
 
 from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import structlog
 
@@ -19,6 +21,7 @@ from amqpbroker.model.users import Permission, User, hash_password
 from amqpbroker.model.vhost import VirtualHost
 from amqpbroker.settings import Settings
 from amqpbroker.store.base import DefinitionStore, MessageStore
+from amqpbroker.streams import StreamRegistry
 
 if TYPE_CHECKING:
     from amqpbroker.session.channel import Channel
@@ -86,6 +89,12 @@ class BrokerCore:
         # The memory store needs no fsync: confirms go out as soon as messages are enqueued.
         self.store_needs_sync = store is not None and getattr(store, "needs_sync", True)
         self.persister = Persister()
+        # Stream queues' logs: under the data dir, in a temporary directory in memory mode,
+        # detached (no files) for a core without a message store (offline tools).
+        self.streams: StreamRegistry | None = None
+        if store is not None:
+            self.streams = StreamRegistry(self.settings.data_dir, sync=self.settings.sync,
+                                          scheduler=self.scheduler, on_dirty=self._streams_dirty)
         self.vhosts: dict[str, VirtualHost] = {}
         self.users: dict[str, User] = {}
         self.connections: set[Any] = set()
@@ -107,6 +116,7 @@ class BrokerCore:
         vhost = self.vhosts.get(name)
         if vhost is None:
             vhost = VirtualHost(name, self.store, self.definitions, self.scheduler)
+            vhost.streams = self.streams
             self.vhosts[name] = vhost
         if grant_to is not None and grant_to in self.users:
             self.users[grant_to].permissions.setdefault(name, Permission())
@@ -127,6 +137,27 @@ class BrokerCore:
                 vhost._remove_exchange(ex)
         for user in self.users.values():
             user.permissions.pop(name, None)
+
+    # -- group commit ---------------------------------------------------------------------
+    def _streams_dirty(self) -> None:
+        """A tracked stream offset moved: the next sync round makes it durable."""
+        self.persister.dirty = True
+
+    def sync_job(self) -> Callable[[], None]:
+        """What one sync round runs in the worker thread: the message store's sync, then
+        every stream log with something unsynced (chosen now, on the event-loop thread)."""
+        store = self.store
+        assert store is not None
+        logs = self.streams.dirty_logs() if self.streams is not None else []
+        if not logs:
+            return store.sync
+        sync_logs = self.streams.sync_logs  # type: ignore[union-attr]
+
+        def job() -> None:
+            store.sync()
+            sync_logs(logs)
+
+        return job
 
     # -- recovery -------------------------------------------------------------------------
     def recover(self) -> dict[str, int]:
@@ -205,6 +236,8 @@ class BrokerCore:
         return int(pages * mark)
 
     def close(self) -> None:
+        if self.streams is not None:
+            self.streams.close()
         if self.store is not None:
             self.store.close()
         if self.definitions is not None:

@@ -83,8 +83,10 @@ def export_definitions(core: BrokerCore, config: Config | None = None) -> dict[s
                 exchanges.append({k: op[k] for k in ("name", "vhost", "type", "durable",
                                                       "auto_delete", "internal", "arguments")})
             elif op["op"] == "queue.declare":
-                queues.append({k: op[k] for k in ("name", "vhost", "durable", "auto_delete",
-                                                   "arguments")})
+                queue = {k: op[k] for k in ("name", "vhost", "durable", "auto_delete",
+                                            "arguments")}
+                queue["type"] = op["arguments"].get("x-queue-type") or "classic"
+                queues.append(queue)
             elif op["op"] == "bind":
                 bindings.append({k: op[k] for k in ("source", "vhost", "destination",
                                                      "destination_type", "routing_key",

@@ -198,7 +198,8 @@ class Server:
         if not persister.dirty or persister.running or self.core.store is None:
             return
         generation = persister.begin()
-        self._sync_task = self.loop.run_in_executor(None, self.core.store.sync)
+        # The message store and every stream log with unsynced appends, in one job.
+        self._sync_task = self.loop.run_in_executor(None, self.core.sync_job())
         self._sync_task.add_done_callback(lambda f: self._synced(f, generation))
 
     def _synced(self, future: "asyncio.Future[Any]", generation: int) -> None:

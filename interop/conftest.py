@@ -147,6 +147,14 @@ def runner(broker_url: str, own_broker: OwnBroker | None):
         own_broker.fail_if_dead("during this test")
 
 
+@pytest.fixture
+def quorum_runner(runner: Runner) -> Runner:
+    """A runner whose tutorial programs declare hello / task_queue / rpc_queue as durable
+    quorum queues, as RabbitMQ's tutorials do today (TUTORIAL_QUEUE_TYPE=quorum)."""
+    runner.env["TUTORIAL_QUEUE_TYPE"] = "quorum"
+    return runner
+
+
 @pytest.fixture(autouse=True)
 def _interop_test_watchdog():
     """Last line of defence against a hang: every wait in the suite is bounded

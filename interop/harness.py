@@ -183,9 +183,10 @@ class Proc:
 class Runner:
     """Starts tutorial programs against one broker and cleans them up."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, env: dict[str, str] | None = None) -> None:
         self.url = url
         self.procs: list[Proc] = []
+        self.env = dict(env or {})  # given to every program (e.g. TUTORIAL_QUEUE_TYPE)
 
     def spawn(self, client: Client, program: str, *args: str, count: int | None = None,
               env: dict[str, str] | None = None) -> Proc:
@@ -197,6 +198,7 @@ class Runner:
         )
         if count is not None:
             full_env["TUTORIAL_COUNT"] = str(count)
+        full_env.update(self.env)
         full_env.update(env or {})
         name = f"{client.name}/{program}#{len(self.procs) + 1}"
         cwd = NODE_DIR if client.language == "node" else client.directory
@@ -239,6 +241,24 @@ def delete_queues(url: str, *names: str) -> None:
             except pika.exceptions.ChannelClosedByBroker:
                 continue  # 404 on a broker that does not treat delete as idempotent
             channel.close()
+    finally:
+        connection.close()
+
+
+def queue_type(url: str, name: str) -> str:
+    """"quorum" if an existing queue takes a durable quorum redeclaration, else
+    "classic" (the broker refuses it as inequivalent)."""
+    connection = pika.BlockingConnection(_parameters(url))
+    try:
+        channel = connection.channel()
+        try:
+            channel.queue_declare(queue=name, durable=True,
+                                  arguments={"x-queue-type": "quorum"})
+            return "quorum"
+        except pika.exceptions.ChannelClosedByBroker as exc:
+            if exc.reply_code == 406 and "x-queue-type" in exc.reply_text:
+                return "classic"
+            raise
     finally:
         connection.close()
 

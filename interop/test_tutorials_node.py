@@ -7,7 +7,7 @@ is missing: a CI run that silently skipped interop is a failed run.
 import pytest
 
 from . import scenarios
-from .harness import AMQPLIB, WAIT, require_node
+from .harness import AMQPLIB, WAIT, queue_type, require_node
 
 pytestmark = pytest.mark.interop
 
@@ -65,6 +65,32 @@ def test_6_rpc(runner):
 def test_6_rpc_direct_reply_to(runner):
     """RabbitMQ's current JavaScript RPC tutorial: replies via amq.rabbitmq.reply-to."""
     scenarios.rpc(runner, AMQPLIB, AMQPLIB, program="rpc_client_direct")
+
+
+
+# Tutorials 1, 2 and 6 as RabbitMQ publishes them today: durable quorum queues.
+
+def test_1_hello_world_quorum(quorum_runner):
+    scenarios.hello_world(quorum_runner, AMQPLIB, AMQPLIB)
+    assert queue_type(quorum_runner.url, "hello") == "quorum"
+
+
+def test_2_work_queues_round_robin_quorum(quorum_runner):
+    scenarios.work_queues_round_robin(quorum_runner, AMQPLIB, AMQPLIB)
+    assert queue_type(quorum_runner.url, "task_queue") == "quorum"
+
+
+def test_2_work_queues_fair_dispatch_quorum(quorum_runner):
+    scenarios.work_queues_fair_dispatch(quorum_runner, AMQPLIB, AMQPLIB)
+
+
+def test_2_work_queues_durable_backlog_quorum(quorum_runner):
+    scenarios.work_queues_durable_backlog(quorum_runner, AMQPLIB, AMQPLIB)
+
+
+def test_6_rpc_quorum(quorum_runner):
+    scenarios.rpc(quorum_runner, AMQPLIB, AMQPLIB)
+    assert queue_type(quorum_runner.url, "rpc_queue") == "quorum"
 
 
 def test_7_publisher_confirms(runner):

@@ -20,6 +20,10 @@ LIMITS: dict[str, tuple[str, str, int | None, int | None]] = {
     "consumer_timeout_ms": ("consumer_timeout_ms", "int", 1, None),
     "connection_write_high_water": ("connection_write_high_water", "size", 1, None),
     "store_memory_budget": ("store_memory_budget", "size", 0, None),
+    # Resource alarms (https://www.rabbitmq.com/docs/alarms): a fraction of RAM (<= 1) or
+    # bytes; the free-space floor of the data dir's file system.
+    "memory_high_watermark": ("memory_high_watermark", "number", 0, None),
+    "disk_free_limit": ("disk_free_limit", "size", 0, None),
 }
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 LOG_FORMATS = ("console", "json")

@@ -21,6 +21,7 @@ from amqpbroker.config.model import (
 )
 from amqpbroker.model.exchanges import EXCHANGE_TYPES
 from amqpbroker.model.users import SHA256, hash_password, password_hash_problem
+from amqpbroker.model.queue_args import QUEUE_TYPES
 from amqpbroker.model.vhost import PREDECLARED
 
 TOPOLOGY_KEYS = ("vhosts", "users", "permissions", "exchanges", "queues", "bindings")
@@ -192,10 +193,13 @@ class TopologyReader:
             self.c.get(m, p, "exclusive", "bool", False, check=lambda x: x and (
                 "must be false: an exclusive queue belongs to one connection"))
             args = self._arguments(m, p)
+            # RabbitMQ's definitions carry the type twice: "type" and x-queue-type.
             qtype = m.get("type") or (args or {}).get("x-queue-type") or "classic"
-            if qtype != "classic":
-                self.c.warn(p, f"queue type '{qtype}' is not supported; served as a "
-                               "classic queue")
+            if qtype not in QUEUE_TYPES:
+                self.c.error(p + ("type",), f"must be one of: {', '.join(QUEUE_TYPES)}")
+                args = None
+            elif args is not None and qtype != "classic" and "x-queue-type" not in args:
+                args["x-queue-type"] = qtype
             if unique and None not in (durable, auto_delete, args):
                 out.append(QueueDef(vhost, name, durable, auto_delete, args, self.c.at(p)))
         return out

@@ -25,6 +25,10 @@ them; a featured queue takes the `_f` methods instead:
   live one goes when it reaches the head), never delivered once expired; one timer per
   queue is armed at the head's deadline, through the core's scheduler (`clock.py`), so
   the model never sees an event loop.
+
+Quorum queues (`quorum=True`, rules in `model.quorum`) are featured queues that store
+every message whatever its delivery mode (`persist_all`) and keep a two-priority ready
+list (`model.quorum.QuorumReady`); stream queues are another class (`model.stream`).
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from amqpbroker.model.deadletter import (
     dead_letter,
 )
 from amqpbroker.model.message import Message
+from amqpbroker.model.quorum import QuorumReady, quorum_config
 from amqpbroker.model.queue_args import (
     DROP_HEAD,
     REJECT_PUBLISH_DLX,
@@ -94,6 +99,8 @@ class FlowWaiter(Protocol):
 
 
 class Queue:
+    is_stream = False
+
     def __init__(
         self,
         vhost: str,
@@ -105,6 +112,7 @@ class Queue:
         arguments: dict[str, Any] | None = None,
         store: "MessageStore | None" = None,
         host: "VirtualHost | None" = None,
+        quorum: bool = False,
     ) -> None:
         self.vhost = vhost
         self.name = name
@@ -135,7 +143,13 @@ class Queue:
         self._ttl_when = _NEVER
         self._lease_timer: Any = None
         self.clock: Scheduler = host.scheduler if host is not None else _fallback_scheduler
-        if self.arguments:
+        # A quorum queue stores (and confirms after the fsync) every message it gets, while
+        # deliveries keep the publisher's delivery_mode (RabbitMQ: quorum queues are
+        # always persistent).
+        self.is_quorum = self.persist_all = quorum
+        if quorum:
+            self._enable(quorum_config(self.arguments, name, vhost))
+        elif self.arguments:
             config = parse_queue_arguments(self.arguments)
             if config is not None:
                 self._enable(config)
@@ -234,7 +248,7 @@ class Queue:
         self.unacked -= 1
         if self.features:
             self._held.pop(msg, None)
-        if self.store is not None and msg.persistent and not self.deleted:
+        if self.store is not None and (msg.persistent or self.persist_all) and not self.deleted:
             self.store.remove(self.key, msg)
 
     def reject(self, msg: Message) -> None:
@@ -257,7 +271,7 @@ class Queue:
         count = len(self.ready)
         if self.store is not None:
             for entry in self.ready:
-                if entry[0].persistent:
+                if entry[0].persistent or self.persist_all:
                     self.store.remove(self.key, entry[0])
         self.ready.clear()
         self.ready_bytes = 0
@@ -321,7 +335,10 @@ class Queue:
     def _enable(self, config: QueueConfig) -> None:
         old = self.ready
         self.features = config
-        self.ready = PriorityReady(config.max_priority) if config.max_priority else deque()
+        if config.two_priorities:
+            self.ready = QuorumReady()  # type: ignore[assignment]
+        else:
+            self.ready = PriorityReady(config.max_priority) if config.max_priority else deque()
         self.ready_bytes = 0
         for entry in old:  # only a plain queue switching on message expiry has entries
             self._push((entry[0], entry[1], None, 0))
@@ -384,7 +401,7 @@ class Queue:
             if f.overflow == REJECT_PUBLISH_DLX and f.dead_letter_exchange is not None:
                 self._dead_letter(msg, MAXLEN)
             raise Rejected(self.name)
-        if self.store is not None and msg.persistent:
+        if self.store is not None and (msg.persistent or self.persist_all):
             self.store.add(self.key, msg)
         now = self.clock.now()
         entry = (msg, False, self._deadline(msg, now), 0)
@@ -408,15 +425,17 @@ class Queue:
         f = self.features
         assert f is not None
         held, limit = self._held, f.delivery_limit
+        counted = limit is not None or self.is_quorum  # quorum queues always count returns
         back = []
         for item in entries:
             msg = item[0]
             expires_at, returns = held.pop(msg, (None, 0))
             if self.deleted:
                 continue
-            if limit is not None:
+            if counted:
                 returns += 1
-                if returns > limit:  # https://www.rabbitmq.com/docs/quorum-queues#poison-message-handling
+                # https://www.rabbitmq.com/docs/quorum-queues#poison-message-handling
+                if limit is not None and returns > limit:
                     self._discard((msg, True, expires_at, returns), DELIVERY_LIMIT)
                     continue
                 msg = _with_delivery_count(msg, returns)
@@ -443,7 +462,7 @@ class Queue:
     def _hand_out_f(self, consumer: ConsumerLike, entry: Entry) -> None:
         msg, redelivered, expires_at, returns = entry
         self.unacked += 1
-        if self.store is not None and msg.persistent:
+        if self.store is not None and (msg.persistent or self.persist_all):
             self.store.mark_delivered(self.key, msg)
         if expires_at is not None or returns or self.features.delivery_limit is not None:  # type: ignore[union-attr]
             self._held[msg] = (expires_at, returns)
@@ -480,7 +499,7 @@ class Queue:
         entry = self._pop()
         msg, redelivered, expires_at, returns = entry
         self.unacked += 1
-        if self.store is not None and msg.persistent:
+        if self.store is not None and (msg.persistent or self.persist_all):
             self.store.mark_delivered(self.key, msg)
         if expires_at is not None or returns or self.features.delivery_limit is not None:  # type: ignore[union-attr]
             self._held[msg] = (expires_at, returns)
@@ -545,7 +564,7 @@ class Queue:
         msg = entry[0]
         if self.features.dead_letter_exchange is not None:  # type: ignore[union-attr]
             self._dead_letter(msg, reason)
-        if self.store is not None and msg.persistent:
+        if self.store is not None and (msg.persistent or self.persist_all):
             self.store.remove(self.key, msg)
 
     def _dead_letter(self, msg: Message, reason: str) -> None:

@@ -11,8 +11,9 @@ grep for these strings. `parse_queue_arguments` turns valid arguments into a
 `QueueConfig`, or None when none of the features that change how a queue works are set:
 such queues keep the plain fast path (see model.queue).
 
-The queue type check is isolated in `check_queue_type` (quorum and stream queues are not
-implemented yet; whoever adds them changes that one function).
+The queue type check is isolated in `check_queue_type`: classic, quorum and stream queues
+exist (`model.queue_types` builds each; quorum rules in `model.quorum`, stream rules in
+`model.stream`). `validate_queue_arguments` is the classic queue's validation.
 
 References: https://www.rabbitmq.com/docs/queues#optional-arguments, /docs/ttl,
 /docs/maxlength, /docs/dlx, /docs/priority, /docs/consumers#single-active-consumer,
@@ -65,6 +66,7 @@ class QueueConfig:
     max_priority: int = 0  # 0 = not a priority queue
     single_active_consumer: bool = False
     delivery_limit: int | None = None  # None = unlimited
+    two_priorities: bool = False  # a quorum queue's ready list (model.quorum.QuorumReady)
 
     @property
     def has_length_limit(self) -> bool:
@@ -241,10 +243,14 @@ def _describe(queue: str, vhost: str) -> str:
     return f"queue '{queue}' in vhost '{vhost}'"
 
 
-def check_queue_type(arguments: Mapping[str, Any], queue: str, vhost: str) -> str:
-    """The queue type a declaration asks for; raises unless this broker implements it.
+QUEUE_TYPES = ("classic", "quorum", "stream")
 
-    The one place that decides which queue types exist (quorum queues plug in here)."""
+
+def check_queue_type(arguments: Mapping[str, Any], queue: str, vhost: str) -> str:
+    """The queue type a declaration asks for ("classic" when none is given); raises
+    RabbitMQ's 406 for an unknown one.
+
+    The one place that decides which queue types exist."""
     value = arguments.get("x-queue-type")
     if value is None:
         return "classic"
@@ -253,12 +259,8 @@ def check_queue_type(arguments: Mapping[str, Any], queue: str, vhost: str) -> st
     if text is None:
         raise errors.PreconditionFailed(
             f"{where}: {_term((_Atom('unacceptable_type'), _Atom(amqp_type_name(value))))}")
-    if text == "classic":
+    if text in QUEUE_TYPES:
         return text
-    if text in ("quorum", "stream"):
-        raise errors.PreconditionFailed(
-            f"{where}: queue type '{text}' is not supported by this broker yet "
-            "(only 'classic' queues are)")
     reason = f"unsupported queue type '{text}'"
     raise errors.PreconditionFailed(f"{where}: {_term(reason)}")
 

@@ -41,14 +41,22 @@ from a timer (it also runs on every segment roll). Other queue-like attributes t
 session uses exist with stream values: durable, auto_delete, exclusive_owner, features
 (None), consumers, consumer_count, message_count, deleted, unacked, consumer_timeout_ms
 (None), flow_waiters / over_flow_limit() / release_flow() (publishers are never paused),
-declared(). `get()` raises RabbitMQ's 540 (no basic.get on streams). `delete()` removes
-the files, `close()` syncs and closes them.
+declared(). `get()` raises RabbitMQ's 540 (no basic.get on streams), as does `purge()`. `delete()`
+removes the files, `close()` syncs and closes them.
+
+Integration (done by `amqpbroker.streams.StreamRegistry`, which opens every stream of the
+broker): with a `scheduler` set, a publish does not dispatch at once but once per event
+loop iteration (one write and one read of the log per batch of publishes, not per
+message); `on_tracking` is called when an ack moved a tracked offset (so that a group
+commit makes it durable). A stream built with `log=None` is "detached": it only exists
+for declarations that change nothing (config checks, offline definition tools).
 """
 
 from __future__ import annotations
 
 import datetime
 import hashlib
+import struct
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -260,6 +268,34 @@ def filter_value_of(properties: bytes) -> str | None:
     return None
 
 
+_I64 = struct.Struct(">q")
+_SENTINELS = (0x5A5A5A5A5A5A5A5A, 0x3C3C3C3C3C3C3C3C)
+_offset_splices: dict[bytes, tuple[bytes, bytes]] = {}
+
+
+def with_offset_header(properties: bytes, offset: int) -> bytes:
+    """`properties` with the `x-stream-offset` header (a long) set to `offset`.
+
+    Deliveries of a stream mostly repeat a few property layouts: the layout is edited once
+    (through `protocol.tables`, keeping every other header byte for byte) and cached as the
+    bytes before and after the 8-byte value, so each delivery costs one concatenation."""
+    splice = _offset_splices.get(properties)
+    if splice is None:
+        built = []
+        for sentinel in _SENTINELS:
+            items = tables.headers_of(properties)
+            tables.set_header(items, OFFSET_HEADER, tables.long(sentinel))
+            built.append(tables.with_header_items(properties, items))
+        a, b = built
+        i = next(i for i in range(len(a)) if a[i] != b[i])
+        splice = (a[:i], a[i + 8:])
+        if len(_offset_splices) >= 1024:
+            _offset_splices.clear()
+        _offset_splices[properties] = splice
+    head, tail = splice
+    return head + _I64.pack(offset) + tail
+
+
 def stream_directory(root: str | Path, vhost: str, name: str) -> Path:
     """Where a stream's files live under the data directory (names are hashed: any
     vhost/queue name is a valid queue name but not a valid file name)."""
@@ -279,6 +315,9 @@ class StreamQueue:
     """A stream queue: a `StreamLog` plus consumers reading it at their own offsets."""
 
     is_stream = True
+    is_quorum = False
+    persist_all = True  # every message is in the log: confirms wait for its sync
+    ready: tuple = ()  # no ready list (the session's flow-control check reads its length)
     durable = True
     auto_delete = False
     exclusive_owner = None
@@ -287,7 +326,7 @@ class StreamQueue:
     store = None
     consumer_timeout_ms = None
 
-    def __init__(self, vhost: str, name: str, log: StreamLog, *,
+    def __init__(self, vhost: str, name: str, log: StreamLog | None, *,
                  arguments: dict[str, Any] | None = None) -> None:
         self.vhost = vhost
         self.name = name
@@ -301,6 +340,9 @@ class StreamQueue:
         self.deleted = False
         self.unacked = 0
         self.flow_waiters: set[Any] = set()
+        self.scheduler: Any = None  # see the module docstring (deferred dispatch)
+        self.on_tracking: Callable[[], None] | None = None
+        self._dispatch_pending = False
 
     @classmethod
     def open(cls, root: str | Path, vhost: str, name: str, arguments: dict[str, Any] | None = None,
@@ -317,7 +359,7 @@ class StreamQueue:
     # -- counts ---------------------------------------------------------------------------
     @property
     def message_count(self) -> int:
-        return self.log.message_count
+        return 0 if self.log is None else self.log.message_count
 
     @property
     def consumer_count(self) -> int:
@@ -330,8 +372,20 @@ class StreamQueue:
         offset = self.log.append(msg.exchange, msg.routing_key, msg.properties, msg.body,
                                  filter_value_of(msg.properties))
         if self.consumers:
-            self.dispatch()
+            scheduler = self.scheduler
+            if scheduler is None or not scheduler.attached:  # no loop yet: deliver now
+                self.dispatch()
+            elif not self._dispatch_pending:
+                self._dispatch_pending = True
+                scheduler.call_at(scheduler.now(), self._deferred_dispatch)
         return offset
+
+    def _deferred_dispatch(self) -> None:
+        self._dispatch_pending = False
+        self.dispatch()
+
+    def enable_message_expiry(self) -> None:
+        """Streams ignore the `expiration` property (retention is by size and age)."""
 
     # -- messages out ---------------------------------------------------------------------
     def dispatch(self) -> None:
@@ -346,10 +400,8 @@ class StreamQueue:
                 rec = cursor.next()
                 if rec is None:
                     break
-                items = tables.headers_of(rec.properties)
-                tables.set_header(items, OFFSET_HEADER, tables.long(rec.offset))
                 msg = Message(rec.exchange, rec.routing_key,
-                              tables.with_header_items(rec.properties, items), rec.body,
+                              with_offset_header(rec.properties, rec.offset), rec.body,
                               len(rec.body), True)
                 self.unacked += 1
                 if reader.tracking is not None:
@@ -365,6 +417,8 @@ class StreamQueue:
             stored = self.log.stored_offset(name)
             if stored is None or offset > stored:
                 self.log.store_offset(name, offset)
+                if self.on_tracking is not None:
+                    self.on_tracking()
 
     def reject(self, msg: Message) -> None:
         """basic.reject / nack without requeue: nothing leaves a stream."""
@@ -383,6 +437,10 @@ class StreamQueue:
     def get(self) -> None:
         raise errors.NotImplemented_(
             f"basic.get not supported by stream queues {_where(self.name, self.vhost)}")
+
+    def purge(self) -> int:
+        raise errors.NotImplemented_(
+            f"queue.purge not supported by stream queues {_where(self.name, self.vhost)}")
 
     # -- consumers ------------------------------------------------------------------------
     def add_consumer(self, consumer: Any, offset_spec: Any = None, filters: list[str] | None = None,
@@ -442,12 +500,14 @@ class StreamQueue:
         self._readers.clear()
         self.consumers.clear()
         self._tracked.clear()
-        self.log.delete()
+        if self.log is not None:
+            self.log.delete()
         return count
 
     def close(self) -> None:
         """Broker shutdown: sync and close the files (the stream stays)."""
-        self.log.close()
+        if self.log is not None:
+            self.log.close()
 
     def __repr__(self) -> str:
         return f"StreamQueue({self.vhost!r}, {self.name!r})"

@@ -22,7 +22,12 @@ from amqpbroker.model.exchanges import (
 from amqpbroker.model.message import Message
 from amqpbroker.model.names import server_named
 from amqpbroker.model.queue import Queue
-from amqpbroker.model.queue_args import validate_queue_arguments
+from amqpbroker.model.queue_types import (
+    check_delete,
+    equivalence_arguments,
+    new_queue,
+    with_default_type,
+)
 
 if TYPE_CHECKING:
     from amqpbroker.store.base import DefinitionStore, MessageStore
@@ -51,6 +56,7 @@ class VirtualHost:
         self.scheduler = scheduler if scheduler is not None else Scheduler()
         self.store = store
         self.definitions = definitions
+        self.streams: Any = None  # the core's StreamRegistry: where stream queues' logs live
         self.exchanges: dict[str, Exchange] = {}
         self.queues: dict[str, Queue] = {}
         # Direct reply-to addresses (amq.rabbitmq.reply-to.<token>) -> their pseudo-queues.
@@ -172,6 +178,7 @@ class VirtualHost:
             self._check_exclusive(q, owner)
             q.declared()  # renews an x-expires lease
             return q
+        generated = server_named_ or not name
         if not name:
             name = server_named()
         elif name.startswith("amq.") and not server_named_:
@@ -183,9 +190,10 @@ class VirtualHost:
             existing.declared()
             return existing
         # RabbitMQ validates only new queues; replayed definitions were accepted once already.
-        validate_queue_arguments(arguments, name, self.name, strict=not self._replaying)
-        q = Queue(self.name, name, durable=durable, exclusive_owner=owner if exclusive else None,
-                  auto_delete=auto_delete, arguments=arguments, store=self.store, host=self)
+        # The queue type (classic, quorum, stream) decides the checks and the class.
+        q = new_queue(self, name, durable=durable, exclusive=exclusive, auto_delete=auto_delete,
+                      arguments=arguments, owner=owner, strict=not self._replaying,
+                      server_named=generated)
         self.queues[name] = q
         if durable and not exclusive:
             self._record({"op": "queue.declare", "name": name, "durable": True,
@@ -212,8 +220,9 @@ class VirtualHost:
                     f"inequivalent arg '{field}' for queue '{q.name}' in vhost '{self.name}': "
                     f"received {_fmt(received)} but current is {_fmt(current)}"
                 )
-        _check_equivalent_arguments("queue", q.name, self.name, q.arguments, arguments,
-                                    QUEUE_EQUIVALENCE_ARGUMENTS)
+        # Only the arguments of the queue's type count; no x-queue-type means classic.
+        _check_equivalent_arguments("queue", q.name, self.name, with_default_type(q.arguments),
+                                    with_default_type(arguments), equivalence_arguments(q))
 
     def delete_queue(self, name: str, *, if_unused: bool = False, if_empty: bool = False,
                      owner: Any = None) -> int:
@@ -221,6 +230,7 @@ class VirtualHost:
         if q is None:  # RabbitMQ answers DeleteOk(0) for a missing queue
             return 0
         self._check_exclusive(q, owner)
+        check_delete(q, self.name, if_unused, if_empty)  # quorum queues: 540
         if if_unused and q.consumers:
             raise errors.PreconditionFailed(f"queue '{name}' in vhost '{self.name}' in use")
         if if_empty and q.ready:
@@ -231,7 +241,7 @@ class VirtualHost:
         """Delete a queue for any reason (client, auto-delete, exclusive owner gone)."""
         if self.queues.get(q.name) is not q:
             return 0
-        count = len(q.ready)
+        count = q.message_count
         del self.queues[q.name]
         q.deleted = True
         for consumer in list(q.consumers):  # consumer_cancel_notify
@@ -242,7 +252,10 @@ class VirtualHost:
                 self._maybe_auto_delete_exchange(ex)
         if q.store is not None:
             q.store.delete_queue(q.key)
-        q.ready.clear()
+        if q.is_stream:
+            q.delete()  # its log's files go too
+        else:
+            q.ready.clear()
         q.release_flow()
         if q.durable and q.exclusive_owner is None:
             self._record({"op": "queue.delete", "name": q.name})

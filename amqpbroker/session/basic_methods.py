@@ -17,6 +17,7 @@ from amqpbroker.session import direct_reply
 from amqpbroker.session.consumer import Consumer
 from amqpbroker.session.exchange_methods import allow
 from amqpbroker.session.queue_methods import resolve_queue_name
+from amqpbroker.session.stream_consume import check_consume, start_consumer
 
 if TYPE_CHECKING:
     from amqpbroker.session.channel import Channel
@@ -59,12 +60,13 @@ def basic_consume(ch: "Channel", m: c.Basic.Consume) -> None:
     if not isinstance(priority, int) or isinstance(priority, bool):
         raise errors.PreconditionFailed(
             f"invalid arg 'x-priority' for consumer: {priority!r} is not an integer")
+    check_consume(ch, q, m)  # quorum and stream queues' own refusals
     consumer = Consumer(ch, q, tag, no_ack=m.no_ack, exclusive=m.exclusive,
                         priority=priority, prefetch=ch.prefetch, arguments=args)
     ch.consumers[tag] = consumer
     if not m.nowait:  # ConsumeOk must precede the first Deliver
         conn.send_method(ch.id, c.Basic.ConsumeOk(consumer_tag=tag))
-    q.add_consumer(consumer)
+    start_consumer(q, consumer)  # a stream consumer starts at its x-stream-offset
 
 
 def basic_cancel(ch: "Channel", m: c.Basic.Cancel) -> None:

@@ -234,6 +234,7 @@ class Channel:
                 self._confirm(self.confirm_seq, False)
             return
         durable = rejected = False
+        persistent = msg.persistent
         for q in queues:
             try:
                 q.publish(msg)
@@ -242,13 +243,15 @@ class Channel:
                 continue
             if q.durable:
                 durable = True
+                if q.persist_all:  # quorum and stream queues store every message
+                    persistent = True
             if len(q.ready) > FLOW_HIGH and q.over_flow_limit():
                 self.conn.flow_block(q)
         if self.confirm:
             self._confirm(self.confirm_seq,
-                          durable and msg.persistent and self.core.store_needs_sync,
+                          durable and persistent and self.core.store_needs_sync,
                           not rejected)
-        elif durable and msg.persistent and self.core.store_needs_sync:
+        elif durable and persistent and self.core.store_needs_sync:
             self.core.persister.dirty = True
 
     def _check_write(self, exchange: str) -> None:

@@ -196,6 +196,13 @@ class StreamLog:
         return self._synced
 
     @property
+    def needs_sync(self) -> bool:
+        """Something appended, tracked or renamed is not durable yet (a group commit
+        should `sync()` this log)."""
+        return (not self._closed and (self._segs[-1].next != self._synced or bool(self._tbuf)
+                                      or self._tdirty or self._dir_dirty))
+
+    @property
     def message_count(self) -> int:
         return self.next_offset - self.first_offset
 

@@ -24,18 +24,23 @@ run({
     assert.ok(err.message.includes('{max_value_exceeded,256}'), err.message);
   }),
 
-  // classic is accepted; quorum and stream are refused clearly until they exist here.
+  // classic, quorum and stream exist; quorum queues and streams must be durable.
   'queue-types': () => withConnection(async (connection) => {
     const channel = await connection.createChannel();
     const ok = await channel.assertQueue('', { exclusive: true, arguments: { 'x-queue-type': 'classic' } });
     assert.match(ok.queue, /\S/);
     for (const type of ['quorum', 'stream']) {
-      const err = await declareError(connection, unique(type), {
-        durable: true, arguments: { 'x-queue-type': type },
-      });
+      const name = unique(type);
+      const err = await declareError(connection, name,
+        { durable: false, arguments: { 'x-queue-type': type } });
       assert.equal(err.code, 406, err.message);
-      assert.ok(err.message.includes(`queue type '${type}' is not supported`), err.message);
+      assert.ok(err.message.includes(
+        `invalid property 'non-durable' for queue '${name}' in vhost '/'`), err.message);
+      await channel.assertQueue(name, { durable: true, arguments: { 'x-queue-type': type } });
+      await channel.deleteQueue(name);
     }
+    const err = await declareError(connection, unique('fifo'), { arguments: { 'x-queue-type': 'fifo' } });
+    assert.ok(err.message.includes("unsupported queue type 'fifo'"), err.message);
     await channel.close();
   }),
 });

@@ -5,6 +5,9 @@
 const amqp = require('amqplib/callback_api');
 
 const url = process.env.AMQP_URL || 'amqp://guest:guest@localhost:5672/';
+// Interop addition: TUTORIAL_QUEUE_TYPE=quorum declares the queue as RabbitMQ's current
+// tutorials do, as a durable quorum queue.
+const QUORUM = process.env.TUTORIAL_QUEUE_TYPE === 'quorum';
 const count = Number(process.env.TUTORIAL_COUNT || 0);
 setTimeout(() => { console.error(' [!] timed out'); process.exit(3); },
   1000 * Number(process.env.TUTORIAL_TIMEOUT || 60)).unref();
@@ -18,7 +21,7 @@ amqp.connect(url, (error0, connection) => {
     const queue = 'hello';
     let received = 0;
 
-    channel.assertQueue(queue, { durable: false });
+    channel.assertQueue(queue, QUORUM ? { durable: true, arguments: { 'x-queue-type': 'quorum' } } : { durable: false });
 
     channel.consume(queue, (msg) => {
       console.log(' [x] Received %s', msg.content.toString());

@@ -7,6 +7,9 @@ import threading
 import pika
 
 AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@localhost:5672/")
+# Interop addition: TUTORIAL_QUEUE_TYPE=quorum declares the queue as RabbitMQ's current
+# tutorials do, as a durable quorum queue.
+QUORUM = os.environ.get("TUTORIAL_QUEUE_TYPE") == "quorum"
 
 
 def exit_after_timeout():
@@ -23,7 +26,11 @@ def main():
     connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
     channel = connection.channel()
 
-    channel.queue_declare(queue="task_queue", durable=True)
+    if QUORUM:
+        channel.queue_declare(queue="task_queue", durable=True,
+                              arguments={"x-queue-type": "quorum"})
+    else:
+        channel.queue_declare(queue="task_queue", durable=True)
 
     message = " ".join(sys.argv[1:]) or "Hello World!"
     channel.basic_publish(

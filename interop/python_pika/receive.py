@@ -11,6 +11,9 @@ import threading
 import pika
 
 AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@localhost:5672/")
+# Interop addition: TUTORIAL_QUEUE_TYPE=quorum declares the queue as RabbitMQ's current
+# tutorials do, as a durable quorum queue.
+QUORUM = os.environ.get("TUTORIAL_QUEUE_TYPE") == "quorum"
 COUNT = int(os.environ.get("TUTORIAL_COUNT", "0"))
 
 
@@ -28,7 +31,11 @@ def main():
     connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
     channel = connection.channel()
 
-    channel.queue_declare(queue="hello")
+    if QUORUM:
+        channel.queue_declare(queue="hello", durable=True,
+                              arguments={"x-queue-type": "quorum"})
+    else:
+        channel.queue_declare(queue="hello")
 
     received = 0
 

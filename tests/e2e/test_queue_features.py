@@ -262,9 +262,14 @@ async def test_invalid_arguments_and_queue_types(broker):
                 "vhost '/': {value_negative,-5}") in str(exc.value)
         ch = await conn.channel()
         with pytest.raises(ChannelPreconditionFailed) as exc:
-            await ch.declare_queue("qq", durable=True, arguments={"x-queue-type": "quorum"})
-        assert "queue type 'quorum' is not supported" in str(exc.value)
+            await ch.declare_queue("qq", arguments={"x-queue-type": "fifo"})
+        assert "\"unsupported queue type 'fifo'\"" in str(exc.value)
         ch = await conn.channel()
+        with pytest.raises(ChannelPreconditionFailed) as exc:  # quorum queues are durable
+            await ch.declare_queue("qq", arguments={"x-queue-type": "quorum"})
+        assert "invalid property 'non-durable' for queue 'qq' in vhost '/'" in str(exc.value)
+        ch = await conn.channel()
+        await ch.declare_queue("qq", durable=True, arguments={"x-queue-type": "quorum"})
         q = await ch.declare_queue("cq", arguments={"x-queue-type": "classic"})
         assert q.name == "cq"
 

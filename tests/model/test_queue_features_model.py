@@ -500,8 +500,8 @@ def test_delivery_limit_without_dlx_drops(vh):
                                           "'q' in vhost '/': {unacceptable_type,longstr}"),
     ({"x-queue-type": "fifo"}, "invalid arg 'x-queue-type' for queue 'q' in vhost '/': "
                                "\"unsupported queue type 'fifo'\""),
-    ({"x-queue-type": "quorum"}, "queue type 'quorum' is not supported by this broker yet"),
-    ({"x-queue-type": "stream"}, "queue type 'stream' is not supported by this broker yet"),
+    ({"x-queue-type": "quorum"}, "invalid property 'non-durable' for queue 'q' in vhost '/'"),
+    ({"x-queue-type": "stream"}, "invalid property 'non-durable' for queue 'q' in vhost '/'"),
     ({"x-max-age": "1D"}, "invalid arg 'x-max-age' for queue 'q' in vhost '/' of queue type "
                           "rabbit_classic_queue"),
 ])
@@ -557,6 +557,8 @@ def test_recovered_definitions_with_invalid_arguments_do_not_stop_startup(vh):
     vh.apply({"op": "queue.declare", "name": "old", "durable": True, "auto_delete": False,
               "arguments": {"x-queue-type": "quorum", "x-max-length": -1, "x-expires": 0}})
     q = vh.queues["old"]
-    assert q.features is None  # the invalid values are ignored
+    assert q.is_quorum  # the invalid values are ignored, the type is kept
+    assert q.features is not None and q.features.max_length is None
+    assert q.features.expires is None and q.features.delivery_limit == 20
     with pytest.raises(errors.PreconditionFailed):
         vh.declare_queue("new", arguments={"x-max-length": -1})
