@@ -74,7 +74,8 @@ def flood(port: int, seconds: float, size: int) -> tuple[int, threading.Thread]:
 def drain(port: int, expected: int, timeout: float) -> int:
     """Consume (no-ack) until `expected` deliveries arrived or time is up."""
     conn = connect("127.0.0.1", port, "guest", "guest", "/")
-    conn.rpc(commands.Basic.Consume(queue="flood", no_ack=True), commands.Basic.ConsumeOk)
+    # Read everything ourselves from here on (ConsumeOk, then the deliveries).
+    conn.send_method(commands.Basic.Consume(queue="flood", no_ack=True))
     reader = FrameReader(1 << 20)
     got = 0
     deadline = time.monotonic() + timeout
