@@ -40,7 +40,7 @@ class Settings:
     # until the socket drains (slow-consumer protection).
     connection_write_high_water: int = 1024 * 1024
     # Bodies of stored messages kept in RAM before the store pages them out.
-    store_memory_budget: int = 256 * 1024 * 1024
+    store_memory_budget: int = 64 * 1024 * 1024
     shutdown_timeout: float = 5.0
     # Memory alarm: publishers are blocked while the broker's RSS is above this fraction of
     # the machine's RAM (or this many bytes, when > 1). RabbitMQ 4.x defaults to 0.6.

@@ -195,6 +195,7 @@ def _scan(directory: Path) -> Recovered:
     reloc = rec.reloc
     strs: dict[bytes, str] = {}
     rks: dict[bytes, str] = {}
+    propss: dict[bytes, bytes] = {}
     msg_head = MSG_HEAD.unpack_from
     ref_head = REF_HEAD.unpack_from
     hdr = HDR.unpack_from
@@ -274,7 +275,14 @@ def _scan(directory: Path) -> Recovered:
                     p += expl
                 else:
                     exp = None
-                msg = new_msg(ex, rk, data[p : p + propl], None, n - 32 - exl - rkl - expl - propl - ql,
+                props = data[p : p + propl]
+                shared = propss.get(props)  # publishers repeat their properties: share them
+                if shared is None:
+                    if len(propss) < 65536:
+                        propss[props] = props
+                else:
+                    props = shared
+                msg = new_msg(ex, rk, props, None, n - 32 - exl - rkl - expl - propl - ql,
                               flags & F_PERSISTENT == F_PERSISTENT, prio, exp)
                 msg.store_id = sid
                 if not seq:
