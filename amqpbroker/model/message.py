@@ -23,6 +23,7 @@ class Message:
         "priority",
         "expiration",
         "store_id",
+        "enqueued_ms",
         "_headers",
     )
 
@@ -50,6 +51,9 @@ class Message:
         self.expiration = expiration
         # Assigned by a MessageStore when the message is first written; 0 = not stored.
         self.store_id = 0
+        # Wall-clock enqueue time (ms) of a message recovered from the store, so that TTL
+        # deadlines survive a restart; 0 for a message published in this run.
+        self.enqueued_ms = 0
         self._headers: dict[str, Any] | None | bool = False  # False = not decoded yet
 
     @property

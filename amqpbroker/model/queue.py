@@ -191,12 +191,15 @@ class Queue:
     def restore(self, msg: Message, redelivered: bool) -> None:
         """Append a message recovered from the store at startup (not written again).
 
-        The store keeps no publish time: a recovered message's TTL starts again from
-        now (see docs/compatibility.md)."""
+        The store records when the message was enqueued (wall clock), so its TTL deadline
+        is where it was before the restart: the time spent down counts."""
         if msg.expiration is not None and self.features is None:
             self.enable_message_expiry()
         if self.features:
-            self._push((msg, redelivered, self._deadline(msg, self.clock.now()), 0))
+            deadline = self._deadline(msg, self.clock.now())
+            if deadline is not None and msg.enqueued_ms:
+                deadline -= max(0.0, self.clock.wall() - msg.enqueued_ms / 1000.0)
+            self._push((msg, redelivered, deadline, 0))
             self._schedule_expiry()
             return
         self.ready.append((msg, redelivered))

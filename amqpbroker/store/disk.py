@@ -28,6 +28,7 @@ import json
 import os
 import struct
 import threading
+import time
 from pathlib import Path
 from typing import Any, Iterable
 from zlib import crc32
@@ -49,6 +50,7 @@ from amqpbroker.store.records import (
     MAGIC,
     MAX_PAYLOAD,
     MSG_HEAD,
+    MSG_SIZE,
     OVERHEAD,
     QDEL_HEAD,
     REF_HEAD,
@@ -229,7 +231,7 @@ class DiskMessageStore(SegmentMaintenance, MessageStore):
                 flags |= F_EXPIRATION
             props = msg.properties
             qb = self._qkey(queue_key)
-            clen = 42 + len(ex) + len(rk) + len(exb) + len(props) + len(body)
+            clen = MSG_SIZE + 4 + len(ex) + len(rk) + len(exb) + len(props) + len(body)
             n = clen - OVERHEAD + len(qb)
             if n > MAX_PAYLOAD or max(len(ex), len(rk), len(exb)) > 0xFFFF:
                 raise StoreError("message too large for the store")
@@ -238,6 +240,7 @@ class DiskMessageStore(SegmentMaintenance, MessageStore):
             head = MSG_HEAD.pack(
                 MAGIC, K_MSG, n, sid, sid, flags, min(max(msg.priority or 0, 0), 255),
                 len(ex), len(rk), len(exb), len(props), len(qb),
+                msg.enqueued_ms or int(time.time() * 1000),
             ) + ex + rk + exb + props
             buf = self._buf
             buf += head
@@ -454,7 +457,7 @@ class DiskMessageStore(SegmentMaintenance, MessageStore):
         f = MSG_HEAD.unpack_from(data, 0)
         if f[3] != sid:
             raise StoreError(f"record at {seg}:{off} is not message {sid:#x}")
-        start = 38 + f[7] + f[8] + f[9] + f[10]
+        start = MSG_SIZE + f[7] + f[8] + f[9] + f[10]
         return data[start : total - 4 - f[11]]
 
     # -- sync, garbage collection, paging ----------------------------------------------

@@ -16,9 +16,10 @@ crash during compaction) without changing the recovered state. Payloads (N = pay
 MSG (1)    u64 store_id | u64 seq (0 = content only) | u8 flags (1 persistent, 2 has
            expiration) | u8 priority | u16 len(exchange) | u16 len(routing key)
            | u16 len(expiration) | u32 len(properties) | u32 len(queue key)
+           | u64 enqueue time (ms since the epoch)
            | exchange | routing key | expiration | properties | body | queue key
            The first add of a message: its content plus its enqueue on that first queue
-           (seq == store_id). Body length = N - 32 - the other lengths.
+           (seq == store_id). Body length = N - 40 - the other lengths.
 ENQ (2)    u64 store_id | u64 seq | queue key           - a further queue (fanout)
 MARK (3)   u64 store_id | u64 seq | queue key           - delivered at least once
 REMOVE (4) u64 store_id | u64 seq | u32 target segment  - the enqueue `seq` is gone
@@ -62,8 +63,11 @@ KINDS = frozenset((K_MSG, K_ENQ, K_MARK, K_REMOVE, K_QDEL))
 HDR = struct.Struct("<BBI")  # magic, kind, payload length
 CRC = struct.Struct("<I")
 OVERHEAD = HDR.size + CRC.size  # 10
-MSG_HEAD = struct.Struct("<BBIQQBBHHHII")  # header + MSG fixed fields (38 bytes)
-MSG_FIXED = MSG_HEAD.size - HDR.size  # 32
+# header + MSG fixed fields (46 bytes); the last u64 is the enqueue time (wall clock, ms),
+# so that TTL deadlines survive a restart.
+MSG_HEAD = struct.Struct("<BBIQQBBHHHIIQ")
+MSG_FIXED = MSG_HEAD.size - HDR.size  # 40
+MSG_SIZE = MSG_HEAD.size
 REF_HEAD = struct.Struct("<BBIQQ")  # ENQ / MARK header + store_id + seq (22 bytes)
 REF_OVERHEAD = REF_HEAD.size + CRC.size  # 26 + len(queue key)
 REMOVE_REC = struct.Struct("<BBIQQI")
@@ -216,8 +220,9 @@ def _scan(directory: Path) -> Recovered:
         mv = memoryview(data)
         pos = 0
         while pos < size:
-            if size - pos >= 38 and data[pos + 1] == K_MSG:  # the common case, one unpack
-                magic, kind, n, sid, seq, flags, prio, exl, rkl, expl, propl, ql = msg_head(data, pos)
+            if size - pos >= MSG_SIZE and data[pos + 1] == K_MSG:  # the common case, one unpack
+                magic, kind, n, sid, seq, flags, prio, exl, rkl, expl, propl, ql, ts = msg_head(
+                    data, pos)
             elif size - pos >= OVERHEAD:
                 magic, kind, n = hdr(data, pos)
             else:
@@ -249,7 +254,7 @@ def _scan(directory: Path) -> Recovered:
                 continue
             n_records += 1
             if kind == K_MSG:
-                p = pos + 38
+                p = pos + MSG_SIZE
                 if exl == len(l_exb) and data.startswith(l_exb, p):
                     ex = l_ex  # same as the previous record's: no slice, no lookup
                 else:
@@ -282,9 +287,10 @@ def _scan(directory: Path) -> Recovered:
                         propss[props] = props
                 else:
                     props = shared
-                msg = new_msg(ex, rk, props, None, n - 32 - exl - rkl - expl - propl - ql,
+                msg = new_msg(ex, rk, props, None, n - MSG_FIXED - exl - rkl - expl - propl - ql,
                               flags & F_PERSISTENT == F_PERSISTENT, prio, exp)
                 msg.store_id = sid
+                msg.enqueued_ms = ts
                 if not seq:
                     qk = None
                 elif ql == len(l_qb) and data.startswith(l_qb, end - 4 - ql):

@@ -290,8 +290,8 @@ class SegmentMaintenance:
                 self._move(s, new, 2, end - pos)
                 self._reloc.setdefault(new, set()).add(s)
             else:  # rewrite as content only
-                head = MSG_HEAD.pack(MAGIC, K_MSG, clen - OVERHEAD, sid, 0, *f[5:11], 0)
-                mid = data[pos + 38 : end - 4 - ql]
+                head = MSG_HEAD.pack(MAGIC, K_MSG, clen - OVERHEAD, sid, 0, *f[5:11], 0, f[12])
+                mid = data[pos + MSG_HEAD.size : end - 4 - ql]
                 new, off = self._reserve()
                 self._buf += head
                 self._buf += mid
