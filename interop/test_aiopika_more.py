@@ -10,7 +10,7 @@ import pytest
 from aio_pika.patterns import RPC, JsonMaster, Master, NackMessage, RejectMessage
 from aio_pika.patterns.rpc import MessageProcessError
 
-from .ecosystem import broker_bug, restartable_broker, unique  # noqa: F401
+from .ecosystem import restartable_broker, unique  # noqa: F401  (fixture)
 from .harness import WAIT
 
 pytestmark = pytest.mark.interop

@@ -11,9 +11,9 @@ writable (https://www.rabbitmq.com/docs/consumer-priority).
 
 Optional features (x-message-ttl and per-message expiration, x-expires, dead lettering,
 x-max-length / -bytes with x-overflow, x-max-priority, x-single-active-consumer,
-x-delivery-limit) live in the second half of this class. A queue declared without any of
-them has `features = None` and every per-message method pays one attribute test for
-them; a featured queue takes the `_f` methods instead:
+x-delivery-limit) live in the `QueueFeatures` mixin (`model/queue_features.py`). A queue
+declared without any of them has `features = None` and every per-message method pays one
+attribute test for them; a featured queue takes the mixin's `_f` methods instead:
 
 * ready entries are compact tuples `(message, redelivered, expires_at, returns)`:
   `expires_at` is a monotonic deadline or None, `returns` how often the message came back
@@ -38,28 +38,16 @@ from typing import TYPE_CHECKING, Any, Iterable, Protocol
 
 import structlog
 
-from amqpbroker import errors
 from amqpbroker.clock import Scheduler
-from amqpbroker.model.deadletter import (
-    DELIVERY_LIMIT,
-    EXPIRED,
-    MAXLEN,
-    REJECTED,
-    Rejected,
-    dead_letter,
-)
+from amqpbroker.model.deadletter import REJECTED, Rejected
 from amqpbroker.model.message import Message
-from amqpbroker.model.quorum import QuorumReady, quorum_config
+from amqpbroker.model.quorum import quorum_config
 from amqpbroker.model.queue_args import (
-    DROP_HEAD,
-    REJECT_PUBLISH_DLX,
     QueueConfig,
     consumer_timeout_of,
-    parse_expiration,
     parse_queue_arguments,
 )
-from amqpbroker.model.ready import PriorityReady
-from amqpbroker.protocol import tables
+from amqpbroker.model.queue_features import FLOW_HIGH, FLOW_LOW, QueueFeatures
 
 if TYPE_CHECKING:
     from amqpbroker.model.vhost import VirtualHost
@@ -82,23 +70,15 @@ class ConsumerLike(Protocol):
 
 Entry = tuple  # (Message, redelivered: bool); featured queues: see the module docstring
 _NEVER = float("inf")
-_PLAIN_FEATURES = QueueConfig()
 _fallback_scheduler = Scheduler()  # for queues built without a vhost (bare model tests)
 
-# Flow control: while a queue that has consumers holds more than FLOW_HIGH ready messages,
-# connections that only publish to it are not read from, until it drains below FLOW_LOW.
-# This is the effect of RabbitMQ's credit flow (https://www.rabbitmq.com/docs/flow-control)
-# in a broker where enqueueing is synchronous: a publisher cannot outrun its consumers
-# without bound. Queues without consumers just accumulate (the memory alarm bounds them).
-FLOW_HIGH = 4096
-FLOW_LOW = 1024
 
 
 class FlowWaiter(Protocol):
     def flow_released(self, queue: "Queue") -> None: ...
 
 
-class Queue:
+class Queue(QueueFeatures):
     is_stream = False
 
     def __init__(
@@ -332,281 +312,6 @@ class Queue:
                 return c
         return None
 
-    # == optional features ===================================================================
-    # Everything below runs only for queues with `features` (see the module docstring).
-
-    def _enable(self, config: QueueConfig) -> None:
-        old = self.ready
-        self.features = config
-        if config.two_priorities:
-            self.ready = QuorumReady()  # type: ignore[assignment]
-        else:
-            self.ready = PriorityReady(config.max_priority) if config.max_priority else deque()
-        self.ready_bytes = 0
-        for entry in old:  # only a plain queue switching on message expiry has entries
-            self._push((entry[0], entry[1], None, 0))
-        if config.expires is not None:
-            self._renew_lease()
-
-    def enable_message_expiry(self) -> None:
-        """A message with an `expiration` property reached a plain queue: from now on the
-        queue tracks deadlines (it stays on the featured path)."""
-        if self.features is None:
-            self._enable(_PLAIN_FEATURES)
-
-    def declared(self) -> None:
-        """queue.declare (also passive) renews the lease of an unused x-expires queue."""
-        features = self.features
-        if features and features.expires is not None and not self.consumers:
-            self._renew_lease()
-
-    # -- ready list ---------------------------------------------------------------------------
-    def _push(self, entry: Entry) -> None:
-        self.ready.append(entry)
-        self.ready_bytes += entry[0].body_size
-        if entry[2] is not None:
-            self._timed = True
-
-    def _pop(self) -> Entry:
-        entry = self.ready.popleft()
-        self.ready_bytes -= entry[0].body_size
-        return entry
-
-    def _deadline(self, msg: Message, now: float) -> float | None:
-        ttl = self.features.message_ttl  # type: ignore[union-attr]
-        if msg.expiration is not None:
-            try:
-                per_message = parse_expiration(msg.expiration)
-            except errors.PreconditionFailed:  # checked at publish; a recovered oddity
-                per_message = None
-            if per_message is not None and (ttl is None or per_message < ttl):
-                ttl = per_message
-        return None if ttl is None else now + ttl / 1000.0
-
-    def _over_limit(self, extra_count: int = 0, extra_bytes: int = 0) -> bool:
-        f = self.features
-        return ((f.max_length is not None  # type: ignore[union-attr]
-                 and len(self.ready) + extra_count > f.max_length)  # type: ignore[union-attr]
-                or (f.max_length_bytes is not None  # type: ignore[union-attr]
-                    and self.ready_bytes + extra_bytes > f.max_length_bytes))  # type: ignore[union-attr]
-
-    def _drop_over_limit(self) -> None:
-        """x-overflow=drop-head: drop (or dead-letter) from the head until within limits."""
-        while self.ready and self._over_limit():
-            self._discard(self._pop(), MAXLEN)
-
-    # -- messages in ----------------------------------------------------------------------------
-    def _publish_f(self, msg: Message) -> None:
-        f = self.features
-        assert f is not None
-        if f.overflow != DROP_HEAD and f.has_length_limit and self._over_limit(1, msg.body_size):
-            # https://www.rabbitmq.com/docs/maxlength#overflow-behaviour
-            if f.overflow == REJECT_PUBLISH_DLX and f.dead_letter_exchange is not None:
-                self._dead_letter(msg, MAXLEN)
-            raise Rejected(self.name)
-        if self.store is not None and (msg.persistent or self.persist_all):
-            self.store.add(self.key, msg)
-        now = self.clock.now()
-        entry = (msg, False, self._deadline(msg, now), 0)
-        if not self.ready and self.consumers:
-            consumer = self._pick()
-            if consumer is not None:
-                self._hand_out_f(consumer, entry)
-                return
-        self._push(entry)
-        if f.has_length_limit:  # only drop-head gets here over the limit
-            self._drop_over_limit()
-        expires_at = entry[2]
-        if expires_at is not None:
-            if expires_at <= now:  # TTL 0: gone at once unless a consumer took it (RabbitMQ)
-                self._expire_heads(now)
-            if self._ttl_timer is None or expires_at < self._ttl_when:
-                self._schedule_expiry()
-
-    def _return_f(self, entries: Iterable[Entry]) -> None:
-        """Messages back from consumers: original deadline kept, x-delivery-limit applied."""
-        f = self.features
-        assert f is not None
-        held, limit = self._held, f.delivery_limit
-        counted = limit is not None or self.is_quorum  # quorum queues always count returns
-        back = []
-        for item in entries:
-            msg = item[0]
-            expires_at, returns = held.pop(msg, (None, 0))
-            if self.deleted:
-                continue
-            if counted:
-                returns += 1
-                # https://www.rabbitmq.com/docs/quorum-queues#poison-message-handling
-                if limit is not None and returns > limit:
-                    self._discard((msg, True, expires_at, returns), DELIVERY_LIMIT)
-                    continue
-                msg = _with_delivery_count(msg, returns)
-            back.append((msg, True, expires_at, returns))
-        if self.deleted:
-            return
-        ready = self.ready
-        for entry in reversed(back):
-            ready.appendleft(entry)
-            self.ready_bytes += entry[0].body_size
-            if entry[2] is not None:
-                self._timed = True
-        if f.has_length_limit and f.overflow == DROP_HEAD:
-            self._drop_over_limit()
-        self._dispatch_f()
-
-    # -- messages out ---------------------------------------------------------------------------
-    def _pick(self) -> ConsumerLike | None:
-        if self.features.single_active_consumer:  # type: ignore[union-attr]
-            active = self.active
-            return active if active is not None and active.can_take() else None
-        return self._next_consumer()
-
-    def _hand_out_f(self, consumer: ConsumerLike, entry: Entry) -> None:
-        msg, redelivered, expires_at, returns = entry
-        self.unacked += 1
-        if self.store is not None and (msg.persistent or self.persist_all):
-            self.store.mark_delivered(self.key, msg)
-        if expires_at is not None or returns or self.features.delivery_limit is not None:  # type: ignore[union-attr]
-            self._held[msg] = (expires_at, returns)
-        consumer.deliver(self, msg, redelivered)
-
-    def _dispatch_f(self) -> None:
-        ready = self.ready
-        now = self.clock.now()
-        while ready and self.consumers:
-            entry = ready[0]
-            expires_at = entry[2]
-            if expires_at is not None and expires_at <= now:  # never delivered once expired
-                self._discard(self._pop(), EXPIRED)
-                continue
-            consumer = self._pick()
-            if consumer is None:
-                break
-            self._pop()
-            self._hand_out_f(consumer, entry)
-        if self._timed:
-            self._expire_heads(now)
-            self._schedule_expiry()
-        if self.flow_waiters and len(ready) <= FLOW_LOW:
-            self.release_flow()
-
-    def _get_f(self) -> tuple[Message, bool] | None:
-        now = self.clock.now()
-        if self.features.expires is not None and not self.consumers:  # type: ignore[union-attr]
-            self._renew_lease(now)
-        if self._timed:
-            self._expire_heads(now)
-        if not self.ready:
-            return None
-        entry = self._pop()
-        msg, redelivered, expires_at, returns = entry
-        self.unacked += 1
-        if self.store is not None and (msg.persistent or self.persist_all):
-            self.store.mark_delivered(self.key, msg)
-        if expires_at is not None or returns or self.features.delivery_limit is not None:  # type: ignore[union-attr]
-            self._held[msg] = (expires_at, returns)
-        if self._timed:  # the new head may be expired already
-            self._expire_heads(now)
-            self._schedule_expiry()
-        if self.flow_waiters and len(self.ready) <= FLOW_LOW:
-            self.release_flow()
-        return msg, redelivered
-
-    # -- expiry ---------------------------------------------------------------------------------
-    def _expire_heads(self, now: float) -> None:
-        """Remove expired messages from the head(s); those behind a live one wait their turn."""
-        ready = self.ready
-        if type(ready) is deque:
-            levels: Iterable[deque[Entry]] = (ready,)
-        else:
-            levels = list(ready.heads())  # type: ignore[union-attr]
-        for level in levels:
-            while level:
-                expires_at = level[0][2]
-                if expires_at is None or expires_at > now:
-                    break
-                entry = level.popleft()
-                if level is not ready:
-                    ready.count -= 1  # type: ignore[union-attr]
-                self.ready_bytes -= entry[0].body_size
-                self._discard(entry, EXPIRED)
-        if not ready:
-            self._timed = False
-
-    def _schedule_expiry(self) -> None:
-        """Keep one timer armed at the earliest head deadline."""
-        if not self._timed or self.deleted:
-            return
-        ready = self.ready
-        if type(ready) is deque:
-            first = ready[0][2] if ready else None
-        else:
-            deadlines = [lvl[0][2] for lvl in ready.heads() if lvl[0][2] is not None]  # type: ignore[union-attr]
-            first = min(deadlines) if deadlines else None
-        if first is None or (self._ttl_timer is not None and self._ttl_when <= first):
-            return
-        if self._ttl_timer is not None:
-            self._ttl_timer.cancel()
-        self._ttl_when = first
-        self._ttl_timer = self.clock.call_at(first, self._on_ttl_timer)
-
-    def _on_ttl_timer(self) -> None:
-        when, self._ttl_when, self._ttl_timer = self._ttl_when, _NEVER, None
-        if self.deleted:
-            return
-        # The loop may run a timer a hair early (coarse clocks): its deadline has come.
-        self._expire_heads(max(self.clock.now(), when))
-        self._schedule_expiry()
-        if self.flow_waiters and len(self.ready) <= FLOW_LOW:
-            self.release_flow()
-
-    # -- leaving the queue: dead lettering --------------------------------------------------------
-    def _discard(self, entry: Entry, reason: str) -> None:
-        """A message leaves for good without being acked: dead-lettered if configured."""
-        msg = entry[0]
-        if self.features.dead_letter_exchange is not None:  # type: ignore[union-attr]
-            self._dead_letter(msg, reason)
-        if self.store is not None and (msg.persistent or self.persist_all):
-            self.store.remove(self.key, msg)
-
-    def _dead_letter(self, msg: Message, reason: str) -> None:
-        if self.host is not None:
-            dead_letter(self.host, self, msg, reason, self.clock.wall())
-
-    # -- consumers: single active consumer, x-expires ---------------------------------------------
-    def _consumer_added(self, consumer: ConsumerLike) -> None:
-        if self.features.single_active_consumer and self.active is None:  # type: ignore[union-attr]
-            self.active = consumer
-        if self._lease_timer is not None:
-            self._lease_timer.cancel()
-            self._lease_timer = None
-
-    def _consumer_removed(self, consumer: ConsumerLike) -> None:
-        if self.active is consumer:
-            # consumers are kept by priority, then registration order: the first one waited
-            # longest among the highest priority
-            self.active = self.consumers[0] if self.consumers else None
-        if not self.consumers and self.features.expires is not None:  # type: ignore[union-attr]
-            self._renew_lease()
-
-    def _renew_lease(self, now: float | None = None) -> None:
-        if self._lease_timer is not None:
-            self._lease_timer.cancel()
-        if now is None:
-            now = self.clock.now()
-        self._lease_timer = self.clock.call_at(
-            now + self.features.expires / 1000.0, self._lease_expired)  # type: ignore[union-attr]
-
-    def _lease_expired(self) -> None:
-        """x-expires: unused for the whole period - deleted (messages are not dead-lettered)."""
-        self._lease_timer = None
-        if self.deleted or self.consumers or self.host is None:
-            return
-        log.info("queue.expired", vhost=self.vhost, queue=self.name,
-                 expires_ms=self.features.expires)  # type: ignore[union-attr]
-        self.host.remove_queue(self)
-
     def __repr__(self) -> str:
         return f"Queue({self.vhost!r}, {self.name!r})"
 
@@ -614,15 +319,3 @@ class Queue:
 def queue_key(vhost: str, name: str) -> str:
     """The store's name for a queue: unique across vhosts (NUL cannot occur in either)."""
     return f"{vhost}\x00{name}"
-
-
-def _with_delivery_count(msg: Message, count: int) -> Message:
-    """The message as it is redelivered from an x-delivery-limit queue: with an
-    `x-delivery-count` header (a long, as RabbitMQ's quorum queues write it). Same store
-    record (store_id): only the in-memory copy carries the header."""
-    items = tables.headers_of(msg.properties)
-    tables.set_header(items, "x-delivery-count", tables.long(count))
-    copy = Message(msg.exchange, msg.routing_key, tables.with_header_items(msg.properties, items),
-                   msg.body, msg.body_size, msg.persistent, msg.priority, msg.expiration)
-    copy.store_id = msg.store_id
-    return copy

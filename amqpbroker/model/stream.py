@@ -65,7 +65,8 @@ from typing import Any, Callable, Mapping, NamedTuple
 from amqpbroker import errors
 from amqpbroker.model.message import Message
 from amqpbroker.model.queue import queue_key
-from amqpbroker.model.queue_args import _Atom, _int, _term, amqp_type_name
+from amqpbroker.model.queue_args import _Atom, _int, _term, _text, amqp_type_name
+from amqpbroker.model.quorum import check_properties
 from amqpbroker.protocol import tables
 from amqpbroker.store.stream_log import (
     DEFAULT_SEGMENT_BYTES, StreamCursor, StreamLog, parse_interval,
@@ -93,14 +94,6 @@ CONSUMER_ARGS_OTHER_TYPES_ONLY = frozenset(("x-priority",))
 
 def _where(queue: str, vhost: str) -> str:
     return f"queue '{queue}' in vhost '{vhost}'"
-
-
-def _text(value: Any) -> str | None:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return None
 
 
 def _non_neg(value: Any) -> Any:
@@ -159,10 +152,7 @@ def validate_stream_arguments(name: str, vhost: str, durable: bool, exclusive: b
         if key in OTHER_TYPES_ONLY:
             raise errors.PreconditionFailed(
                 f"invalid arg '{key}' for {where} of queue type rabbit_stream_queue")
-    for bad, prop in ((auto_delete, "auto-delete"), (exclusive, "exclusive-owner"),
-                      (not durable, "non-durable")):
-        if bad:
-            raise errors.PreconditionFailed(f"invalid property '{prop}' for {where}")
+    check_properties(name, vhost, durable, exclusive, auto_delete)
     segment = arguments.get("x-stream-max-segment-size-bytes")
     if isinstance(segment, int) and segment > MAX_SEGMENT_SIZE_BYTES:
         raise errors.PreconditionFailed("Exceeded max value for x-stream-max-segment-size-bytes")

@@ -137,7 +137,7 @@ class VirtualHost:
     def delete_exchange(self, name: str, *, if_unused: bool = False) -> None:
         if not name or name.startswith("amq."):
             raise errors.AccessRefused(
-                f"operation not permitted on the default exchange" if not name else
+                "operation not permitted on the default exchange" if not name else
                 f"exchange '{name}' in vhost '{self.name}' is a predeclared exchange"
             )
         ex = self.exchanges.get(name)
@@ -408,16 +408,6 @@ def _check_exchange_arguments(arguments: dict[str, Any]) -> None:
     if ae is not None and not isinstance(ae, (str, bytes)):
         raise errors.PreconditionFailed(
             f"invalid arg 'alternate-exchange' for exchange: {ae!r} is not a string")
-
-
-# The queue arguments RabbitMQ compares on redeclare (rabbit_amqqueue's
-# declare_args/consume_args); any other argument may differ freely.
-QUEUE_EQUIVALENCE_ARGUMENTS = (
-    "x-expires", "x-message-ttl", "x-dead-letter-exchange", "x-dead-letter-routing-key",
-    "x-max-length", "x-max-length-bytes", "x-max-priority", "x-overflow", "x-queue-mode",
-    "x-queue-type", "x-single-active-consumer", "x-delivery-limit",
-    "x-dead-letter-strategy", "x-max-age", "x-stream-max-segment-size-bytes",
-)
 
 
 def _make(cls: type[Exchange], name: str, durable: bool, auto_delete: bool, internal: bool,

@@ -13,7 +13,6 @@ import pytest
 from aiormq import spec
 from aiormq.exceptions import ChannelAccessRefused
 from aio_pika.exceptions import (
-    ChannelClosed,
     ChannelNotFoundEntity,
     ChannelPreconditionFailed,
     DeliveryError,
