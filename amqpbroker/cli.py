@@ -87,11 +87,16 @@ async def serve(settings: Settings, config: Any = None) -> int:
     from amqpbroker.config import ConfigError
     from amqpbroker.embed import Broker
 
+    from amqpbroker.store.records import StoreError
+
     broker = Broker(settings, config=config)
     try:
         await broker.start()
     except ConfigError as exc:  # the file conflicts with the stored topology
         print(exc, file=sys.stderr)
+        return 1
+    except (StoreError, OSError) as exc:  # data dir locked or unwritable, port in use
+        print(f"amqpbroker: cannot start: {exc}", file=sys.stderr)
         return 1
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -179,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         argv = ["serve", *argv]
     args = parser.parse_args(argv)
     from amqpbroker.config import ConfigError
+    from amqpbroker.store.records import StoreError
 
     try:
         if args.command in ("check", "definitions"):
@@ -189,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
             from amqpbroker.config import load_config
 
             config = load_config(args.config)
-    except ConfigError as exc:
+    except (ConfigError, StoreError) as exc:
         print(exc, file=sys.stderr)
         return 1
     settings = build_settings(args, config)

@@ -114,11 +114,21 @@ class ImportResult:
 def import_definitions(source: Any, data_dir: str,
                        settings: Settings | None = None) -> ImportResult:
     """Declare `source`'s durable topology into `data_dir` (offline). Raises ConfigError
-    for an invalid file or one that conflicts with what is stored; then nothing changes."""
-    from amqpbroker.store.disk import DiskDefinitionStore
+    for an invalid file or one that conflicts with what is stored; then nothing changes.
+    Refused (StoreError) while a broker runs on `data_dir`."""
+    from amqpbroker.store.lock import DataDirLock
 
     config = load_config(source)
-    os.makedirs(data_dir, exist_ok=True)
+    lock = DataDirLock(data_dir)  # refuses while a broker runs on this data dir
+    try:
+        return _import_locked(config, data_dir, settings)
+    finally:
+        lock.release()
+
+
+def _import_locked(config: Any, data_dir: str, settings: Settings | None) -> ImportResult:
+    from amqpbroker.store.disk import DiskDefinitionStore
+
     store = DiskDefinitionStore(_definitions_dir(data_dir))
     base = dataclasses.replace(settings or Settings(), data_dir=data_dir)
     core = BrokerCore(base, None, store)

@@ -26,20 +26,27 @@ from amqpbroker.settings import Settings
 log = structlog.get_logger("amqpbroker")
 
 
-def open_stores(settings: Settings) -> tuple[Any, Any]:
-    """The message and definition stores for these settings (memory when no data dir)."""
+def open_stores(settings: Settings) -> tuple[Any, Any, Any]:
+    """The message and definition stores for these settings (memory when no data dir),
+    and the data dir's lock (None in memory): one broker per data dir."""
     if settings.data_dir is None:
         from amqpbroker.store.memory import MemoryDefinitionStore, MemoryMessageStore
 
-        return MemoryMessageStore(), MemoryDefinitionStore()
+        return MemoryMessageStore(), MemoryDefinitionStore(), None
     from amqpbroker.store.disk import DiskDefinitionStore, DiskMessageStore
+    from amqpbroker.store.lock import DataDirLock
 
-    os.makedirs(settings.data_dir, exist_ok=True)
-    return (
-        DiskMessageStore(os.path.join(settings.data_dir, "messages"), sync=settings.sync,
-                         memory_budget=settings.store_memory_budget),
-        DiskDefinitionStore(os.path.join(settings.data_dir, "definitions")),
-    )
+    lock = DataDirLock(settings.data_dir)
+    try:
+        return (
+            DiskMessageStore(os.path.join(settings.data_dir, "messages"), sync=settings.sync,
+                             memory_budget=settings.store_memory_budget),
+            DiskDefinitionStore(os.path.join(settings.data_dir, "definitions")),
+            lock,
+        )
+    except BaseException:
+        lock.release()
+        raise
 
 
 class Broker:
@@ -64,6 +71,7 @@ class Broker:
         self.settings = dataclasses.replace(settings, **overrides)
         self.core: BrokerCore | None = None
         self.server: Server | None = None
+        self._lock: Any = None
 
     @property
     def port(self) -> int:
@@ -78,7 +86,7 @@ class Broker:
         return f"amqp://guest:guest@{host}:{self.port}/"
 
     async def start(self) -> "Broker":
-        store, definitions = open_stores(self.settings)
+        store, definitions, self._lock = open_stores(self.settings)
         self.core = BrokerCore(self.settings, store, definitions)
         try:  # the stored topology first, then the configuration's on top of it
             self.core.recover()
@@ -86,12 +94,14 @@ class Broker:
                 from amqpbroker.topology import apply_config
 
                 apply_config(self.core, self.config)
+            self.server = Server(self.core)
+            await self.server.start(self.settings.host, self.settings.port)
         except BaseException:
-            self.core.close()  # a conflicting config must not leave the stores open
-            self.core = None
+            # a conflicting config or a busy port must not leave stores or the lock held
+            self.core.close()
+            self.core = self.server = None
+            self._release_lock()
             raise
-        self.server = Server(self.core)
-        await self.server.start(self.settings.host, self.settings.port)
         log.info("broker.started", version=__version__, listeners=self.server.addresses,
                  data_dir=self.settings.data_dir)
         return self
@@ -103,7 +113,13 @@ class Broker:
         if self.core is not None:
             self.core.close()
             self.core = None
+        self._release_lock()
         log.info("broker.stopped")
+
+    def _release_lock(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def url_for(self, vhost: str) -> str:
         """The URL of one of this broker's vhosts (percent-encoded as AMQP URIs require)."""

@@ -54,3 +54,37 @@ def test_version_and_help():
     out = subprocess.run([sys.executable, "-m", "amqpbroker", "serve", "--help"],
                          capture_output=True, text=True, timeout=30)
     assert "--data-dir" in out.stdout
+
+
+def test_second_broker_on_the_same_data_dir_is_refused(tmp_path):
+    proc, _port = start_broker(data_dir=str(tmp_path))
+    try:
+        second = subprocess.run(
+            [sys.executable, "-m", "amqpbroker", "serve", "--host", "127.0.0.1", "--port", "0",
+             "--data-dir", str(tmp_path)], capture_output=True, text=True, timeout=30)
+        assert second.returncode == 1
+        assert "in use by another amqpbroker process" in second.stderr
+        imported = subprocess.run(
+            [sys.executable, "-m", "amqpbroker", "definitions", "import", "--data-dir",
+             str(tmp_path), "config/broker.yaml"],
+            capture_output=True, text=True, timeout=30)
+        assert imported.returncode != 0 and "in use" in imported.stderr
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        proc.stderr.close()
+    # Once the broker is gone, the data dir is free again.
+    proc, _port = start_broker(data_dir=str(tmp_path))
+    proc.terminate()
+    proc.wait(10)
+    proc.stderr.close()
+
+
+def test_unwritable_data_dir_is_a_clear_error(tmp_path):
+    target = tmp_path / "file"
+    target.write_text("not a directory")
+    out = subprocess.run(
+        [sys.executable, "-m", "amqpbroker", "serve", "--host", "127.0.0.1", "--port", "0",
+         "--data-dir", str(target / "data")], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 1
+    assert "cannot start" in out.stderr and "Traceback" not in out.stderr
