@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+import platform
 import dataclasses
 import os
 import threading
@@ -103,7 +104,8 @@ class Broker:
             self._release_lock()
             raise
         log.info("broker.started", version=__version__, listeners=self.server.addresses,
-                 data_dir=self.settings.data_dir)
+                 data_dir=self.settings.data_dir, python=platform.python_version(),
+                 pamqp=_version_of("pamqp"), loop=type(asyncio.get_running_loop()).__module__)
         return self
 
     async def stop(self) -> None:
@@ -184,3 +186,12 @@ def run_in_thread(settings: Settings | None = None, **overrides: Any) -> Iterato
 
 async def _call(fn: Any, *args: Any) -> Any:
     return fn(*args)
+
+
+def _version_of(package: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "?"
