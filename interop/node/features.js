@@ -277,28 +277,5 @@ const checks = {
   }),
 };
 
-async function main() {
-  const names = process.argv.slice(2);
-  if (names.length === 0) {
-    console.log(Object.keys(checks).join('\n'));
-    return;
-  }
-  let failed = 0;
-  for (const name of names) {
-    const check = checks[name];
-    try {
-      if (!check) throw new Error('no such check');
-      await check();
-      console.log('PASS %s', name);
-    } catch (err) {
-      failed += 1;
-      console.log('FAIL %s: %s', name, err && err.stack ? err.stack : err);
-    }
-  }
-  process.exitCode = failed ? 1 : 0;
-}
-
-main().catch((err) => {
-  console.error(err);
-  process.exit(1);
-});
+// The shared check runner (PASS/FAIL lines, exit status): queue_features_lib.run.
+require('./queue_features_lib').run(checks);
