@@ -64,6 +64,11 @@ def _stop_workers(workers, total: int, timeout: float = WAIT) -> None:
         assert all(w.returncode is None for w in workers), (
             f"a worker exited early\n{workers[0].runner.dump()}")
         time.sleep(0.05)
+    # The tutorial workers print "Done" just before they ack. amqplib may put a
+    # Connection.Close (sent on CTRL+C) on the wire ahead of channel frames still in its
+    # buffers, and any broker, RabbitMQ too, then requeues that last delivery: give the
+    # acks time to leave before interrupting.
+    time.sleep(0.3)
     for worker in workers:
         worker.interrupt()
     for worker in workers:
