@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 import pika
 import pytest
 
-from .harness import REPO_ROOT, WAIT
+from .harness import REPO_ROOT, WAIT, pika_params  # noqa: F401  (re-exported to tests)
 
 EXTERNAL_URL_ENV = "AMQPBROKER_INTEROP_URL"
 STOP_CMD_ENV = "AMQPBROKER_INTEROP_STOP_CMD"
@@ -320,15 +320,6 @@ def restartable_broker(tmp_path: Path):
 
 
 # --- direct broker access (pika) --------------------------------------------------
-
-def pika_params(url: str) -> pika.URLParameters:
-    params = pika.URLParameters(url)
-    params.connection_attempts = 1
-    params.socket_timeout = 10
-    params.stack_timeout = 15
-    params.blocked_connection_timeout = 10
-    return params
-
 
 def delete_entities(url: str, queues: tuple[str, ...] = (),
                     exchanges: tuple[str, ...] = ()) -> None:

@@ -221,7 +221,8 @@ class Runner:
 
 # --- direct broker access (pika) -------------------------------------------
 
-def _parameters(url: str) -> pika.URLParameters:
+def pika_params(url: str) -> pika.URLParameters:
+    """pika parameters with bounded connect, socket and handshake timeouts."""
     params = pika.URLParameters(url)
     params.connection_attempts = 1
     params.socket_timeout = 10
@@ -232,7 +233,7 @@ def _parameters(url: str) -> pika.URLParameters:
 
 def delete_queues(url: str, *names: str) -> None:
     """Delete queues left by earlier tests (a missing queue is fine)."""
-    connection = pika.BlockingConnection(_parameters(url))
+    connection = pika.BlockingConnection(pika_params(url))
     try:
         for name in names:
             channel = connection.channel()
@@ -248,7 +249,7 @@ def delete_queues(url: str, *names: str) -> None:
 def queue_type(url: str, name: str) -> str:
     """"quorum" if an existing queue takes a durable quorum redeclaration, else
     "classic" (the broker refuses it as inequivalent)."""
-    connection = pika.BlockingConnection(_parameters(url))
+    connection = pika.BlockingConnection(pika_params(url))
     try:
         channel = connection.channel()
         try:
@@ -265,7 +266,7 @@ def queue_type(url: str, name: str) -> str:
 
 def queue_depth(url: str, name: str) -> int | None:
     """Ready messages in a queue, or None if the queue does not exist."""
-    connection = pika.BlockingConnection(_parameters(url))
+    connection = pika.BlockingConnection(pika_params(url))
     try:
         channel = connection.channel()
         try:

@@ -3,54 +3,10 @@
 // Usage: features.js <check>...   (no argument: list the checks)
 // Each check prints "PASS <name>" or "FAIL <name>: <reason>"; the exit status is
 // 0 only if every named check passed. The broker URL comes from AMQP_URL.
-const amqp = require('amqplib');
 const assert = require('node:assert/strict');
-const { randomUUID } = require('node:crypto');
-
-const url = process.env.AMQP_URL || 'amqp://guest:guest@localhost:5672/';
-setTimeout(() => { console.error(' [!] timed out'); process.exit(3); },
-  1000 * Number(process.env.TUTORIAL_TIMEOUT || 60)).unref();
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-const unique = (prefix) => `interop.node.${prefix}.${randomUUID()}`;
-
-// Resolve with the first event `name` on `emitter`, reject after `ms`.
-function nextEvent(emitter, name, ms = 5000) {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no '${name}' event within ${ms} ms`)), ms);
-    emitter.once(name, (value) => { clearTimeout(timer); resolve(value); });
-  });
-}
-
-// Poll basic.get until a message arrives (or `ms` pass).
-async function getOne(channel, queue, ms = 5000) {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    const msg = await channel.get(queue, { noAck: true });
-    if (msg) return msg;
-    await sleep(20);
-  }
-  throw new Error(`no message in ${queue} within ${ms} ms`);
-}
-
-async function waitUntil(predicate, ms, what) {
-  const deadline = Date.now() + ms;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
-
-async function withConnection(fn) {
-  const connection = await amqp.connect(url);
-  // A channel error is expected in some checks; never let it crash the process.
-  connection.on('error', (err) => console.error('connection error:', err.message));
-  try {
-    return await fn(connection);
-  } finally {
-    await connection.close().catch(() => {});
-  }
-}
+const {
+  sleep, unique, waitUntil, getOne, withConnection, nextEvent,
+} = require('./queue_features_lib');
 
 const checks = {
   // checkQueue on a missing queue rejects with a 404 channel error; the channel

@@ -1,4 +1,4 @@
-// Shared helpers for the features_queue_*.js checks (issue 6: queue features with amqplib).
+// Shared helpers for the amqplib check scripts (features.js, more.js, features_queue_*.js).
 // Each script defines named checks; `run(checks)` lists them without arguments, else runs
 // the named ones and prints "PASS <name>" / "FAIL <name>: <reason>" (exit status 0 only if
 // all passed). The broker URL comes from AMQP_URL.
@@ -31,13 +31,28 @@ async function getOne(channel, queue, ms = 5000, noAck = true) {
   throw new Error(`no message in ${queue} within ${ms} ms`);
 }
 
+// Resolve with the first event `name` on `emitter`, reject after `ms`.
+function nextEvent(emitter, name, ms = 5000) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no '${name}' event within ${ms} ms`)), ms);
+    emitter.once(name, (value) => { clearTimeout(timer); resolve(value); });
+  });
+}
+
+function withUrlParam(base, key, value) {
+  const u = new URL(base);
+  u.searchParams.set(key, value);
+  return u.toString();
+}
+
 // The error a broker-side channel close gives: awaits `promise`, which must reject.
 async function channelError(promise, what) {
   return promise.then(() => { throw new Error(`${what} succeeded`); }, (e) => e);
 }
 
-async function withConnection(fn) {
-  const connection = await amqp.connect(url);
+async function withConnection(fn, connectUrl = url) {
+  const connection = await amqp.connect(connectUrl);
+  // A channel error is expected in some checks; never let it crash the process.
   connection.on('error', (err) => console.error('connection error:', err.message));
   try {
     return await fn(connection);
@@ -83,5 +98,5 @@ function run(checks) {
 
 module.exports = {
   amqp, url, sleep, unique, waitUntil, getOne, channelError, withConnection,
-  deadLetterTarget, run,
+  deadLetterTarget, run, nextEvent, withUrlParam,
 };
