@@ -27,6 +27,8 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", action="append",
                    help="address to listen on (repeatable; default: every IPv4 and IPv6 address)")
     p.add_argument("--port", type=int, help="port (default 5672; 0 picks a free one)")
+    p.add_argument("--management-port", type=int, metavar="P",
+                   help="management HTTP API port (default 15672; 0 turns it off)")
     p.add_argument("--data-dir", help="where durable data lives")
     p.add_argument("--in-memory", action="store_true", help="keep nothing on disk")
     p.add_argument("--no-sync", action="store_true",
@@ -70,6 +72,8 @@ def build_settings(args: argparse.Namespace, config: Any = None) -> Settings:
         settings.host = args.host if len(args.host) > 1 else args.host[0]
     if args.port is not None:
         settings.port = args.port
+    if args.management_port is not None:
+        settings.management_port = args.management_port or None
     if args.data_dir:
         settings.data_dir = args.data_dir
     if args.in_memory:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import structlog
 
 from amqpbroker import errors
+from amqpbroker.broker import runtime
 from amqpbroker.clock import Scheduler
 from amqpbroker.model.users import Permission, User, hash_password
 from amqpbroker.model.vhost import VirtualHost
@@ -101,6 +102,9 @@ class BrokerCore:
         self.memory_alarm = False  # True while any resource alarm is set
         self.alarms: set[str] = set()  # "memory", "disk"
         self.started_at = time.time()
+        # What only administrators change (vhost metadata, policies, parameters, limits,
+        # topic permissions): see broker/runtime.py and broker/admin.py.
+        self.runtime = runtime.RuntimeState()
         self._default_setup()
 
     def _default_setup(self) -> None:
@@ -165,7 +169,10 @@ class BrokerCore:
         started = time.monotonic()
         ops = self.definitions.load() if self.definitions is not None else []
         for op in ops:
-            self.add_vhost(op["vhost"]).apply(op)
+            if op["op"] in runtime.OPS:  # users, vhosts, policies... changed live
+                runtime.replay(self, op)
+            else:
+                self.add_vhost(op["vhost"]).apply(op)
         by_key = {q.key: q for v in self.vhosts.values() for q in v.queues.values()}
         messages = 0
         if self.store is not None:
@@ -179,7 +186,8 @@ class BrokerCore:
                 messages += len(entries)
         if self.definitions is not None:
             self.definitions.compact(
-                [op for v in self.vhosts.values() for op in v.durable_ops()]
+                [*runtime.snapshot(self),
+                 *(op for v in self.vhosts.values() for op in v.durable_ops())]
             )
         stats = {"definitions": len(ops), "messages": messages,
                  "seconds": round(time.monotonic() - started, 3)}

@@ -57,6 +57,10 @@ class AMQPProtocol(asyncio.Protocol):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         conn = ClientConnection(self.server.core, f"{host}:{peername[1]}", time.monotonic(),
                                 loopback=loopback)
+        local = transport.get_extra_info("sockname")
+        if isinstance(local, tuple):  # for the management API's connection names
+            conn.local = f"{local[0]}:{local[1]}"  # type: ignore[attr-defined]
+        conn.connected_at = time.time()  # type: ignore[attr-defined]
         conn.on_output = self._schedule_flush
         conn.on_flow = self._set_reading
         self.conn = conn

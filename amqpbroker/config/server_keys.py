@@ -69,31 +69,58 @@ def read_server(c: Checker, doc: dict[str, Any]) -> dict[str, Any]:
         users = c.get(doc, (), "loopback_users", "str_list", None)
         if users is not None:
             out["loopback_users"] = tuple(users)
-    return {k: v for k, v in out.items() if v is not None or k in ("data_dir", "host")}
+    return {k: v for k, v in out.items()
+            if v is not None or k in ("data_dir", "host", "management_host", "management_port")}
+
+
+LISTENER_PROTOCOLS = ("amqp", "management")
 
 
 def _listeners(c: Checker, value: Any, out: dict[str, Any]) -> None:
-    """`listeners: [{host, port}, ...]`: one port for all (the server binds one port on
-    one or more addresses); no host = every IPv4 and IPv6 address."""
+    """`listeners: [{protocol, host, port}, ...]`. `protocol` is `amqp` (the default) or
+    `management` (the HTTP API, RabbitMQ's port 15672; `port: null` turns it off). One port
+    per protocol for all its listeners (the server binds one port on one or more
+    addresses); no host = every IPv4 and IPv6 address."""
     path = ("listeners",)
     items = c.sequence(value, path)
     if not items:
         if value is not None:
             c.error(path, "needs at least one listener")
         return
-    hosts: list[str] = []
-    ports: list[int] = []
+    by_protocol: dict[str, list[tuple[int, dict[str, Any]]]] = {}
     for i, item in enumerate(items):
         p = path + (i,)
-        m = c.mapping(item, p, ("host", "port"))
+        m = c.mapping(item, p, ("protocol", "host", "port"))
         if not isinstance(item, dict):
             continue
-        port = c.get(m, p, "port", "int", 5672, minimum=0, maximum=65535)
+        protocol = c.get(m, p, "protocol", "str", "amqp", choices=LISTENER_PROTOCOLS)
+        if protocol is not None:
+            by_protocol.setdefault(protocol, []).append((i, m))
+    amqp = by_protocol.get("amqp", [])
+    if amqp:
+        _protocol_listeners(c, path, amqp, 5672, out, "port", "host")
+    mgmt = by_protocol.get("management", [])
+    if mgmt:
+        if any(m.get("port", 0) is None for _, m in mgmt):
+            out["management_port"] = None  # explicitly off
+            return
+        _protocol_listeners(c, path, mgmt, 15672, out, "management_port", "management_host")
+
+
+def _protocol_listeners(c: Checker, path: tuple, items: list[tuple[int, dict[str, Any]]],
+                        default_port: int, out: dict[str, Any], port_field: str,
+                        host_field: str) -> None:
+    hosts: list[str] = []
+    ports: list[int] = []
+    for i, m in items:
+        p = path + (i,)
+        port = c.get(m, p, "port", "int", default_port, minimum=0, maximum=65535)
         host = c.get(m, p, "host", "str", None)
         if port is not None:
             if ports and port != ports[0]:
-                c.error(p + ("port",), f"every listener must use the same port for now "
-                                       f"(listener 0 uses {ports[0]}, this one {port})")
+                c.error(p + ("port",), f"every listener must use the same port "
+                                       f"for now (listener {items[0][0]} uses {ports[0]}, "
+                                       f"this one {port})")
             ports.append(port)
         if host is None and len(items) > 1 and "host" not in m:
             c.error(p, "a listener without host listens on every address; "
@@ -101,8 +128,8 @@ def _listeners(c: Checker, value: Any, out: dict[str, Any]) -> None:
         if host is not None:
             hosts.append(host)
     if ports:
-        out["port"] = ports[0]
+        out[port_field] = ports[0]
     if hosts:
-        out["host"] = hosts[0] if len(hosts) == 1 else hosts
+        out[host_field] = hosts[0] if len(hosts) == 1 else hosts
     elif len(items) == 1:
-        out["host"] = None
+        out[host_field] = None

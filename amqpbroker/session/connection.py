@@ -205,6 +205,13 @@ class ClientConnection:
     def _has_consumers(self) -> bool:
         return any(ch.consumers for ch in self.channels.values())
 
+    def permissions_changed(self) -> None:
+        """An administrator changed this user's permissions: forget the grants remembered
+        for the fast path, so the next operation is checked against the new ones."""
+        self.perm_cache.clear()
+        for ch in self.channels.values():
+            ch._may_write.clear()
+
     def connection_lost(self, reason: str = "connection lost") -> None:
         if self.state != _CLOSED:
             self._closed(reason)

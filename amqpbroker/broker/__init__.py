@@ -1,0 +1,1 @@
+"""The protocol-neutral broker core (see docs/architecture.md)."""
