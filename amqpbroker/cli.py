@@ -5,6 +5,7 @@
     amqpbroker definitions export [--data-dir DIR] [--config FILE] [--format yaml|json]
     amqpbroker definitions import FILE [--data-dir DIR] [--config FILE]
     amqpbroker perf ...                              the load generator
+    amqpbroker ctl COMMAND ...                       rabbitmqctl's commands (docs/management.md)
 
 Exit codes: 0 success, 1 invalid configuration (or conflicts), 2 bad command line.
 """
@@ -179,6 +180,10 @@ def main(argv: list[str] | None = None) -> int:
         from amqpbroker.perf import main as perf_main
 
         return perf_main(argv[1:])
+    if argv and argv[0] == "ctl":  # rabbitmqctl's commands over the management API
+        from amqpbroker.ctl import main as ctl_main
+
+        return ctl_main(argv[1:])
     parser = argparse.ArgumentParser(prog="amqpbroker", description="AMQP 0-9-1 broker")
     parser.add_argument("--version", action="version", version=__version__)
     sub = parser.add_subparsers(dest="command")
