@@ -105,7 +105,8 @@ class Context:
         if not isinstance(doc, dict):
             raise bad_request("the body must be a JSON object")
         if allowed is not None:
-            unknown = sorted(set(doc) - set(allowed))
+            # rabbitmqadmin sends the object's vhost and name in every body.
+            unknown = sorted(set(doc) - set(allowed) - {"vhost", "name"})
             if unknown:
                 raise bad_request(f"unknown field(s): {', '.join(unknown)}")
         return doc
