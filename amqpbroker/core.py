@@ -122,6 +122,7 @@ class BrokerCore:
             vhost = VirtualHost(name, self.store, self.definitions, self.scheduler)
             vhost.streams = self.streams
             self.vhosts[name] = vhost
+            runtime.refresh_vhost(self, name)  # policies and limits stored for it
         if grant_to is not None and grant_to in self.users:
             self.users[grant_to].permissions.setdefault(name, Permission())
         return vhost

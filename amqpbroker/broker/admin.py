@@ -30,6 +30,8 @@ from pamqp import commands
 from amqpbroker import __version__, errors
 from amqpbroker.broker import runtime
 from amqpbroker.model import permissions as perms
+from amqpbroker.model import policy as policy_model
+from amqpbroker.model import topic_permissions
 from amqpbroker.model.deadletter import Rejected
 from amqpbroker.model.exchange_base import Exchange
 from amqpbroker.model.message import Message
@@ -309,6 +311,7 @@ class Admin:
                                    "exchange": exchange, "write": write, "read": read})
         self.core.runtime.topic_permissions[(user, vhost, exchange)] = {"write": write,
                                                                         "read": read}
+        self._permissions_changed(user)  # channels re-check routing keys from now on
 
     def clear_topic_permissions(self, user: str, vhost: str, exchange: str | None = None
                                 ) -> None:
@@ -320,6 +323,7 @@ class Admin:
             runtime.record(self.core, {"op": "topic_permission.delete", "user": key[0],
                                        "vhost": key[1], "exchange": key[2]})
             del self.core.runtime.topic_permissions[key]
+        self._permissions_changed(user)
 
     # -- exchanges --------------------------------------------------------------------------
     def exchanges(self, vhost: str | None = None) -> list[dict[str, Any]]:
@@ -333,7 +337,9 @@ class Admin:
     def _exchange_info(self, vhost: str, ex: Any) -> dict[str, Any]:
         return {"name": ex.name, "vhost": vhost, "type": ex.type, "durable": ex.durable,
                 "auto_delete": ex.auto_delete, "internal": ex.internal,
-                "arguments": dict(ex.arguments), "policy": None,
+                "arguments": dict(ex.arguments), "policy": ex.policy,
+                "operator_policy": ex.operator_policy,
+                "effective_policy_definition": dict(ex.effective_policy_definition),
                 "user_who_performed_action": "rmq-internal"}
 
     def declare_exchange(self, actor: User | None, vhost: str, name: str, type: str, *,
@@ -370,6 +376,9 @@ class Admin:
         if ex.internal:
             raise errors.AccessRefused(
                 f"cannot publish to internal exchange '{exchange}' in vhost '{vhost}'")
+        if actor is not None and ex.type == "topic":
+            topic_permissions.check(self.core.runtime.topic_permissions, actor.name, vhost,
+                                    exchange, "write", routing_key)
         props = properties_from_json(properties)
         raw = encode_properties(props)
         msg = Message(exchange, routing_key, raw, body, len(body), props.delivery_mode == 2,
@@ -427,7 +436,8 @@ class Admin:
             if consumers else None,
             "exclusive_consumer_tag": (q.exclusive_consumer.tag
                                        if getattr(q, "exclusive_consumer", None) else None),
-            "policy": None, "operator_policy": None, "effective_policy_definition": {},
+            "policy": q.policy, "operator_policy": q.operator_policy,
+            "effective_policy_definition": dict(q.effective_policy_definition),
         }
 
     def declare_queue(self, actor: User | None, vhost: str, name: str, *,
@@ -530,6 +540,9 @@ class Admin:
         dest = self._destination(v, destination_type, destination)
         self._allow(actor, vhost, "write", destination_type, destination)
         self._allow(actor, vhost, "read", "exchange", source)
+        if actor is not None and src.type == "topic":
+            topic_permissions.check(self.core.runtime.topic_permissions, actor.name, vhost,
+                                    source, "read", routing_key)
         v.bind(dest, src.name, routing_key, arguments)
         return properties_key(routing_key, arguments)
 
@@ -709,11 +722,10 @@ class Admin:
             re.compile(pattern)
         except re.error as exc:
             raise BadRequest(f"invalid pattern '{pattern}': {exc}") from None
-        if not isinstance(definition, dict) or not definition:
-            raise BadRequest("definition must be a non-empty object")
-        mirroring = sorted(k for k in definition if k.startswith("ha-"))
-        if mirroring:  # classic queue mirroring was removed in RabbitMQ 4.x, which refuses it
-            raise BadRequest(f"classic queue mirroring is not supported: {', '.join(mirroring)}")
+        try:  # RabbitMQ 4.x's checks: known keys, valid values, no ha-* (mirroring)
+            policy_model.validate(kind, definition)
+        except policy_model.PolicyError as exc:
+            raise BadRequest(str(exc)) from None
         if isinstance(priority, str) and priority.lstrip("-").isdigit():
             priority = int(priority)
         if not isinstance(priority, int) or isinstance(priority, bool):
@@ -727,6 +739,7 @@ class Admin:
         runtime.record(self.core, {"op": "policy.put", "kind": kind, "vhost": vhost,
                                    "name": name, "policy": policy})
         table[(vhost, name)] = policy
+        runtime.refresh_vhost(self.core, vhost)  # matching queues and exchanges, at once
         return created
 
     def delete_policy(self, kind: str, vhost: str, name: str) -> None:
@@ -734,6 +747,7 @@ class Admin:
         runtime.record(self.core, {"op": "policy.delete", "kind": kind, "vhost": vhost,
                                    "name": name})
         del self.core.runtime.policies[kind][(vhost, name)]
+        runtime.refresh_vhost(self.core, vhost)
 
     def vhost_limits(self, vhost: str | None = None) -> list[dict[str, Any]]:
         if vhost is not None:

@@ -5,7 +5,9 @@ changed live (https://www.rabbitmq.com/docs/parameters).
 Every change is one operation appended to the definitions store (the core's one stream of
 durable changes), replayed at startup by `replay()`, and written back in full by
 `snapshot()` when the store is compacted. Policies and limits are stored and returned
-here; enforcing them is the policies issue's work (docs/management.md says so).
+here and handed to the model: each vhost's `PolicySet` and `limits` (`refresh_vhost`),
+user limits read at connection and channel open (`session/connection.py`), topic
+permissions read by `model/topic_permissions.py`.
 """
 
 from __future__ import annotations
@@ -102,12 +104,31 @@ def replay(core: "BrokerCore", op: dict[str, Any]) -> None:
         rt.global_parameters.pop(op["name"], None)
     elif kind == "policy.put":
         rt.policies[op["kind"]][(op["vhost"], op["name"])] = dict(op["policy"])
+        refresh_vhost(core, op["vhost"])
     elif kind == "policy.delete":
         rt.policies[op["kind"]].pop((op["vhost"], op["name"]), None)
+        refresh_vhost(core, op["vhost"])
     elif kind == "vhost_limits.put":
         _set_limits(rt.vhost_limits, op["vhost"], op["value"])
+        refresh_vhost(core, op["vhost"])
     elif kind == "user_limits.put":
         _set_limits(rt.user_limits, op["name"], op["value"])
+
+
+def refresh_vhost(core: "BrokerCore", name: str) -> None:
+    """Hand a vhost its current policies and limits; every queue and exchange in it
+    re-evaluates its policy at once (RabbitMQ applies policy changes live)."""
+    vhost = core.vhosts.get(name)
+    if vhost is None:
+        return
+    rt: RuntimeState = core.runtime
+    vhost.limits = dict(rt.vhost_limits.get(name, {}))
+    had = bool(vhost.policies)
+    vhost.policies.load(
+        ((n, p) for (v, n), p in rt.policies["policy"].items() if v == name),
+        ((n, p) for (v, n), p in rt.policies["operator_policy"].items() if v == name))
+    if had or vhost.policies:
+        vhost.reapply_policies()
 
 
 def _set_limits(table: dict[str, dict[str, int]], key: str, value: dict[str, int]) -> None:

@@ -20,12 +20,15 @@ from amqpbroker.model.deadletter import (
     dead_letter,
 )
 from amqpbroker.model.message import Message
-from amqpbroker.model.quorum import QuorumReady
+from amqpbroker.model.policy import Effective
+from amqpbroker.model.quorum import QuorumReady, quorum_config
 from amqpbroker.model.queue_args import (
     DROP_HEAD,
     REJECT_PUBLISH_DLX,
     QueueConfig,
+    consumer_timeout_of,
     parse_expiration,
+    parse_queue_arguments,
 )
 from amqpbroker.model.ready import PriorityReady
 from amqpbroker.protocol import tables
@@ -49,6 +52,11 @@ FLOW_LOW = 1024
 class QueueFeatures:
     """Mixed into `Queue`; uses its attributes (ready, consumers, features, clock, ...)."""
 
+    # Set by a matching policy (apply_policy); what the management API shows.
+    policy: str | None = None
+    operator_policy: str | None = None
+    effective_policy_definition: dict = {}
+
     # == optional features ===================================================================
     # Everything below runs only for queues with `features` (see the module docstring).
 
@@ -70,6 +78,74 @@ class QueueFeatures:
         queue tracks deadlines (it stays on the featured path)."""
         if self.features is None:
             self._enable(_PLAIN_FEATURES)
+
+    # -- policies: the effective-config recomputation hook ------------------------------------
+    def apply_policy(self, effective: Effective) -> None:
+        """Run with the arguments a policy change leaves in effect (model/policy.py).
+
+        Called at declare and whenever a matching policy is set, changed or cleared. A
+        plain queue no policy touches stays plain (the fast path); once featured, a queue
+        stays on the featured path even if the policy goes (its entries carry deadlines).
+        At once: a lower length limit drops or dead-letters the head overflow (drop-head;
+        as RabbitMQ, reject-publish keeps what is there), a new message TTL recomputes the
+        deadlines of ready messages from their enqueue time and expires what is too old,
+        a new x-expires restarts the lease."""
+        self.policy = effective.policy
+        self.operator_policy = effective.operator_policy
+        self.effective_policy_definition = effective.definition
+        args = effective.arguments if effective.policy or effective.operator_policy \
+            else self.arguments
+        self.consumer_timeout_ms = consumer_timeout_of(args)
+        if self.is_quorum:
+            config: QueueConfig | None = quorum_config(args, self.name, self.vhost)
+        else:
+            config = parse_queue_arguments(args)
+        if config is None:
+            if self.features is None:
+                return
+            config = _PLAIN_FEATURES
+        old = self.features
+        if old == config:
+            return
+        if old is None:
+            self._enable(config)
+            self._restamp(None)
+        else:
+            self.features = config
+            if config.message_ttl != old.message_ttl:
+                self._restamp(old.message_ttl)
+            if config.expires != old.expires:
+                if self._lease_timer is not None:
+                    self._lease_timer.cancel()
+                    self._lease_timer = None
+                if config.expires is not None and not self.consumers:
+                    self._renew_lease()
+        if config.single_active_consumer and self.active is None and self.consumers:
+            self.active = self.consumers[0]
+        if config.has_length_limit and config.overflow == DROP_HEAD:
+            self._drop_over_limit()
+        self._dispatch_f()
+
+    def _restamp(self, old_ttl: int | None) -> None:
+        """Deadlines of the ready messages under the new message TTL, counted from when
+        each message was enqueued (messages that reached this queue before it tracked
+        time count from now); expired heads go at once."""
+        now = self.clock.now()
+        wall = self.clock.wall()
+        entries = []
+        while self.ready:
+            entries.append(self._pop())
+        self._timed = False
+        for msg, redelivered, _expires_at, returns in entries:
+            enqueued = msg.enqueued_ms
+            start = now - max(0.0, wall - enqueued / 1000.0) if enqueued else now
+            self._push((msg, redelivered, self._deadline(msg, start), returns))
+        if self._ttl_timer is not None:
+            self._ttl_timer.cancel()
+            self._ttl_timer, self._ttl_when = None, _NEVER
+        if self._timed:
+            self._expire_heads(now)
+            self._schedule_expiry()
 
     def declared(self) -> None:
         """queue.declare (also passive) renews the lease of an unused x-expires queue."""
@@ -121,6 +197,8 @@ class QueueFeatures:
             if f.overflow == REJECT_PUBLISH_DLX and f.dead_letter_exchange is not None:
                 self._dead_letter(msg, MAXLEN)
             raise Rejected(self.name)
+        if not msg.enqueued_ms:  # a policy's new TTL counts from here (apply_policy)
+            msg.enqueued_ms = int(self.clock.wall() * 1000)
         if self.store is not None and (msg.persistent or self.persist_all):
             self.store.add(self.key, msg)
         now = self.clock.now()

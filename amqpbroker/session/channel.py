@@ -18,7 +18,7 @@ import structlog
 from pamqp import commands
 
 from amqpbroker import errors
-from amqpbroker.model import permissions
+from amqpbroker.model import permissions, topic_permissions
 from amqpbroker.model.message import Message
 from amqpbroker.model.queue import FLOW_HIGH, Rejected
 from amqpbroker.model.queue_args import parse_expiration
@@ -191,7 +191,7 @@ class Channel(ConsumerTimeouts):
                 parse_expiration(expiration)  # 406 "invalid expiration '...'" as RabbitMQ
             if self.tx is not None:
                 if exchange not in self._may_write:
-                    self._check_write(exchange)
+                    self._check_write(exchange, routing_key)
                 self.vhost.exchange(exchange)  # fail early on a missing exchange
                 self.tx.append(("publish", msg, mandatory))
             else:
@@ -204,7 +204,7 @@ class Channel(ConsumerTimeouts):
     def publish(self, msg: Message, mandatory: bool) -> None:
         """Route and enqueue one message, then return / confirm it (issue 3)."""
         if msg.exchange not in self._may_write:
-            self._check_write(msg.exchange)
+            self._check_write(msg.exchange, msg.routing_key)
         vhost = self.vhost
         ex = vhost.exchanges.get(msg.exchange)
         if ex is None:
@@ -246,11 +246,20 @@ class Channel(ConsumerTimeouts):
         elif durable and persistent and self.core.store_needs_sync:
             self.core.persister.dirty = True
 
-    def _check_write(self, exchange: str) -> None:
+    def _check_write(self, exchange: str, routing_key: str) -> None:
         """basic.publish needs write permission on the exchange (403 before 404, as
-        RabbitMQ checks it before looking the exchange up)."""
-        permissions.check(self.conn.user, self.vhost.name, "write", "exchange", exchange,
+        RabbitMQ checks it before looking the exchange up), and on a topic exchange with
+        topic permissions for this user, on the routing key (checked at every publish)."""
+        user = self.conn.user
+        permissions.check(user, self.vhost.name, "write", "exchange", exchange,
                           self.conn.perm_cache)
+        table = self.core.runtime.topic_permissions
+        if topic_permissions.applies(table, user.name, self.vhost.name, exchange):
+            ex = self.vhost.exchanges.get(exchange)
+            if ex is not None and ex.type == "topic":
+                topic_permissions.check(table, user.name, self.vhost.name, exchange, "write",
+                                        routing_key)
+                return
         self._may_write.add(exchange)
 
     def _return(self, msg: Message, code: int, text: str) -> None:

@@ -22,6 +22,7 @@ from pamqp import commands, decode
 from pamqp.base import Frame as Method
 
 from amqpbroker import __version__, errors
+from amqpbroker.broker import limits
 from amqpbroker.core import BrokerCore
 from amqpbroker.protocol import fastcodec
 from amqpbroker.protocol.frames import (
@@ -285,6 +286,7 @@ class ClientConnection:
             raise errors.NotAllowed(
                 f"channel number {channel} exceeds the negotiated channel_max "
                 f"{self.channel_max}")
+        limits.check_channel(self.core, self.user)
         self.channels[channel] = Channel(self, channel)
         self.send_method(channel, commands.Channel.OpenOk())
 
@@ -335,7 +337,9 @@ class ClientConnection:
         self.state = _OPEN
 
     def _on_open(self, m: commands.Connection.Open) -> None:
-        self.vhost = self.core.open_vhost(self.user, m.virtual_host)
+        vhost = self.core.open_vhost(self.user, m.virtual_host)
+        limits.check_connection(self.core, self.user, vhost)
+        self.vhost = vhost
         self.state = _RUNNING
         self.core.connections.add(self)
         self.send_method(0, commands.Connection.OpenOk())

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from pamqp import commands as c
 
 from amqpbroker import errors
-from amqpbroker.model import permissions
+from amqpbroker.model import permissions, topic_permissions
 
 if TYPE_CHECKING:
     from amqpbroker.session.channel import Channel
@@ -43,6 +43,17 @@ def allow(ch: "Channel", kind: permissions.Kind, resource: permissions.ResourceK
     permissions.check(ch.conn.user, ch.vhost.name, kind, resource, name, ch.conn.perm_cache)
 
 
+def allow_topic(ch: "Channel", exchange: str, routing_key: str) -> None:
+    """Binding to a topic exchange needs topic read permission on the routing key
+    (model/topic_permissions.py)."""
+    table = ch.core.runtime.topic_permissions
+    if table:
+        ex = ch.vhost.exchanges.get(exchange)
+        if ex is not None and ex.type == "topic":
+            topic_permissions.check(table, ch.conn.user.name, ch.vhost.name, exchange, "read",
+                                    routing_key)
+
+
 def exchange_declare(ch: "Channel", m: c.Exchange.Declare) -> None:
     if not m.passive and m.exchange:
         allow(ch, "configure", "exchange", m.exchange)
@@ -69,6 +80,7 @@ def exchange_delete(ch: "Channel", m: c.Exchange.Delete) -> None:
 def exchange_bind(ch: "Channel", m: c.Exchange.Bind) -> None:
     allow(ch, "write", "exchange", m.destination)
     allow(ch, "read", "exchange", m.source)
+    allow_topic(ch, m.source, m.routing_key)
     destination = ch.vhost.exchange(m.destination)
     ch.vhost.bind(destination, m.source, m.routing_key, m.arguments or {})
     if not m.nowait:
@@ -78,6 +90,7 @@ def exchange_bind(ch: "Channel", m: c.Exchange.Bind) -> None:
 def exchange_unbind(ch: "Channel", m: c.Exchange.Unbind) -> None:
     allow(ch, "write", "exchange", m.destination)
     allow(ch, "read", "exchange", m.source)
+    allow_topic(ch, m.source, m.routing_key)
     destination = ch.vhost.exchanges.get(m.destination)
     if destination is not None and m.source in ch.vhost.exchanges:
         ch.vhost.unbind(destination, m.source, m.routing_key, m.arguments or {})

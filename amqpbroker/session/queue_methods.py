@@ -10,7 +10,7 @@ from amqpbroker import errors
 from amqpbroker.model.names import server_named
 from amqpbroker.protocol.methods import build
 from amqpbroker.session import direct_reply
-from amqpbroker.session.exchange_methods import allow
+from amqpbroker.session.exchange_methods import allow, allow_topic
 
 if TYPE_CHECKING:
     from amqpbroker.model.queue import Queue
@@ -62,6 +62,7 @@ def queue_declare(ch: "Channel", m: c.Queue.Declare) -> None:
 def queue_bind(ch: "Channel", m: c.Queue.Bind) -> None:
     allow(ch, "write", "queue", resolve_queue_name(ch, m.queue))
     allow(ch, "read", "exchange", m.exchange)
+    allow_topic(ch, m.exchange, m.routing_key)
     q = _queue(ch, m.queue)
     ch.vhost.bind(q, m.exchange, m.routing_key, m.arguments or {})
     if not m.nowait:
@@ -72,6 +73,7 @@ def queue_unbind(ch: "Channel", m: c.Queue.Unbind) -> None:
     name = resolve_queue_name(ch, m.queue)
     allow(ch, "write", "queue", name)
     allow(ch, "read", "exchange", m.exchange)
+    allow_topic(ch, m.exchange, m.routing_key)
     # RabbitMQ answers UnbindOk when the queue or the exchange no longer exists.
     q = ch.vhost.queues.get(name)
     if q is not None and m.exchange in ch.vhost.exchanges:

@@ -1,0 +1,222 @@
+"""Policies, operator policies, limits and topic permissions with real clients (aio-pika)
+and the management API (issue 17). Texts and codes are RabbitMQ's."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import aio_pika
+import pika
+import pytest
+from aiormq.exceptions import (
+    ChannelAccessRefused,
+    ChannelPreconditionFailed,
+)
+
+
+
+@pytest.fixture
+def broker(mgmt):
+    return mgmt
+
+
+async def next_message(queue, timeout=5.0):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        msg = await queue.get(no_ack=True, fail=False)
+        if msg is not None:
+            return msg
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"no message in {queue.name} within {timeout} s")
+        await asyncio.sleep(0.01)
+
+
+def pika_refusal(url, channels=0):
+    """Connect with pika (which reports the broker's Connection.Close code and text) and
+    open `channels` channels; the (code, text) the broker closed the connection with."""
+    try:
+        conn = pika.BlockingConnection(pika.URLParameters(url))
+        for _ in range(channels):
+            conn.channel()
+    except pika.exceptions.ConnectionClosedByBroker as exc:
+        return exc.reply_code, exc.reply_text
+    except pika.exceptions.ProbableAccessDeniedError as exc:  # refused during connection.open
+        found = re.search(r'\((\d+)\) "(.*)"', str(exc))
+        assert found, exc
+        return int(found.group(1)), found.group(2)
+    conn.close()
+    return None
+
+
+async def count(ch, name):
+    return (await ch.declare_queue(name, passive=True)).declaration_result.message_count
+
+
+async def test_policy_sets_dlx_and_ttl_on_an_existing_queue(broker, api):
+    async with await aio_pika.connect(broker.url) as conn:
+        ch = await conn.channel()
+        dlx = await ch.declare_exchange("dlx", aio_pika.ExchangeType.FANOUT)
+        dead = await ch.declare_queue("dead")
+        await dead.bind(dlx)
+        await ch.declare_queue("work.jobs")
+        await ch.default_exchange.publish(aio_pika.Message(b"before", headers={"k": "v"}),
+                                          "work.jobs")
+        status, _ = await api.put("/api/policies/%2F/dlx-ttl", {
+            "pattern": r"^work\.", "apply-to": "queues", "priority": 1,
+            "definition": {"dead-letter-exchange": "dlx", "message-ttl": 200}})
+        assert status == 201
+        await ch.default_exchange.publish(aio_pika.Message(b"after"), "work.jobs")
+        got = [await next_message(dead), await next_message(dead)]
+        assert [m.body for m in got] == [b"before", b"after"]
+        death = got[0].headers["x-death"][0]
+        assert {k: death[k] for k in ("count", "reason", "queue", "exchange",
+                                      "routing-keys")} == {
+            "count": 1, "reason": "expired", "queue": "work.jobs", "exchange": "",
+            "routing-keys": ["work.jobs"]}
+        assert got[0].headers["k"] == "v" and got[0].exchange == "dlx"
+        assert await count(ch, "work.jobs") == 0
+        info = (await api.get("/api/queues/%2F/work.jobs"))[1]
+        assert info["policy"] == "dlx-ttl" and info["operator_policy"] is None
+        assert info["effective_policy_definition"] == {"dead-letter-exchange": "dlx",
+                                                       "message-ttl": 200}
+        # clearing the policy: messages stay again
+        assert (await api.delete("/api/policies/%2F/dlx-ttl"))[0] == 204
+        await ch.default_exchange.publish(aio_pika.Message(b"kept"), "work.jobs")
+        await asyncio.sleep(0.4)
+        assert await count(ch, "work.jobs") == 1
+        assert (await api.get("/api/queues/%2F/work.jobs"))[1]["policy"] is None
+
+
+async def test_changing_max_length_trims_a_full_queue(broker, api):
+    async with await aio_pika.connect(broker.url) as conn:
+        ch = await conn.channel()
+        await ch.declare_queue("capped.log")
+        for i in range(10):
+            await ch.default_exchange.publish(aio_pika.Message(str(i).encode()), "capped.log")
+        assert await count(ch, "capped.log") == 10
+        await api.put("/api/policies/%2F/cap", {"pattern": "^capped", "definition":
+                                                {"max-length": 5}})
+        assert await count(ch, "capped.log") == 5
+        await api.put("/api/policies/%2F/cap", {"pattern": "^capped", "definition":
+                                                {"max-length": 2}})
+        assert await count(ch, "capped.log") == 2
+        q = await ch.declare_queue("capped.log", passive=True)
+        assert [(await next_message(q)).body for _ in range(2)] == [b"8", b"9"]
+        # reject-publish by policy: the publisher's confirm is a nack
+        await api.put("/api/policies/%2F/cap", {"pattern": "^capped", "definition":
+                                                {"max-length": 1, "overflow": "reject-publish"}})
+        await ch.default_exchange.publish(aio_pika.Message(b"a"), "capped.log")
+        with pytest.raises(aio_pika.exceptions.DeliveryError):
+            await ch.default_exchange.publish(aio_pika.Message(b"b"), "capped.log")
+
+
+async def test_operator_policy_caps_a_user_policy(broker, api):
+    async with await aio_pika.connect(broker.url) as conn:
+        ch = await conn.channel()
+        await ch.declare_queue("orders", arguments={"x-max-length": 100})
+        await api.put("/api/policies/%2F/user", {"pattern": ".*", "definition":
+                                                 {"max-length": 10}})
+        status, body = await api.put("/api/operator-policies/%2F/guard", {
+            "pattern": ".*", "apply-to": "queues", "definition": {"max-length": 3}})
+        assert status == 201, body
+        for i in range(6):
+            await ch.default_exchange.publish(aio_pika.Message(b"x"), "orders")
+        assert await count(ch, "orders") == 3
+        info = (await api.get("/api/queues/%2F/orders"))[1]
+        assert (info["policy"], info["operator_policy"]) == ("user", "guard")
+        assert info["effective_policy_definition"] == {"max-length": 3}
+        # an operator policy may not set what RabbitMQ keeps out of them
+        status, body = await api.put("/api/operator-policies/%2F/bad", {
+            "pattern": ".*", "definition": {"dead-letter-exchange": "x"}})
+        assert status == 400 and "not recognised" in body["reason"]
+
+
+async def test_mirroring_keys_are_refused(api):
+    status, body = await api.put("/api/policies/%2F/ha", {"pattern": ".*", "definition":
+                                                          {"ha-mode": "all"}})
+    assert status == 400 and "mirroring" in body["reason"]
+
+
+async def test_alternate_exchange_by_policy(broker, api):
+    async with await aio_pika.connect(broker.url) as conn:
+        ch = await conn.channel()
+        ae = await ch.declare_exchange("unrouted", aio_pika.ExchangeType.FANOUT)
+        catch = await ch.declare_queue("catch")
+        await catch.bind(ae)
+        x = await ch.declare_exchange("in", aio_pika.ExchangeType.DIRECT)
+        await api.put("/api/policies/%2F/ae", {"pattern": "^in$", "apply-to": "exchanges",
+                                               "definition": {"alternate-exchange": "unrouted"}})
+        await x.publish(aio_pika.Message(b"lost?"), "nobody")
+        assert (await next_message(catch)).body == b"lost?"
+        assert (await api.get("/api/exchanges/%2F/in"))[1]["policy"] == "ae"
+
+
+async def test_vhost_connection_and_queue_limits(broker, api):
+    await api.put("/api/vhost-limits/%2F/max-connections", {"value": 1})
+    await api.put("/api/vhost-limits/%2F/max-queues", {"value": 1})
+    async with await aio_pika.connect(broker.url) as conn:
+        assert await asyncio.to_thread(pika_refusal, broker.url) == (
+            530, "NOT_ALLOWED - access to vhost '/' refused for user 'guest': connection "
+                 "limit (1) is reached")
+        ch = await conn.channel()
+        await ch.declare_queue("one")
+        with pytest.raises(ChannelPreconditionFailed) as exc2:
+            await ch.declare_queue("two")
+        assert "cannot declare queue 'two': queue limit in vhost '/' (1) is reached" \
+            in str(exc2.value)
+    # raised live: the next one gets through
+    await api.put("/api/vhost-limits/%2F/max-connections", {"value": 2})
+    await api.delete("/api/vhost-limits/%2F/max-queues")
+    async with await aio_pika.connect(broker.url) as c1, await aio_pika.connect(broker.url):
+        await (await c1.channel()).declare_queue("two")
+
+
+async def test_user_connection_and_channel_limits(broker, api):
+    await api.put("/api/users/bob", {"password": "pw", "tags": []})
+    await api.put("/api/permissions/%2F/bob", {"configure": ".*", "write": ".*", "read": ".*"})
+    await api.put("/api/user-limits/bob/max-connections", {"value": 1})
+    await api.put("/api/user-limits/bob/max-channels", {"value": 2})
+    url = f"amqp://bob:pw@127.0.0.1:{broker.port}/"
+    async with await aio_pika.connect(url) as conn:
+        assert await asyncio.to_thread(pika_refusal, url) == (
+            530, "NOT_ALLOWED - Connection refused for user 'bob': user connection limit (1) "
+                 "is reached")
+        await conn.channel()
+    # channels count across the user's connections: one is open above... and closed now
+    assert await asyncio.to_thread(pika_refusal, url, 3) == (
+        530, "NOT_ALLOWED - number of channels opened for user 'bob' has reached the "
+             "maximum allowed user limit of (2)")
+    assert await asyncio.to_thread(pika_refusal, url, 2) is None
+
+
+async def test_topic_permissions_refuse_publish_and_bind(broker, api):
+    await api.put("/api/users/alice", {"password": "pw", "tags": []})
+    await api.put("/api/permissions/%2F/alice", {"configure": ".*", "write": ".*",
+                                                 "read": ".*"})
+    status, _ = await api.put("/api/topic-permissions/%2F/alice", {
+        "exchange": "amq.topic", "write": r"^{username}\.", "read": r"^{username}\.|^public\."})
+    assert status in (201, 204)
+    url = f"amqp://alice:pw@127.0.0.1:{broker.port}/"
+    async with await aio_pika.connect(url) as conn:
+        ch = await conn.channel(publisher_confirms=False)
+        x = await ch.get_exchange("amq.topic")
+        q = await ch.declare_queue("", exclusive=True)
+        await q.bind(x, "alice.#")
+        await q.bind(x, "public.news")
+        await x.publish(aio_pika.Message(b"mine"), "alice.x")
+        assert (await next_message(q)).body == b"mine"
+        with pytest.raises(ChannelAccessRefused) as exc:
+            await q.bind(x, "bob.#")
+        assert "read access to topic 'bob.#' in exchange 'amq.topic' in vhost '/' refused " \
+               "for user 'alice'" in str(exc.value)
+        ch = await conn.channel(publisher_confirms=False)
+        x = await ch.get_exchange("amq.topic")
+        await x.publish(aio_pika.Message(b"theirs"), "bob.x")
+        with pytest.raises(ChannelAccessRefused) as exc:
+            await ch.declare_queue("", exclusive=True)  # the close arrives first
+        assert "write access to topic 'bob.x' in exchange 'amq.topic' in vhost '/' refused " \
+               "for user 'alice'" in str(exc.value)
+        # other (non-topic) exchanges and other topic exchanges are not restricted
+        ch = await conn.channel()
+        await ch.default_exchange.publish(aio_pika.Message(b"d"), "nowhere")
