@@ -205,3 +205,34 @@ def snapshot(core: "BrokerCore") -> Iterator[dict[str, Any]]:
         yield {"op": "vhost_limits.put", "vhost": vhost, "value": value}
     for name, value in rt.user_limits.items():
         yield {"op": "user_limits.put", "vhost": "", "name": name, "value": value}
+
+
+def apply_defs(core: "BrokerCore", defs: Any) -> int:
+    """Apply the runtime part of a configuration or definitions file (policies, limits,
+    topic permissions, parameters: config/runtime_keys.RuntimeDefs) as the API would:
+    each is stored in the definitions store and takes effect at once. Returns how many
+    entries were applied."""
+    if not defs:
+        return 0
+    ops: list[dict[str, Any]] = []
+    for kind, vhost, name, policy in defs.policies:
+        ops.append({"op": "policy.put", "kind": kind, "vhost": vhost, "name": name,
+                    "policy": policy})
+    for vhost, limits in defs.vhost_limits.items():
+        ops.append({"op": "vhost_limits.put", "vhost": vhost, "value": dict(limits)})
+    for user, limits in defs.user_limits.items():
+        ops.append({"op": "user_limits.put", "vhost": "", "name": user, "value": dict(limits)})
+    for user, vhost, exchange, write, read in defs.topic_permissions:
+        ops.append({"op": "topic_permission.put", "user": user, "vhost": vhost,
+                    "exchange": exchange, "write": write, "read": read})
+    for vhost, component, name, value in defs.parameters:
+        ops.append({"op": "parameter.put", "vhost": vhost, "component": component,
+                    "name": name, "value": value})
+    for name, value in defs.global_parameters:
+        ops.append({"op": "global_parameter.put", "vhost": "", "name": name, "value": value})
+    for op in ops:
+        record(core, op)
+        replay(core, op)
+    for conn in list(core.connections):  # topic permissions: channels check again
+        conn.permissions_changed()
+    return len(ops)

@@ -136,7 +136,8 @@ def test_every_problem_is_listed_with_its_line():
         "(every queue is bound to it)",
         "<config>:26: colour: unknown key 'colour' (expected one of: listeners, data_dir, sync, "
         "limits, logging, loopback_users, shutdown_timeout, vhosts, users, permissions, "
-        "exchanges, queues, bindings)",
+        "exchanges, queues, bindings, policies, operator_policies, topic_permissions, "
+            "parameters, global_parameters)",
     ]
     assert found == expected
 

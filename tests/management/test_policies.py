@@ -4,7 +4,9 @@ and the management API (issue 17). Texts and codes are RabbitMQ's."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
+from pathlib import Path
 
 import aio_pika
 import pika
@@ -220,3 +222,58 @@ async def test_topic_permissions_refuse_publish_and_bind(broker, api):
         # other (non-topic) exchanges and other topic exchanges are not restricted
         ch = await conn.channel()
         await ch.default_exchange.publish(aio_pika.Message(b"d"), "nowhere")
+
+
+RABBIT_EXPORT = Path(__file__).parent.parent / "data" / "rabbitmq-3.10-policies.json"
+
+
+async def test_rabbitmq_export_imports_without_warning_and_behaves_the_same(broker, api):
+    """tests/data/rabbitmq-3.10-policies.json: exported by RabbitMQ 3.10 (Debian's
+    rabbitmq-server) after tests/data/make-rabbitmq-export.sh set policies, an operator
+    policy, vhost and user limits and topic permissions."""
+    import structlog
+
+    doc = json.loads(RABBIT_EXPORT.read_text())
+    with structlog.testing.capture_logs() as logs:
+        status, body = await api.post("/api/definitions", doc)
+    assert status == 204, body
+    assert [e for e in logs if e["log_level"] in ("warning", "error")] == []
+    # alice's password hash in the export is of "alicepw"
+    url = f"amqp://alice:alicepw@127.0.0.1:{broker.port}/tenant-a"
+    async with await aio_pika.connect(url) as conn:
+        ch = await conn.channel()
+        # dlx-ttl: work.jobs dead-letters to "dead" after 200 ms
+        await ch.default_exchange.publish(aio_pika.Message(b"job"), "work.jobs")
+        dead = await ch.declare_queue("dead", passive=True)
+        msg = await next_message(dead)
+        assert msg.body == b"job" and msg.headers["x-death"][0]["reason"] == "expired"
+        # cap (max-length 3) under op-cap (operator max-length 2)
+        for i in range(5):
+            await ch.default_exchange.publish(aio_pika.Message(str(i).encode()), "capped.log")
+        assert await count(ch, "capped.log") == 2
+        # ae: unroutable messages to "in" go to "unrouted"
+        x = await ch.get_exchange("in")
+        await x.publish(aio_pika.Message(b"stray"), "no-such-key")
+        assert (await next_message(await ch.declare_queue("unrouted.catch", passive=True))
+                ).body == b"stray"
+        # topic permissions with {username}
+        t = await ch.get_exchange("amq.topic")
+        q = await ch.declare_queue("", exclusive=True)
+        await q.bind(t, "public.#")
+        with pytest.raises(ChannelAccessRefused):
+            await q.bind(t, "bob.#")
+        # vhost max-queues 5: 4 declared + the exclusive one above
+        ch = await conn.channel()
+        with pytest.raises(ChannelPreconditionFailed) as exc:
+            await ch.declare_queue("sixth")
+        assert "queue limit in vhost 'tenant-a' (5) is reached" in str(exc.value)
+    # user max-channels 2 (RabbitMQ's exact text)
+    assert await asyncio.to_thread(pika_refusal, url, 3) == (
+        530, "NOT_ALLOWED - number of channels opened for user 'alice' has reached the "
+             "maximum allowed user limit of (2)")
+    info = (await api.get("/api/queues/tenant-a/capped.log"))[1]
+    assert (info["policy"], info["operator_policy"]) == ("cap", "op-cap")
+    exported = (await api.get("/api/definitions"))[1]
+    assert {p["name"] for p in exported["policies"]} == {"cap", "ae", "dlx-ttl"}
+    assert [p["name"] for p in exported["operator_policies"]] == ["op-cap"]
+    assert exported["topic_permissions"][0]["write"] == r"^{username}\."
