@@ -503,7 +503,7 @@ def _parse_args(p: argparse.ArgumentParser, a: list[str]) -> argparse.Namespace:
 
 def global_parser() -> argparse.ArgumentParser:
     p = _UsageParser(prog="amqpbroker ctl", usage="[options] <command> [args]",
-                     add_help=False)
+                     add_help=False, allow_abbrev=False)  # list_user_limits --user ...
     p.add_argument("--url", default=os.environ.get("AMQPBROKER_URL",
                                                   "http://localhost:15672"))
     p.add_argument("--username", default=os.environ.get("AMQPBROKER_USERNAME", "guest"))
@@ -528,7 +528,8 @@ def main(argv: list[str]) -> int:
         opts.vhost = opts.vhost if opts.vhost is not None else "/"
         command, args = rest[0], rest[1:]
         unknown_opts = [x for x in args if x.startswith("--") and command not in (
-            "add_vhost", "set_policy", "delete_queue", "export_definitions")]
+            "add_vhost", "set_policy", "delete_queue", "export_definitions",
+            *ctl_limits.OPTION_COMMANDS)]
         if unknown_opts:
             raise CtlError(EX_USAGE, f"unknown option(s): {' '.join(unknown_opts)}")
         client = Client(opts.url, opts.username, opts.password, opts.timeout)
@@ -544,3 +545,9 @@ def main(argv: list[str]) -> int:
         return exc.code
     except KeyboardInterrupt:
         return EX_SOFTWARE
+
+
+# operator policies, limits and topic permissions (ctl_limits.py)
+from amqpbroker import ctl_limits  # noqa: E402
+
+ctl_limits.register(COMMANDS, LISTS)
