@@ -333,7 +333,7 @@ class Admin:
     def _exchange_info(self, vhost: str, ex: Any) -> dict[str, Any]:
         return {"name": ex.name, "vhost": vhost, "type": ex.type, "durable": ex.durable,
                 "auto_delete": ex.auto_delete, "internal": ex.internal,
-                "arguments": dict(ex.arguments), "policy": None,
+                "arguments": dict(ex.arguments),
                 "user_who_performed_action": "rmq-internal"}
 
     def declare_exchange(self, actor: User | None, vhost: str, name: str, type: str, *,
@@ -401,6 +401,8 @@ class Admin:
         info = self._queue_info(vhost, q)
         if details:
             info["consumer_details"] = [self._consumer_info(c) for c in list(q.consumers)]
+            info["incoming"] = []
+            info["deliveries"] = []
         return info
 
     def _queue_info(self, vhost: str, q: Any) -> dict[str, Any]:
@@ -409,14 +411,13 @@ class Admin:
         ready_bytes = _ready_bytes(q)
         owner = q.exclusive_owner if not q.is_stream else None
         consumers = len(q.consumers)
-        return {
+        persistent = _persistent(q)
+        info = {
             "name": q.name, "vhost": vhost, "durable": q.durable,
             "auto_delete": q.auto_delete, "exclusive": owner is not None,
             "arguments": dict(q.arguments),
             "type": q.arguments.get("x-queue-type") or "classic",
             "node": NODE, "state": "running",
-            "owner_pid_details": ({"name": connection_name(owner)} if owner is not None
-                                  else None),
             "messages": ready + unacked, "messages_ready": ready,
             "messages_unacknowledged": unacked,
             "message_bytes": ready_bytes, "message_bytes_ready": ready_bytes,
@@ -428,7 +429,20 @@ class Admin:
             "exclusive_consumer_tag": (q.exclusive_consumer.tag
                                        if getattr(q, "exclusive_consumer", None) else None),
             "policy": None, "operator_policy": None, "effective_policy_definition": {},
+            "single_active_consumer_tag": _active_tag(q),
+            "head_message_timestamp": None,
+            # Everything is in memory (bodies may be paged out by the disk store, but the
+            # queue holds every message's entry).
+            "messages_ram": ready + unacked, "messages_ready_ram": ready,
+            "messages_unacknowledged_ram": unacked, "message_bytes_ram": ready_bytes,
+            "messages_persistent": persistent[0], "message_bytes_persistent": persistent[1],
+            "messages_paged_out": 0, "message_bytes_paged_out": 0,
         }
+        if owner is not None:  # RabbitMQ shows the owner of exclusive queues only
+            peer_host, _, peer_port = owner.peer.rpartition(":")
+            info["owner_pid_details"] = {"name": connection_name(owner),
+                                         "peer_host": peer_host, "peer_port": _int(peer_port)}
+        return info
 
     def declare_queue(self, actor: User | None, vhost: str, name: str, *,
                       durable: bool = True, auto_delete: bool = False,
@@ -586,7 +600,11 @@ class Admin:
             "frame_max": conn.frame_max, "timeout": conn.heartbeat,
             "client_properties": dict(conn.client_properties),
             "connected_at": int(getattr(conn, "connected_at", 0) * 1000),
-            "recv_oct": getattr(conn, "recv_oct", 0), "send_oct": getattr(conn, "send_oct", 0),
+            "recv_oct": conn.recv_oct, "send_oct": conn.send_oct, "recv_cnt": conn.recv_cnt,
+            "send_cnt": conn.send_cnt, "send_pend": conn.out_bytes,
+            "ssl_protocol": None, "ssl_key_exchange": None, "ssl_cipher": None,
+            "ssl_hash": None, "peer_cert_subject": None, "peer_cert_issuer": None,
+            "peer_cert_validity": None,
         }
 
     def close_connection(self, name: str, reason: str) -> None:
@@ -598,9 +616,15 @@ class Admin:
                 for ch in list(conn.channels.values())]
 
     def channel(self, name: str) -> dict[str, Any]:
-        for info in self.channels():
-            if info["name"] == name:
-                return info
+        for conn in list(self.core.connections):
+            for ch in list(conn.channels.values()):
+                info = self._channel_info(conn, ch)
+                if info["name"] == name:
+                    info["consumer_details"] = [self._consumer_info(c)
+                                                for c in list(ch.consumers.values())]
+                    info["publishes"] = []
+                    info["deliveries"] = []
+                    return info
         raise errors.NotFound(f"no channel '{name}'")
 
     def _channel_info(self, conn: Any, ch: Any) -> dict[str, Any]:
@@ -633,7 +657,7 @@ class Admin:
         return {
             "consumer_tag": c.tag, "exclusive": c.exclusive, "ack_required": not c.no_ack,
             "prefetch_count": c.prefetch, "arguments": dict(c.arguments),
-            "active": True, "activity_status": "up", "priority": c.priority,
+            "active": True, "activity_status": "up",
             "queue": {"name": q.name, "vhost": conn.vhost.name},
             "channel_details": {"name": f"{connection_name(conn)} ({ch.id})",
                                 "number": ch.id, "node": NODE,
@@ -827,6 +851,27 @@ def _ready_bytes(q: Any) -> int:
     if getattr(q, "features", None) is not None or q.is_stream:
         return int(getattr(q, "ready_bytes", 0) or 0)
     return sum(entry[0].body_size for entry in q.ready)
+
+
+def _persistent(q: Any) -> tuple[int, int]:
+    """How many ready messages are persistent, and their bytes (quorum and stream queues
+    keep every message)."""
+    if q.is_stream:
+        return q.message_count, 0
+    if getattr(q, "persist_all", False):
+        return q.message_count, _ready_bytes(q)
+    count = size = 0
+    for entry in q.ready:
+        msg = entry[0]
+        if msg.persistent:
+            count += 1
+            size += msg.body_size
+    return count, size
+
+
+def _active_tag(q: Any) -> str | None:
+    active = getattr(q, "active", None)
+    return getattr(active, "tag", None) if active is not None else None
 
 
 def properties_key(routing_key: str, arguments: dict[str, Any]) -> str:

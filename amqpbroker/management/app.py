@@ -65,6 +65,10 @@ class Api:
         try:
             return await self._handle(request)
         except Exception as exc:  # noqa: BLE001 - every failure is answered, never a 500
+            if (isinstance(exc, HttpError) and exc.status == 401
+                    and "Authorization" not in request.headers):
+                # no credentials at all: RabbitMQ answers the challenge without a body
+                return web.Response(status=401, headers=exc.headers)
             return to_response(exc, method, raw_path)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
