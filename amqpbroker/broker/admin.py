@@ -70,11 +70,14 @@ class Admin:
         self.listeners: list[dict[str, Any]] = []
 
     # -- identity ---------------------------------------------------------------------------
-    def authenticate(self, username: str, password: str) -> User | None:
-        user = self.core.users.get(username)
-        if user is None or not user.check_password(password):
+    def authenticate(self, username: str, password: str, loopback: bool = True
+                     ) -> User | None:
+        """The user, if the password is right (and, for `loopback_users` such as guest,
+        the request came from localhost, as RabbitMQ's management plugin requires)."""
+        try:
+            return self.core.authenticate(username, password, loopback)
+        except errors.LoginRefused:
             return None
-        return user
 
     def user(self, name: str) -> User:
         user = self.core.users.get(name)
@@ -395,6 +398,15 @@ class Admin:
     def queues(self, vhost: str | None = None) -> list[dict[str, Any]]:
         names = [vhost] if vhost is not None else self.vhost_names()
         return [self._queue_info(v, q) for v in names for q in self.vhost(v).queues.values()]
+
+    def queue_samples(self) -> list[tuple[tuple[str, str], int, int, int]]:
+        """((vhost, name), ready, unacked, consumers) of every queue: what the rates
+        sampler reads every few seconds (cheap: no scan of the messages)."""
+        return [((vname, q.name), q.message_count, q.unacked, len(q.consumers))
+                for vname, v in list(self.core.vhosts.items()) for q in list(v.queues.values())]
+
+    def connection_samples(self) -> list[tuple[str, int, int]]:
+        return [(connection_name(c), c.recv_oct, c.send_oct) for c in list(self.core.connections)]
 
     def queue_info(self, vhost: str, name: str, details: bool = False) -> dict[str, Any]:
         q = self.vhost(vhost).queue(name)

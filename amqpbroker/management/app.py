@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import datetime
 import decimal
+import ipaddress
 import json
 from typing import Any
 
@@ -75,7 +76,8 @@ class Api:
         if request.method == "OPTIONS":
             return web.Response(status=200, headers={"Allow": "GET, PUT, POST, DELETE"})
         route, params = router.match(request.method, request.raw_path)
-        user = auth.authenticate(self.admin, request.headers.get("Authorization"))
+        user = auth.authenticate(self.admin, request.headers.get("Authorization"),
+                                 _loopback(request.remote))
         auth.require(user, route.access)
         if route.vhost and "vhost" in params:
             auth.require_vhost(self.admin, user, params["vhost"],
@@ -111,6 +113,13 @@ class Api:
                                 f"the body is larger than {MAX_BODY} bytes")
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+def _loopback(remote: str | None) -> bool:
+    try:
+        return remote is not None and ipaddress.ip_address(remote.split("%")[0]).is_loopback
+    except ValueError:
+        return False
 
 
 def make_app(admin: Admin, stats: Any = None) -> web.Application:
