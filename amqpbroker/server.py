@@ -73,6 +73,8 @@ class AMQPProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         conn = self.conn
         assert conn is not None
+        conn.recv_oct += len(data)  # statistics for the management API
+        conn.recv_cnt += 1
         try:
             conn.feed(data, time.monotonic())
         except Exception:  # a bug must cost one connection, never the broker
@@ -119,6 +121,8 @@ class AMQPProtocol(asyncio.Protocol):
         data = conn.data_to_send()
         if data:
             transport.write(data)
+            conn.send_oct += len(data)
+            conn.send_cnt += 1
             conn.sent(time.monotonic())
         if conn.closed:
             if conn.linger:

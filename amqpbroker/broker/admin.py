@@ -72,11 +72,14 @@ class Admin:
         self.listeners: list[dict[str, Any]] = []
 
     # -- identity ---------------------------------------------------------------------------
-    def authenticate(self, username: str, password: str) -> User | None:
-        user = self.core.users.get(username)
-        if user is None or not user.check_password(password):
+    def authenticate(self, username: str, password: str, loopback: bool = True
+                     ) -> User | None:
+        """The user, if the password is right (and, for `loopback_users` such as guest,
+        the request came from localhost, as RabbitMQ's management plugin requires)."""
+        try:
+            return self.core.authenticate(username, password, loopback)
+        except errors.LoginRefused:
             return None
-        return user
 
     def user(self, name: str) -> User:
         user = self.core.users.get(name)
@@ -337,10 +340,12 @@ class Admin:
     def _exchange_info(self, vhost: str, ex: Any) -> dict[str, Any]:
         return {"name": ex.name, "vhost": vhost, "type": ex.type, "durable": ex.durable,
                 "auto_delete": ex.auto_delete, "internal": ex.internal,
-                "arguments": dict(ex.arguments), "policy": ex.policy,
-                "operator_policy": ex.operator_policy,
-                "effective_policy_definition": dict(ex.effective_policy_definition),
-                "user_who_performed_action": "rmq-internal"}
+                "arguments": dict(ex.arguments),
+                "user_who_performed_action": "rmq-internal",
+                # as RabbitMQ, only an exchange a policy applies to has these keys
+                **({"policy": ex.policy, "operator_policy": ex.operator_policy,
+                    "effective_policy_definition": dict(ex.effective_policy_definition)}
+                   if ex.policy or ex.operator_policy else {})}
 
     def declare_exchange(self, actor: User | None, vhost: str, name: str, type: str, *,
                          durable: bool = True, auto_delete: bool = False,
@@ -405,11 +410,22 @@ class Admin:
         names = [vhost] if vhost is not None else self.vhost_names()
         return [self._queue_info(v, q) for v in names for q in self.vhost(v).queues.values()]
 
+    def queue_samples(self) -> list[tuple[tuple[str, str], int, int, int]]:
+        """((vhost, name), ready, unacked, consumers) of every queue: what the rates
+        sampler reads every few seconds (cheap: no scan of the messages)."""
+        return [((vname, q.name), q.message_count, q.unacked, len(q.consumers))
+                for vname, v in list(self.core.vhosts.items()) for q in list(v.queues.values())]
+
+    def connection_samples(self) -> list[tuple[str, int, int]]:
+        return [(connection_name(c), c.recv_oct, c.send_oct) for c in list(self.core.connections)]
+
     def queue_info(self, vhost: str, name: str, details: bool = False) -> dict[str, Any]:
         q = self.vhost(vhost).queue(name)
         info = self._queue_info(vhost, q)
         if details:
             info["consumer_details"] = [self._consumer_info(c) for c in list(q.consumers)]
+            info["incoming"] = []
+            info["deliveries"] = []
         return info
 
     def _queue_info(self, vhost: str, q: Any) -> dict[str, Any]:
@@ -418,14 +434,13 @@ class Admin:
         ready_bytes = _ready_bytes(q)
         owner = q.exclusive_owner if not q.is_stream else None
         consumers = len(q.consumers)
-        return {
+        persistent = _persistent(q)
+        info = {
             "name": q.name, "vhost": vhost, "durable": q.durable,
             "auto_delete": q.auto_delete, "exclusive": owner is not None,
             "arguments": dict(q.arguments),
             "type": q.arguments.get("x-queue-type") or "classic",
             "node": NODE, "state": "running",
-            "owner_pid_details": ({"name": connection_name(owner)} if owner is not None
-                                  else None),
             "messages": ready + unacked, "messages_ready": ready,
             "messages_unacknowledged": unacked,
             "message_bytes": ready_bytes, "message_bytes_ready": ready_bytes,
@@ -438,7 +453,20 @@ class Admin:
                                        if getattr(q, "exclusive_consumer", None) else None),
             "policy": q.policy, "operator_policy": q.operator_policy,
             "effective_policy_definition": dict(q.effective_policy_definition),
+            "single_active_consumer_tag": _active_tag(q),
+            "head_message_timestamp": None,
+            # Everything is in memory (bodies may be paged out by the disk store, but the
+            # queue holds every message's entry).
+            "messages_ram": ready + unacked, "messages_ready_ram": ready,
+            "messages_unacknowledged_ram": unacked, "message_bytes_ram": ready_bytes,
+            "messages_persistent": persistent[0], "message_bytes_persistent": persistent[1],
+            "messages_paged_out": 0, "message_bytes_paged_out": 0,
         }
+        if owner is not None:  # RabbitMQ shows the owner of exclusive queues only
+            peer_host, _, peer_port = owner.peer.rpartition(":")
+            info["owner_pid_details"] = {"name": connection_name(owner),
+                                         "peer_host": peer_host, "peer_port": _int(peer_port)}
+        return info
 
     def declare_queue(self, actor: User | None, vhost: str, name: str, *,
                       durable: bool = True, auto_delete: bool = False,
@@ -599,7 +627,11 @@ class Admin:
             "frame_max": conn.frame_max, "timeout": conn.heartbeat,
             "client_properties": dict(conn.client_properties),
             "connected_at": int(getattr(conn, "connected_at", 0) * 1000),
-            "recv_oct": getattr(conn, "recv_oct", 0), "send_oct": getattr(conn, "send_oct", 0),
+            "recv_oct": conn.recv_oct, "send_oct": conn.send_oct, "recv_cnt": conn.recv_cnt,
+            "send_cnt": conn.send_cnt, "send_pend": conn.out_bytes,
+            "ssl_protocol": None, "ssl_key_exchange": None, "ssl_cipher": None,
+            "ssl_hash": None, "peer_cert_subject": None, "peer_cert_issuer": None,
+            "peer_cert_validity": None,
         }
 
     def close_connection(self, name: str, reason: str) -> None:
@@ -611,9 +643,15 @@ class Admin:
                 for ch in list(conn.channels.values())]
 
     def channel(self, name: str) -> dict[str, Any]:
-        for info in self.channels():
-            if info["name"] == name:
-                return info
+        for conn in list(self.core.connections):
+            for ch in list(conn.channels.values()):
+                info = self._channel_info(conn, ch)
+                if info["name"] == name:
+                    info["consumer_details"] = [self._consumer_info(c)
+                                                for c in list(ch.consumers.values())]
+                    info["publishes"] = []
+                    info["deliveries"] = []
+                    return info
         raise errors.NotFound(f"no channel '{name}'")
 
     def _channel_info(self, conn: Any, ch: Any) -> dict[str, Any]:
@@ -646,7 +684,7 @@ class Admin:
         return {
             "consumer_tag": c.tag, "exclusive": c.exclusive, "ack_required": not c.no_ack,
             "prefetch_count": c.prefetch, "arguments": dict(c.arguments),
-            "active": True, "activity_status": "up", "priority": c.priority,
+            "active": True, "activity_status": "up",
             "queue": {"name": q.name, "vhost": conn.vhost.name},
             "channel_details": {"name": f"{connection_name(conn)} ({ch.id})",
                                 "number": ch.id, "node": NODE,
@@ -841,6 +879,27 @@ def _ready_bytes(q: Any) -> int:
     if getattr(q, "features", None) is not None or q.is_stream:
         return int(getattr(q, "ready_bytes", 0) or 0)
     return sum(entry[0].body_size for entry in q.ready)
+
+
+def _persistent(q: Any) -> tuple[int, int]:
+    """How many ready messages are persistent, and their bytes (quorum and stream queues
+    keep every message)."""
+    if q.is_stream:
+        return q.message_count, 0
+    if getattr(q, "persist_all", False):
+        return q.message_count, _ready_bytes(q)
+    count = size = 0
+    for entry in q.ready:
+        msg = entry[0]
+        if msg.persistent:
+            count += 1
+            size += msg.body_size
+    return count, size
+
+
+def _active_tag(q: Any) -> str | None:
+    active = getattr(q, "active", None)
+    return getattr(active, "tag", None) if active is not None else None
 
 
 def properties_key(routing_key: str, arguments: dict[str, Any]) -> str:

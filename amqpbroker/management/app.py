@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import datetime
 import decimal
+import ipaddress
 import json
 from typing import Any
 
@@ -65,13 +66,18 @@ class Api:
         try:
             return await self._handle(request)
         except Exception as exc:  # noqa: BLE001 - every failure is answered, never a 500
+            if (isinstance(exc, HttpError) and exc.status == 401
+                    and "Authorization" not in request.headers):
+                # no credentials at all: RabbitMQ answers the challenge without a body
+                return web.Response(status=401, headers=exc.headers)
             return to_response(exc, method, raw_path)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         if request.method == "OPTIONS":
             return web.Response(status=200, headers={"Allow": "GET, PUT, POST, DELETE"})
         route, params = router.match(request.method, request.raw_path)
-        user = auth.authenticate(self.admin, request.headers.get("Authorization"))
+        user = auth.authenticate(self.admin, request.headers.get("Authorization"),
+                                 _loopback(request.remote))
         auth.require(user, route.access)
         if route.vhost and "vhost" in params:
             auth.require_vhost(self.admin, user, params["vhost"],
@@ -107,6 +113,13 @@ class Api:
                                 f"the body is larger than {MAX_BODY} bytes")
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+def _loopback(remote: str | None) -> bool:
+    try:
+        return remote is not None and ipaddress.ip_address(remote.split("%")[0]).is_loopback
+    except ValueError:
+        return False
 
 
 def make_app(admin: Admin, stats: Any = None) -> web.Application:

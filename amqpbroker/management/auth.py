@@ -53,9 +53,9 @@ def login_failed() -> HttpError:
     return HttpError(401, "not_authorized", "Login failed", {"WWW-Authenticate": REALM})
 
 
-def authenticate(admin: Any, header: str | None) -> Any:
+def authenticate(admin: Any, header: str | None, loopback: bool = True) -> Any:
     username, password = credentials(header)
-    user = admin.authenticate(username, password)
+    user = admin.authenticate(username, password, loopback)
     if user is None:
         raise login_failed()
     return user

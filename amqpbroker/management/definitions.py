@@ -85,8 +85,7 @@ def export_all(ctx: Context) -> Any:
 
 @route("GET", "/api/definitions/{vhost}", access="administrator", vhost=True)
 def export_vhost(ctx: Context) -> Any:
-    out = {"rabbit_version": __version__, "rabbitmq_version": __version__,
-           "product_name": "amqpbroker", "product_version": __version__,
+    out = {"rabbit_version": __version__,
            "parameters": [{k: v for k, v in p.items() if k != "vhost"}
                           for p in ctx.admin.parameters(vhost=ctx.vhost)],
            "policies": [{k: v for k, v in p.items() if k != "vhost"}

@@ -78,21 +78,23 @@ def get_overview(ctx: Context) -> Any:
         "statistics_db_event_queue": 0, "node": NODE,
         "listeners": listeners(ctx), "contexts": _contexts(ctx),
     }
-    if ctx.stats is not None:
-        ctx.stats.decorate_overview(out)
     if not auth.sees_all_vhosts(ctx.user):  # management users: their vhosts' totals only
+        for key in ("listeners", "contexts", "node"):
+            del out[key]
         vhosts = set(auth.visible_vhosts(ctx.admin, ctx.user))
         queues = [q for q in ctx.admin.queues() if q["vhost"] in vhosts]
         out["object_totals"] = {
             "connections": len([c for c in ctx.admin.connections()
                                 if c["user"] == ctx.user.name]),
             "channels": len([c for c in ctx.admin.channels() if c["user"] == ctx.user.name]),
-            "consumers": sum(q["consumers"] for q in queues), "queues": len(queues),
+            "queues": len(queues),
             "exchanges": len([e for e in ctx.admin.exchanges() if e["vhost"] in vhosts])}
         ready = sum(q["messages_ready"] for q in queues)
         unacked = sum(q["messages_unacknowledged"] for q in queues)
         out["queue_totals"] = {"messages": ready + unacked, "messages_ready": ready,
                                "messages_unacknowledged": unacked}
+    if ctx.stats is not None:
+        ctx.stats.decorate_overview(out)
     return listing.one(out, ctx.query)
 
 
@@ -126,7 +128,7 @@ def _node(ctx: Context) -> dict[str, Any]:
                           "version": __version__},
                          {"name": "python", "description": sys.version.split()[0],
                           "version": platform.python_version()}],
-        "contexts": _contexts(ctx), "listeners": listeners(ctx),
+        "contexts": _contexts(ctx),
         "enabled_plugins": ["rabbitmq_management"],
         "config_files": [], "log_files": [],
         "db_dir": core.settings.data_dir or "",

@@ -1,24 +1,32 @@
 """Rates for the management API, sampled every few seconds (RabbitMQ's `*_details`).
 
-Counters are read from the objects where the broker already keeps them (queue depths,
-connection octets); nothing here runs on the message path. Every `interval` seconds a
-timer takes one sample per object; a rate is the change between the last two samples per
-second, as RabbitMQ's basic rates mode shows it.
+Nothing here runs on the message path: every `interval` seconds (5 by default,
+`management_rates_interval`) a timer reads the figures the broker already keeps (queue
+depths, consumer counts, connection octets, the message counters of queues, exchanges and
+channels) through the admin facade, and keeps the last two samples per object. A rate is
+the change between them per second, as RabbitMQ's "basic" rates mode shows it.
+
+Consumer capacity (RabbitMQ's `consumer_capacity` / `consumer_utilisation`: the share of
+time the queue's consumers could take messages at once) is estimated from the samples: a
+queue with consumers counts as saturated at a sample when it has ready messages (it
+delivers whenever a consumer has credit, so a backlog means none had), and the figure is
+the share of the last 12 samples that were not.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from typing import Any
+
+CAPACITY_WINDOW = 12
 
 # object kind -> the keys whose rate is shown as key + "_details"
 RATE_KEYS = {
     "queue": ("messages", "messages_ready", "messages_unacknowledged"),
     "vhost": ("messages", "messages_ready", "messages_unacknowledged"),
     "connection": ("recv_oct", "send_oct"),
-    "exchange": (),
-    "channel": (),
 }
 
 
@@ -26,13 +34,13 @@ class Stats:
     def __init__(self, admin: Any, interval: float = 5.0) -> None:
         self.admin = admin
         self.interval = max(0.1, float(interval))
-        # (kind, identity) -> (previous (time, values), last (time, values))
+        # (kind, identity) -> (previous (time, values) or None, last (time, values))
         self._samples: dict[tuple[str, Any], tuple[Any, Any]] = {}
+        self._capacity: dict[tuple[str, str], deque[int]] = {}
         self._timer: asyncio.TimerHandle | None = None
 
     def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(self.interval, self._tick)
+        self._timer = asyncio.get_running_loop().call_later(self.interval, self._tick)
 
     def stop(self) -> None:
         if self._timer is not None:
@@ -45,24 +53,39 @@ class Stats:
         finally:
             self._timer = asyncio.get_running_loop().call_later(self.interval, self._tick)
 
+    def _put(self, key: tuple[str, Any], now: float, values: tuple) -> None:
+        previous = self._samples.get(key)
+        self._samples[key] = (previous[1] if previous else None, (now, values))
+
     def sample(self) -> None:
         now = time.monotonic()
-        seen: set[tuple[str, Any]] = set()
-        for kind, items in (("queue", self.admin.queues()),
-                            ("connection", self.admin.connections()),
-                            ("vhost", [self.admin.vhost_info(n)
-                                       for n in self.admin.vhost_names()])):
-            for item in items:
-                key = (kind, _identity(kind, item))
-                seen.add(key)
-                values = tuple(item.get(k, 0) or 0 for k in RATE_KEYS[kind])
-                previous = self._samples.get(key)
-                self._samples[key] = (previous[1] if previous else None, (now, values))
-        for key in [k for k in self._samples if k not in seen]:
-            del self._samples[key]
+        fresh: dict[tuple[str, Any], tuple[Any, Any]] = {}
+        vhosts: dict[str, list[int]] = {}
+        capacity: dict[tuple[str, str], deque[int]] = {}
+        for key, ready, unacked, consumers in self.admin.queue_samples():
+            self._put(("queue", key), now, (ready + unacked, ready, unacked))
+            fresh[("queue", key)] = self._samples[("queue", key)]
+            totals = vhosts.setdefault(key[0], [0, 0, 0])
+            totals[0] += ready + unacked
+            totals[1] += ready
+            totals[2] += unacked
+            window = self._capacity.get(key) or deque(maxlen=CAPACITY_WINDOW)
+            if consumers:
+                window.append(0 if ready else 1)
+            else:
+                window.clear()
+            capacity[key] = window
+        for name, totals in vhosts.items():
+            self._put(("vhost", name), now, tuple(totals))
+            fresh[("vhost", name)] = self._samples[("vhost", name)]
+        for name, recv, send in self.admin.connection_samples():
+            self._put(("connection", name), now, (recv, send))
+            fresh[("connection", name)] = self._samples[("connection", name)]
+        self._samples = fresh  # objects that are gone are forgotten
+        self._capacity = capacity
 
-    def rates(self, kind: str, item: dict[str, Any]) -> dict[str, float]:
-        entry = self._samples.get((kind, _identity(kind, item)))
+    def rates(self, kind: str, identity: Any) -> dict[str, float]:
+        entry = self._samples.get((kind, identity))
         keys = RATE_KEYS[kind]
         if entry is None or entry[0] is None:
             return {k: 0.0 for k in keys}
@@ -71,25 +94,25 @@ class Stats:
         return {k: round((b - a) / span, 1) for k, a, b in zip(keys, v0, v1)}
 
     def decorate(self, kind: str, item: dict[str, Any]) -> None:
-        for key, rate in self.rates(kind, item).items():
+        if kind not in RATE_KEYS:
+            return
+        identity = (item.get("vhost"), item.get("name")) if kind == "queue" else item.get("name")
+        for key, rate in self.rates(kind, identity).items():
             item[key + "_details"] = {"rate": rate}
+        if kind == "queue" and item.get("consumers"):
+            window = self._capacity.get(identity)  # type: ignore[arg-type]
+            if window:
+                share = round(sum(window) / len(window), 2)
+                item["consumer_capacity"] = item["consumer_utilisation"] = share
 
     def decorate_vhost(self, item: dict[str, Any]) -> None:
         self.decorate("vhost", item)
 
     def decorate_overview(self, item: dict[str, Any]) -> None:
-        totals = item.get("queue_totals", {})
-        ready = unacked = 0.0
+        totals = item.setdefault("queue_totals", {})
+        sums = [0.0, 0.0, 0.0]
         for name in self.admin.vhost_names():
-            r = self.rates("vhost", {"name": name})
-            ready += r.get("messages_ready", 0.0)
-            unacked += r.get("messages_unacknowledged", 0.0)
-        totals["messages_ready_details"] = {"rate": round(ready, 1)}
-        totals["messages_unacknowledged_details"] = {"rate": round(unacked, 1)}
-        totals["messages_details"] = {"rate": round(ready + unacked, 1)}
-
-
-def _identity(kind: str, item: dict[str, Any]) -> Any:
-    if kind in ("queue", "exchange"):
-        return (item.get("vhost"), item.get("name"))
-    return item.get("name")
+            for i, rate in enumerate(self.rates("vhost", name).values()):
+                sums[i] += rate
+        for key, rate in zip(RATE_KEYS["vhost"], sums):
+            totals[key + "_details"] = {"rate": round(rate, 1)}

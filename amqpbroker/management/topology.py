@@ -56,6 +56,8 @@ def list_vhost_exchanges(ctx: Context) -> Any:
 @route("GET", "/api/exchanges/{vhost}/{name}", vhost=True)
 def get_exchange(ctx: Context) -> Any:
     info = ctx.admin.exchange_info(ctx.vhost, _exchange_name(ctx.params["name"]))
+    info["incoming"] = []  # per-publisher/per-queue rates: RabbitMQ's "detailed" rates mode
+    info["outgoing"] = []
     return listing.one(_decorate(ctx, "exchange", [info])[0], ctx.query)
 
 

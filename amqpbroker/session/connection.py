@@ -101,6 +101,8 @@ class ClientConnection:
         # that publishes while the alarm is on is blocked until it clears.
         self.published = False
         self.alarm_blocked = False
+        # Octets and socket reads/writes, counted by the transport (management API).
+        self.recv_oct = self.send_oct = self.recv_cnt = self.send_cnt = 0
 
     # -- IO-facing API ----------------------------------------------------------------------
     def feed(self, data: bytes, now: float) -> None:

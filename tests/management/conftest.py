@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 from typing import Any, AsyncIterator
 
@@ -34,6 +35,8 @@ class Api:
         hdrs.update(headers or {})
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None
                                             else None)
+        if data is not None and len(data) > 1 << 20:  # aiohttp wants big bodies as files
+            data = io.BytesIO(data)  # type: ignore[assignment]
         async with self.session.request(method, self.base + path, data=data,
                                         headers=hdrs) as r:
             text = await r.text()
