@@ -126,3 +126,16 @@ def test_yaml_topology_takes_rabbitmq_queue_types():
     with pytest.raises(ConfigError) as exc:
         load_config("queues: [{name: f, type: fifo}]\n")
     assert "must be one of: classic, quorum, stream" in str(exc.value)
+
+
+def test_one_argument_table_per_queue_type():
+    """model/arguments.py is the one public way to each type's argument checks."""
+    from amqpbroker.model.arguments import table
+
+    classic, quorum, stream = (dict(table(t)) for t in ("classic", "quorum", "stream"))
+    assert "x-max-priority" in classic and "x-max-priority" not in quorum
+    assert "x-delivery-limit" in quorum and "x-max-age" in stream
+    assert stream["x-max-age"]("7D", {}) is None and stream["x-max-age"]("7W", {}) is not None
+    assert classic["x-max-length"](-1, {}) is not None and classic["x-max-length"](1, {}) is None
+    with pytest.raises(KeyError):
+        table("mqtt")
