@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 from amqpbroker.model.users import Permission, User
 
 if TYPE_CHECKING:
-    from amqpbroker.core import BrokerCore
+    from amqpbroker.broker.core import BrokerCore
 
 # Operations of this module in the definitions store (the others are topology ops that
 # `VirtualHost.apply` replays).
@@ -52,9 +52,9 @@ class RuntimeState:
 
 
 def record(core: "BrokerCore", op: dict[str, Any]) -> None:
-    """Append one admin operation to the definitions store (fsynced)."""
-    if core.definitions is not None:
-        core.definitions.append(op)
+    """Append one admin operation to the core's one stream of durable changes (the
+    definitions store fsyncs it; replication and events see it as a "definition")."""
+    core.changes.definition(op)
 
 
 def replay(core: "BrokerCore", op: dict[str, Any]) -> None:
