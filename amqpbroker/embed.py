@@ -125,7 +125,11 @@ class Broker:
 
         assert self.core is not None and self.server is not None
         server = self.server
-        self.admin = Admin(self.core, on_publish=server.maybe_sync)
+        from amqpbroker.topology import find_conflicts
+
+        core = self.core
+        self.admin = Admin(core, on_publish=server.maybe_sync,
+                           find_conflicts=lambda config: find_conflicts(core, config))
         self.admin.listeners = [{"protocol": "amqp", "port": server.port,
                                  "ip": a.rsplit(":", 1)[0]} for a in server.addresses[:1]]
         port = self.settings.management_port

@@ -3,9 +3,11 @@
 The HTTP API (`amqpbroker/management/`) and therefore `amqpbroker ctl` only call this
 class. Reads return plain dicts named as RabbitMQ's info items (the same names
 `rabbitmqctl list_queues` takes as columns and the HTTP API returns as JSON keys).
-Changes go through the same methods client declares use (`VirtualHost.declare_queue`,
-`bind`, `Queue.publish` ...), with the same permission checks for the acting user, so
-the API obeys the same rules and produces the same error texts as an AMQP client.
+Declares, deletes, binds, purges, publishes and gets go through a broker core `Session`
+(`broker/session.py`) opened for the acting user: the same code paths and permission
+checks as an AMQP client's, so the API obeys the same rules and produces the same error
+texts. Internal operations (definitions import, the aliveness test) act as an internal
+administrator with full permissions in the vhost.
 Changes to users, vhosts, permissions, policies, parameters and limits are appended to
 the definitions store (`broker/runtime.py`) and take effect at once.
 
@@ -27,14 +29,12 @@ from urllib.parse import quote
 
 from pamqp import commands
 
-from amqpbroker import __version__, errors
+from amqpbroker import errors
 from amqpbroker.broker import runtime
-from amqpbroker.model import permissions as perms
+from amqpbroker.broker.session import Session
+from amqpbroker.message import Message
 from amqpbroker.model import policy as policy_model
-from amqpbroker.model import topic_permissions
-from amqpbroker.model.deadletter import Rejected
 from amqpbroker.model.exchange_base import Exchange
-from amqpbroker.model.message import Message
 from amqpbroker.model.users import (
     HASHING_ALGORITHMS,
     SHA256,
@@ -46,7 +46,7 @@ from amqpbroker.model.users import (
 from amqpbroker.protocol.properties import decode_properties, encode_properties
 
 if TYPE_CHECKING:
-    from amqpbroker.core import BrokerCore
+    from amqpbroker.broker.core import BrokerCore
     from amqpbroker.model.vhost import VirtualHost
 
 NODE = "amqpbroker@localhost"
@@ -62,9 +62,29 @@ class BadRequest(ValueError):
     """Input that is invalid whatever the broker's state (HTTP 400)."""
 
 
+class _Quiet:
+    """Session and publisher events of the admin's short-lived sessions: nothing to tell
+    (a publish over HTTP is neither mandatory nor confirmed; nothing reads from a socket)."""
+
+    def reading(self, paused: bool) -> None: ...
+    def blocked(self, on: bool, reason: str) -> None: ...
+    def force_close(self, code: int, text: str) -> None: ...
+    def returned(self, msg: Message, code: int, text: str) -> None: ...
+    def nacked(self, seq: int) -> None: ...
+    def confirms_ready(self) -> None: ...
+
+
+_QUIET = _Quiet()
+INTERNAL_USER = "rmq-internal"  # RabbitMQ's name for the broker acting on its own
+
+
 class Admin:
-    def __init__(self, core: "BrokerCore", on_publish: Callable[[], None] | None = None) -> None:
+    def __init__(self, core: "BrokerCore", on_publish: Callable[[], None] | None = None,
+                 find_conflicts: Callable[[Any], list[Any]] | None = None) -> None:
         self.core = core
+        # The configuration loader's dry run (topology.find_conflicts, wired by the shell:
+        # it lives above the core).
+        self._find_conflicts = find_conflicts or (lambda config: [])
         # Called after a publish that may wait for an fsync (the server starts a sync).
         self.on_publish = on_publish or (lambda: None)
         # The broker's listeners ({"protocol", "port", "ip"}), set by the server shell
@@ -96,6 +116,14 @@ class Admin:
     def vhost_names(self) -> list[str]:
         return sorted(self.core.vhosts)
 
+    def session(self, actor: User | None, vhost: str) -> Session:
+        """A core session in `vhost` for the acting user (None: the broker itself, with
+        full permissions there). Not registered as a client session: it holds nothing."""
+        v = self.vhost(vhost)
+        user = actor if actor is not None else User(INTERNAL_USER, "", ["administrator"],
+                                                    {vhost: Permission()})
+        return Session(self.core, user, v, _QUIET)
+
     # -- overview ---------------------------------------------------------------------------
     def overview(self) -> dict[str, Any]:
         core = self.core
@@ -104,8 +132,6 @@ class Admin:
         ready = sum(q.message_count for q in queues)
         unacked = sum(q.unacked for q in queues)
         return {
-            "product_name": "amqpbroker", "product_version": __version__,
-            "rabbitmq_version": __version__, "management_version": __version__,
             "node": NODE, "cluster_name": NODE,
             "queue_totals": {"messages": ready + unacked, "messages_ready": ready,
                              "messages_unacknowledged": unacked},
@@ -237,9 +263,9 @@ class Admin:
         runtime.forget_user(self.core.runtime, name)
         if name == self.core.settings.default_user:
             self.core.runtime.deleted_defaults.add("user")
-        for conn in list(self.core.connections):
-            if conn.user is not None and conn.user.name == name:
-                conn.close(320, f"CONNECTION_FORCED - user '{name}' was deleted")
+        for session in list(self.core.sessions):  # every protocol's clients
+            if session.user.name == name:
+                session.events.force_close(320, f"CONNECTION_FORCED - user '{name}' was deleted")
 
     def users_without_permissions(self) -> list[dict[str, Any]]:
         return [self.user_info(n) for n in sorted(self.core.users)
@@ -289,9 +315,9 @@ class Admin:
     def _permissions_changed(self, user: str) -> None:
         # Connections remember grants (the publish fast path): from the next operation on,
         # they check again (https://www.rabbitmq.com/docs/access-control).
-        for conn in list(self.core.connections):
-            if conn.user is not None and conn.user.name == user:
-                conn.permissions_changed()
+        for session in list(self.core.sessions):
+            if session.user.name == user:
+                session.permissions_changed()
 
     def topic_permissions(self, user: str | None = None, vhost: str | None = None
                           ) -> list[dict[str, Any]]:
@@ -351,58 +377,34 @@ class Admin:
                          durable: bool = True, auto_delete: bool = False,
                          internal: bool = False, arguments: dict[str, Any] | None = None
                          ) -> bool:
-        v = self.vhost(vhost)
-        arguments = arguments or {}
         check_name("exchange", name)
-        self._allow(actor, vhost, "configure", "exchange", name)
-        alternate = arguments.get("alternate-exchange")
-        if isinstance(alternate, str) and name not in v.exchanges:
-            self._allow(actor, vhost, "read", "exchange", name)
-            self._allow(actor, vhost, "write", "exchange", alternate)
-        created = name not in v.exchanges
-        v.declare_exchange(name, type, durable=durable, auto_delete=auto_delete,
-                           internal=internal, arguments=arguments)
+        session = self.session(actor, vhost)
+        if not isinstance(type, str):
+            raise BadRequest("type must be a string")
+        created = name not in session.vhost.exchanges
+        session.declare_exchange(name, type, durable=durable, auto_delete=auto_delete,
+                                 internal=internal, arguments=arguments or {})
         return created
 
     def delete_exchange(self, actor: User | None, vhost: str, name: str, *,
                         if_unused: bool = False) -> None:
-        v = self.vhost(vhost)
-        v.exchange(name)  # 404 for a missing one (AMQP answers delete-ok, HTTP a 404)
-        self._allow(actor, vhost, "configure", "exchange", name)
-        v.delete_exchange(name, if_unused=if_unused)
+        session = self.session(actor, vhost)
+        session.vhost.exchange(name)  # 404 for a missing one (AMQP answers delete-ok)
+        session.delete_exchange(name, if_unused=if_unused)
 
     def publish(self, actor: User | None, vhost: str, exchange: str, routing_key: str,
                 properties: dict[str, Any], body: bytes) -> bool:
         """Publish as a client would (write permission, routing, queue limits); True when
         routed to at least one queue."""
-        v = self.vhost(vhost)
-        self._allow(actor, vhost, "write", "exchange", exchange)
-        ex = v.exchange(exchange)
-        if ex.internal:
-            raise errors.AccessRefused(
-                f"cannot publish to internal exchange '{exchange}' in vhost '{vhost}'")
-        if actor is not None and ex.type == "topic":
-            topic_permissions.check(self.core.runtime.topic_permissions, actor.name, vhost,
-                                    exchange, "write", routing_key)
+        session = self.session(actor, vhost)
         props = properties_from_json(properties)
-        raw = encode_properties(props)
-        msg = Message(exchange, routing_key, raw, body, len(body), props.delivery_mode == 2,
-                      props.priority or 0, props.expiration)
-        queues = v.route(ex, msg)
-        needs_sync = False
-        routed = False
-        for q in queues:
-            if msg.expiration is not None and getattr(q, "features", 1) is None:
-                q.enable_message_expiry()
-            try:
-                q.publish(msg)
-            except Rejected:
-                continue
-            routed = True
-            needs_sync |= q.durable and (msg.persistent or getattr(q, "persist_all", False))
-        if needs_sync and self.core.store_needs_sync:
-            self.core.persister.dirty = True
-            self.on_publish()
+        msg = Message(exchange, routing_key, encode_properties(props) or b"\x00\x00", body,
+                      len(body), props.delivery_mode == 2, props.priority or 0,
+                      props.expiration)
+        session.check_publish(exchange, routing_key)  # 403 before 404, as for a client
+        routed = bool(session.vhost.route(session.vhost.exchange(exchange), msg))
+        if session.publish(msg, False, session.publisher(_QUIET)):
+            self.on_publish()  # it waits for the group commit: start a sync
         return routed
 
     # -- queues -----------------------------------------------------------------------------
@@ -471,41 +473,37 @@ class Admin:
     def declare_queue(self, actor: User | None, vhost: str, name: str, *,
                       durable: bool = True, auto_delete: bool = False,
                       arguments: dict[str, Any] | None = None) -> bool:
-        v = self.vhost(vhost)
+        session = self.session(actor, vhost)
+        v = session.vhost
         arguments = dict(arguments or {})
         check_name("queue", name)
         queue_type = self.core.runtime.vhost_meta.get(vhost, {}).get("default_queue_type")
         if queue_type not in (None, "undefined") and "x-queue-type" not in arguments \
                 and name not in v.queues:
             arguments["x-queue-type"] = queue_type
-        self._allow(actor, vhost, "configure", "queue", name)
-        dlx = arguments.get("x-dead-letter-exchange")
-        if isinstance(dlx, str) and name not in v.queues:
-            self._allow(actor, vhost, "read", "queue", name)
-            self._allow(actor, vhost, "write", "exchange", dlx)
         created = name not in v.queues
-        v.declare_queue(name, durable=durable, auto_delete=auto_delete, arguments=arguments)
+        session.declare_queue(name, durable=durable, auto_delete=auto_delete,
+                              arguments=arguments)
         return created
 
     def delete_queue(self, actor: User | None, vhost: str, name: str, *,
                      if_empty: bool = False, if_unused: bool = False) -> int:
-        v = self.vhost(vhost)
-        v.queue(name)
-        self._allow(actor, vhost, "configure", "queue", name)
-        return v.delete_queue(name, if_empty=if_empty, if_unused=if_unused,
-                              owner=self._owner(v, name))
+        session = self.session(actor, vhost)
+        q = session.vhost.queue(name)
+        if q.exclusive_owner is None:
+            return session.delete_queue(name, if_empty=if_empty, if_unused=if_unused)
+        # An administrator may delete another connection's exclusive queue, as in RabbitMQ.
+        session.allow("configure", "queue", name)
+        return session.vhost.delete_queue(name, if_empty=if_empty, if_unused=if_unused,
+                                          owner=q.exclusive_owner)
 
     def purge_queue(self, actor: User | None, vhost: str, name: str) -> int:
-        v = self.vhost(vhost)
-        v.queue(name)
-        self._allow(actor, vhost, "read", "queue", name)
-        return v.purge_queue(name, owner=self._owner(v, name))
-
-    @staticmethod
-    def _owner(v: "VirtualHost", name: str) -> Any:
-        # An administrator may delete or purge another connection's exclusive queue from
-        # the management plane, as in RabbitMQ.
-        return getattr(v.queues[name], "exclusive_owner", None)
+        session = self.session(actor, vhost)
+        q = session.vhost.queue(name)
+        if q.exclusive_owner is None:
+            return session.purge(name)
+        session.allow("read", "queue", name)  # another connection's exclusive queue
+        return session.vhost.purge_queue(name, owner=q.exclusive_owner)
 
     def get_messages(self, actor: User | None, vhost: str, name: str, *, count: int,
                      ackmode: str, encoding: str = "auto", truncate: int | None = None
@@ -516,32 +514,30 @@ class Admin:
             raise BadRequest(f"ackmode must be one of {', '.join(GET_ACKMODES)}")
         if encoding not in ("auto", "base64"):
             raise BadRequest("encoding must be auto or base64")
-        v = self.vhost(vhost)
-        q = v.queue(name)
-        self._allow(actor, vhost, "read", "queue", name)
+        session = self.session(actor, vhost)
+        q = session.vhost.queue(name)
         if q.is_stream:
             raise BadRequest(f"cannot get messages from stream queue '{name}'")
-        taken: list[tuple[Message, bool]] = []
+        taken: list[tuple[Any, Message, bool]] = []
         for _ in range(max(0, count)):
-            got = q.get()
+            got = session.get(name)
             if got is None:
                 break
             taken.append(got)
         out = []
         remaining = q.message_count
-        for msg, redelivered in taken:
-            body = msg.body if msg.body is not None else self.core.store.load_body(msg)  # type: ignore[union-attr]
+        for _q, msg, redelivered in taken:
+            body = msg.body if msg.body is not None else self.core.changes.load_body(msg)
             out.append(message_json(msg, body, redelivered, remaining, encoding, truncate))
-        if ackmode.endswith("requeue_true"):
-            if taken:
-                q.return_unacked([(m, True) for m, _ in taken])
+        entries = [(queue, msg, None) for queue, msg, _ in taken]
+        if not entries:
+            return out
+        if ackmode.endswith("requeue_true"):  # back in their original order
+            session.requeue(entries)
+        elif ackmode.startswith("reject"):  # dead-lettered if the queue has a DLX
+            session.reject(entries, requeue=False)
         else:
-            for msg, _ in taken:
-                if ackmode.startswith("reject"):
-                    q.reject(msg)
-                else:
-                    q.settle(msg)
-            q.dispatch()
+            session.ack(entries)
         return out
 
     # -- bindings ---------------------------------------------------------------------------
@@ -563,15 +559,13 @@ class Admin:
     def bind(self, actor: User | None, vhost: str, source: str, destination_type: str,
              destination: str, routing_key: str, arguments: dict[str, Any]) -> str:
         """Create a binding; returns its properties key."""
-        v = self.vhost(vhost)
-        src = v.exchange(source)
-        dest = self._destination(v, destination_type, destination)
-        self._allow(actor, vhost, "write", destination_type, destination)
-        self._allow(actor, vhost, "read", "exchange", source)
-        if actor is not None and src.type == "topic":
-            topic_permissions.check(self.core.runtime.topic_permissions, actor.name, vhost,
-                                    source, "read", routing_key)
-        v.bind(dest, src.name, routing_key, arguments)
+        session = self.session(actor, vhost)
+        session.vhost.exchange(source)
+        self._destination(session.vhost, destination_type, destination)
+        if destination_type == "queue":
+            session.bind_queue(destination, source, routing_key, arguments)
+        else:
+            session.bind_exchange(destination, source, routing_key, arguments)
         return properties_key(routing_key, arguments)
 
     def unbind(self, actor: User | None, vhost: str, source: str, destination_type: str,
@@ -583,10 +577,13 @@ class Admin:
             if (b["source"] == source and b["destination"] == destination
                     and b["destination_type"] == destination_type
                     and b["properties_key"] == props_key):
-                self._allow(actor, vhost, "write", destination_type, destination)
-                self._allow(actor, vhost, "read", "exchange", source)
-                v.unbind(self._destination(v, destination_type, destination), source,
-                         b["routing_key"], b["arguments"])
+                session = self.session(actor, vhost)
+                if destination_type == "queue":
+                    session.unbind_queue(destination, source, b["routing_key"],
+                                         b["arguments"])
+                else:
+                    session.unbind_exchange(destination, source, b["routing_key"],
+                                            b["arguments"])
                 return
         raise errors.NotFound("no such binding")
 
@@ -617,7 +614,7 @@ class Admin:
         host, _, port = local.rpartition(":")
         return {
             "name": connection_name(conn), "node": NODE, "type": "network",
-            "protocol": "AMQP 0-9-1", "state": "blocked" if conn.alarm_blocked else "running",
+            "protocol": "AMQP 0-9-1", "state": _connection_state(conn),
             "user": conn.user.name if conn.user else None,
             "user_who_performed_action": conn.user.name if conn.user else None,
             "vhost": conn.vhost.name if conn.vhost else None,
@@ -663,7 +660,8 @@ class Admin:
                                    "peer_port": _int(peer_port)},
             "consumer_count": len(ch.consumers),
             "messages_unacknowledged": ch.unacked_count,
-            "messages_unconfirmed": len(ch.pending), "messages_uncommitted": len(ch.tx or ()),
+            "messages_unconfirmed": len(ch.publisher.pending),
+            "messages_uncommitted": len(ch.tx or ()),
             "acks_uncommitted": 0, "prefetch_count": ch.prefetch,
             "global_prefetch_count": ch.global_prefetch, "confirm": ch.confirm,
             "transactional": ch.tx is not None,
@@ -826,19 +824,10 @@ class Admin:
                                    "value": limits})
         runtime.replay(self.core, {"op": "user_limits.put", "name": user, "value": limits})
 
-    # -- access control for the acting user -------------------------------------------------------
-    @staticmethod
-    def _allow(actor: User | None, vhost: str, kind: perms.Kind, resource: str,
-               name: str) -> None:
-        if actor is not None:
-            perms.check(actor, vhost, kind, resource, name)  # type: ignore[arg-type]
-
     def topology_conflicts(self, config: Any) -> list[str]:
         """Why declaring a loaded definitions file would fail (the same dry run as at
         startup, topology.find_conflicts); changes nothing."""
-        from amqpbroker.topology import find_conflicts
-
-        return [p.message or str(p) for p in find_conflicts(self.core, config)]
+        return [p.message or str(p) for p in self._find_conflicts(config)]
 
     def alarms(self) -> list[str]:
         return sorted(self.core.alarms)
@@ -879,6 +868,13 @@ def _ready_bytes(q: Any) -> int:
     if getattr(q, "features", None) is not None or q.is_stream:
         return int(getattr(q, "ready_bytes", 0) or 0)
     return sum(entry[0].body_size for entry in q.ready)
+
+
+def _connection_state(conn: Any) -> str:
+    session = getattr(conn, "session", None)
+    if session is not None and session.alarm_blocked:
+        return "blocked"
+    return "running"
 
 
 def _persistent(q: Any) -> tuple[int, int]:

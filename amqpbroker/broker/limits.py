@@ -24,14 +24,14 @@ if TYPE_CHECKING:
 
 
 def check_connection(core: "BrokerCore", user: Any, vhost: Any) -> None:
-    """Before a connection joins `vhost` (rabbit_reader:is_over_*_connection_limit)."""
+    """Before a client session (an AMQP connection, an MQTT connection) opens on `vhost`
+    (rabbit_reader:is_over_*_connection_limit); every protocol's sessions count."""
     vlimit = vhost.limits.get("max-connections", -1)
-    if vlimit >= 0 and sum(1 for c in core.connections if c.vhost is vhost) >= vlimit:
+    if vlimit >= 0 and sum(1 for c in core.sessions if c.vhost is vhost) >= vlimit:
         raise errors.NotAllowed(f"access to vhost '{vhost.name}' refused for user "
                                 f"'{user.name}': connection limit ({vlimit}) is reached")
     ulimit = core.runtime.user_limits.get(user.name, {}).get("max-connections", -1)
-    if ulimit >= 0 and sum(1 for c in core.connections
-                           if c.user is not None and c.user.name == user.name) >= ulimit:
+    if ulimit >= 0 and sum(1 for c in core.sessions if c.user.name == user.name) >= ulimit:
         raise errors.NotAllowed(f"Connection refused for user '{user.name}': user connection "
                                 f"limit ({ulimit}) is reached")
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 from amqpbroker.model.users import Permission, User
 
 if TYPE_CHECKING:
-    from amqpbroker.core import BrokerCore
+    from amqpbroker.broker.core import BrokerCore
 
 # Operations of this module in the definitions store (the others are topology ops that
 # `VirtualHost.apply` replays).
@@ -54,9 +54,9 @@ class RuntimeState:
 
 
 def record(core: "BrokerCore", op: dict[str, Any]) -> None:
-    """Append one admin operation to the definitions store (fsynced)."""
-    if core.definitions is not None:
-        core.definitions.append(op)
+    """Append one admin operation to the core's one stream of durable changes (the
+    definitions store fsyncs it; replication and events see it as a "definition")."""
+    core.changes.definition(op)
 
 
 def replay(core: "BrokerCore", op: dict[str, Any]) -> None:
@@ -233,6 +233,6 @@ def apply_defs(core: "BrokerCore", defs: Any) -> int:
     for op in ops:
         record(core, op)
         replay(core, op)
-    for conn in list(core.connections):  # topic permissions: channels check again
-        conn.permissions_changed()
+    for session in list(core.sessions):  # topic permissions: sessions check again
+        session.permissions_changed()
     return len(ops)

@@ -19,7 +19,7 @@ from amqpbroker.model.deadletter import (
     Rejected,
     dead_letter,
 )
-from amqpbroker.model.message import Message
+from amqpbroker.message import Message
 from amqpbroker.model.policy import Effective
 from amqpbroker.model.quorum import QuorumReady, quorum_config
 from amqpbroker.model.queue_args import (
@@ -136,10 +136,10 @@ class QueueFeatures:
         while self.ready:
             entries.append(self._pop())
         self._timed = False
-        for msg, redelivered, _expires_at, returns in entries:
+        for msg, redelivered, _expires_at, returns, seq in entries:
             enqueued = msg.enqueued_ms
             start = now - max(0.0, wall - enqueued / 1000.0) if enqueued else now
-            self._push((msg, redelivered, self._deadline(msg, start), returns))
+            self._push((msg, redelivered, self._deadline(msg, start), returns, seq))
         if self._ttl_timer is not None:
             self._ttl_timer.cancel()
             self._ttl_timer, self._ttl_when = None, _NEVER
@@ -211,8 +211,8 @@ class QueueFeatures:
             raise Rejected(self.name)
         if not msg.enqueued_ms:  # a policy's new TTL counts from here (apply_policy)
             msg.enqueued_ms = int(self.clock.wall() * 1000)
-        if self.store is not None and (msg.persistent or self.persist_all):
-            self.store.add(self.key, msg)
+        if self.changes is not None and (msg.persistent or self.persist_all):
+            self.changes.add(self.key, msg)
         now = self.clock.now()
         entry = (msg, False, self._deadline(msg, now), 0, 0)
         if not self.ready and self.consumers:
@@ -281,8 +281,8 @@ class QueueFeatures:
         if not seq:
             self._seq = seq = self._seq + 1
         self._out[msg] = seq
-        if self.store is not None and (msg.persistent or self.persist_all):
-            self.store.mark_delivered(self.key, msg)
+        if self.changes is not None and (msg.persistent or self.persist_all):
+            self.changes.mark_delivered(self.key, msg)
         if expires_at is not None or returns or self.features.delivery_limit is not None:  # type: ignore[union-attr]
             self._held[msg] = (expires_at, returns)
         consumer.deliver(self, msg, redelivered)
@@ -321,8 +321,8 @@ class QueueFeatures:
         if not seq:
             self._seq = seq = self._seq + 1
         self._out[msg] = seq
-        if self.store is not None and (msg.persistent or self.persist_all):
-            self.store.mark_delivered(self.key, msg)
+        if self.changes is not None and (msg.persistent or self.persist_all):
+            self.changes.mark_delivered(self.key, msg)
         if expires_at is not None or returns or self.features.delivery_limit is not None:  # type: ignore[union-attr]
             self._held[msg] = (expires_at, returns)
         if self._timed:  # the new head may be expired already
@@ -386,8 +386,8 @@ class QueueFeatures:
         msg = entry[0]
         if self.features.dead_letter_exchange is not None:  # type: ignore[union-attr]
             self._dead_letter(msg, reason)
-        if self.store is not None and (msg.persistent or self.persist_all):
-            self.store.remove(self.key, msg)
+        if self.changes is not None and (msg.persistent or self.persist_all):
+            self.changes.remove(self.key, msg)
 
     def _dead_letter(self, msg: Message, reason: str) -> None:
         if self.host is not None:
