@@ -251,10 +251,10 @@ def combine(kind: str, arguments: Mapping[str, Any], policy: Mapping[str, Any],
             continue
         arg = "x-" + key
         current = arguments.get(arg)
-        if key in MIN_KEYS and isinstance(current, int) and not isinstance(current, bool):
-            effective_args[arg] = _lesser(current, value, key)
-        elif current is None or kind == "stream" or (key == "overflow" and kind == "quorum"):
+        if current is None or kind == "stream" or (key == "overflow" and kind == "quorum"):
             effective_args[arg] = value
+        elif key in MIN_KEYS and isinstance(current, int) and not isinstance(current, bool):
+            effective_args[arg] = _lesser(current, value, key)
     for key, value in operator.items():
         if key not in used:
             continue

@@ -352,3 +352,82 @@ async def test_yaml_declares_policies_limits_and_topic_permissions_and_they_surv
             await x.publish(aio_pika.Message(b"no"), "other.key")
             with pytest.raises(ChannelAccessRefused):
                 await ch.declare_queue("", exclusive=True)
+
+
+async def test_more_keys_by_policy_with_a_client(broker, api):
+    """expires, max-length-bytes, dead-letter-routing-key, delivery-limit (quorum),
+    consumer-timeout, and stream retention (max-length-bytes, stream-max-segment-size-bytes)
+    set by policies on queues a client declared without arguments."""
+    async def policy(name, pattern, definition, apply_to="queues"):
+        status, body = await api.put(f"/api/policies/%2F/{name}", {
+            "pattern": pattern, "apply-to": apply_to, "definition": definition})
+        assert status in (201, 204), body
+
+    async with await aio_pika.connect(broker.url) as conn:
+        ch = await conn.channel()
+        dlx = await ch.declare_exchange("dlx", aio_pika.ExchangeType.DIRECT)
+        dead = await ch.declare_queue("dead")
+        await dead.bind(dlx, "rerouted")
+        # dead-letter-routing-key + max-length-bytes (drop-head dead-letters the head)
+        await ch.declare_queue("bytes")
+        await policy("bytes", "^bytes$", {"max-length-bytes": 10, "dead-letter-exchange": "dlx",
+                                          "dead-letter-routing-key": "rerouted"})
+        for body in (b"12345", b"67890", b"abcde"):
+            await ch.default_exchange.publish(aio_pika.Message(body), "bytes")
+        assert await count(ch, "bytes") == 2
+        msg = await next_message(dead)
+        assert msg.body == b"12345" and msg.routing_key == "rerouted"
+        assert msg.headers["x-death"][0]["reason"] == "maxlen"
+        # delivery-limit on a quorum queue: the third return dead-letters it
+        await ch.declare_queue("qq", durable=True, arguments={"x-queue-type": "quorum"})
+        await policy("dl", "^qq$", {"delivery-limit": 1, "dead-letter-exchange": "dlx",
+                                    "dead-letter-routing-key": "rerouted"}, "quorum_queues")
+        await ch.default_exchange.publish(aio_pika.Message(b"poison"), "qq")
+        qq = await ch.declare_queue("qq", passive=True)
+        for _ in range(2):
+            m = await qq.get(timeout=5)
+            await m.nack(requeue=True)
+        msg = await next_message(dead)
+        assert msg.body == b"poison" and msg.headers["x-death"][0]["reason"] == "delivery_limit"
+        # expires: an unused queue goes
+        await ch.declare_queue("idle")
+        await policy("exp", "^idle$", {"expires": 200})
+        await asyncio.sleep(0.6)
+        with pytest.raises(aio_pika.exceptions.ChannelNotFoundEntity):
+            await (await conn.channel()).declare_queue("idle", passive=True)
+        # consumer-timeout
+        ch = await conn.channel()
+        await ch.declare_queue("slow")
+        await policy("ct", "^slow$", {"consumer-timeout": 200})
+        await ch.default_exchange.publish(aio_pika.Message(b"job"), "slow")
+        got = asyncio.Event()
+
+        async def never_acks(message):
+            got.set()
+
+        await (await ch.get_queue("slow")).consume(never_acks)
+        await asyncio.wait_for(got.wait(), 5)
+        closed = asyncio.get_running_loop().create_future()
+        ch.close_callbacks.add(lambda _ch, exc: closed.done() or closed.set_result(exc))
+        exc = await asyncio.wait_for(closed, 5)
+        assert "Timeout value used: 200 ms" in str(exc)
+        # stream retention by policy: small segments, a byte cap; old segments go
+        ch = await conn.channel()
+        await ch.declare_queue("events", durable=True, arguments={"x-queue-type": "stream"})
+        await policy("ret", "^events$", {"max-length-bytes": 3000,
+                                         "stream-max-segment-size-bytes": 1000}, "streams")
+        for i in range(60):
+            await ch.default_exchange.publish(aio_pika.Message(b"x" * 100), "events")
+        info = (await api.get("/api/queues/%2F/events"))[1]
+        assert info["policy"] == "ret"
+        await ch.set_qos(prefetch_count=10)
+        q = await ch.get_queue("events")
+        first = asyncio.get_running_loop().create_future()
+
+        async def on_message(message):
+            if not first.done():
+                first.set_result(message.headers["x-stream-offset"])
+            await message.ack()
+
+        await q.consume(on_message, arguments={"x-stream-offset": "first"})
+        assert await asyncio.wait_for(first, 5) > 0  # the first segments were removed

@@ -185,3 +185,19 @@ def test_max_queues_limit(vh):
         vh.declare_queue("b")
     assert e.value.text == "cannot declare queue 'b': queue limit in vhost '/' (1) is reached"
     vh.declare_queue("a")  # redeclaring an existing one is fine
+
+
+def test_policy_wins_for_quorum_overflow_and_stream_settings():
+    eff = policy.combine("quorum", {"x-overflow": "drop-head", "x-max-length": 5},
+                         {"overflow": "reject-publish", "max-length": 9}, {})
+    assert eff.arguments["x-overflow"] == "reject-publish"
+    assert eff.arguments["x-max-length"] == 5
+    eff = policy.combine("classic", {"x-overflow": "drop-head"},
+                         {"overflow": "reject-publish"}, {})
+    assert eff.arguments["x-overflow"] == "drop-head"
+    eff = policy.combine("stream", {"x-max-length-bytes": 100, "x-max-age": "1D"},
+                         {"max-length-bytes": 5000, "max-age": "1h"}, {})
+    assert eff.arguments["x-max-length-bytes"] == 5000 and eff.arguments["x-max-age"] == "1h"
+    # keys that do not apply to the kind are left out of the effective definition
+    eff = policy.combine("exchange", {}, {"message-ttl": 5, "alternate-exchange": "ae"}, {})
+    assert eff.definition == {"alternate-exchange": "ae"}
