@@ -27,6 +27,8 @@ import urllib.request
 from typing import Any, Callable
 from urllib.parse import quote
 
+from amqpbroker import ctl_limits
+
 EX_OK, EX_USAGE, EX_DATAERR, EX_NOUSER, EX_UNAVAILABLE = 0, 64, 65, 67, 69
 EX_SOFTWARE, EX_TEMPFAIL, EX_NOPERM = 70, 75, 77
 
@@ -548,6 +550,4 @@ def main(argv: list[str]) -> int:
 
 
 # operator policies, limits and topic permissions (ctl_limits.py)
-from amqpbroker import ctl_limits  # noqa: E402
-
-ctl_limits.register(COMMANDS, LISTS)
+ctl_limits.register(sys.modules[__name__], COMMANDS, LISTS)

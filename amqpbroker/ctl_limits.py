@@ -1,6 +1,7 @@
 """`amqpbroker ctl` commands for operator policies, vhost and user limits and topic
 permissions, with rabbitmqctl's syntax and messages (`set_policy`, `clear_policy` and
-`list_policies` are in ctl.py). Registered into ctl's command tables by `register`.
+`list_policies` are in ctl.py). Registered into ctl's command tables by `register`, which
+also hands over ctl's helpers (client, errors, output): this module does not import ctl.
 
     set_operator_policy [-p vhost] [--priority N] [--apply-to T] <name> <pattern> <definition>
     clear_operator_policy [-p vhost] <name>          list_operator_policies [-p vhost]
@@ -18,9 +19,27 @@ from __future__ import annotations
 import argparse
 import json
 from typing import Any
+from urllib.parse import quote
 
-from amqpbroker import ctl
-from amqpbroker.ctl import EX_DATAERR, EX_OK, Client, CtlError, _args, _get, q, say
+EX_OK, EX_DATAERR = 0, 65
+ctl: Any = None  # amqpbroker.ctl, set by register()
+Client = Any
+
+
+def q(name: str) -> str:
+    return quote(name, safe="")
+
+
+def say(o: argparse.Namespace, text: str) -> None:
+    ctl.say(o, text)
+
+
+def _args(a: list[str], n: int, usage: str) -> list[str]:
+    return ctl._args(a, n, usage)
+
+
+def CtlError(code: int, text: str) -> Exception:  # noqa: N802 - ctl's exception class
+    return ctl.CtlError(code, text)
 
 # Commands that take --options (ctl.main lets them through).
 OPTION_COMMANDS = ("set_operator_policy", "list_user_limits")
@@ -157,7 +176,8 @@ COMMANDS = {
     "clear_topic_permissions": cmd_clear_topic_permissions,
 }
 
-LISTS: dict[str, dict[str, Any]] = {
+def _lists(_get: Any) -> dict[str, dict[str, Any]]:
+    return {
     "list_operator_policies": {
         "path": "/api/operator-policies/{vhost}",
         "info": "Listing operator policy overrides for vhost \"{vhost}\" ...",
@@ -177,9 +197,11 @@ LISTS: dict[str, dict[str, Any]] = {
         "default": ["user", "exchange", "write", "read"], "fixed": True,
         "keys": {k: _get(k) for k in ("user", "exchange", "write", "read")},
     },
-}
+    }
 
 
-def register(commands: dict[str, Any], lists: dict[str, Any]) -> None:
+def register(ctl_module: Any, commands: dict[str, Any], lists: dict[str, Any]) -> None:
+    global ctl
+    ctl = ctl_module
     commands.update(COMMANDS)
-    lists.update(LISTS)
+    lists.update(_lists(ctl_module._get))

@@ -758,16 +758,18 @@ class Admin:
             re.compile(pattern)
         except re.error as exc:
             raise BadRequest(f"invalid pattern '{pattern}': {exc}") from None
-        try:  # RabbitMQ 4.x's checks: known keys, valid values, no ha-* (mirroring)
-            policy_model.validate(kind, definition)
-        except policy_model.PolicyError as exc:
-            raise BadRequest(str(exc)) from None
+        if not isinstance(definition, dict) or not definition:
+            raise BadRequest("definition must be a non-empty object")
         if isinstance(priority, str) and priority.lstrip("-").isdigit():
             priority = int(priority)
         if not isinstance(priority, int) or isinstance(priority, bool):
             raise BadRequest("priority must be an integer")
         if apply_to not in POLICY_APPLY_TO:
             raise BadRequest(f"apply-to must be one of {', '.join(POLICY_APPLY_TO)}")
+        try:  # RabbitMQ 4.x's checks: known keys, valid values, no ha-* (mirroring)
+            policy_model.validate(kind, definition)
+        except policy_model.PolicyError as exc:
+            raise BadRequest(str(exc)) from None
         table = self.core.runtime.policies[kind]
         created = (vhost, name) not in table
         policy = {"pattern": pattern, "apply-to": apply_to, "definition": definition,
