@@ -7,7 +7,8 @@
 /api/queues, /api/connections and /api/channels every 5 seconds while the load runs (and
 the broker's own 5 s rate sampler). Uses the C load generator of ../shared/bench, as
 bench_compare.py does. Prints medians per scenario and the on/off ratio; docs/performance.md
-has the figures. Every run is bounded in time.
+has the figures. Besides throughput it prints the broker's CPU time per delivered message,
+which other load on a shared machine disturbs less. Every run is bounded in time.
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ def main() -> int:
 
         bench_compare.SHARED_BENCH = Path(args.bench)
     figures: dict[tuple[str, str], list[float]] = {}
+    cpu: dict[tuple[str, str], list[float]] = {}  # broker CPU microseconds per delivery
     brokers = [Broker(False), Broker(True)]
     with tempfile.TemporaryDirectory(prefix="bench-mgmt-") as tmp:
         work = Path(tmp)
@@ -97,6 +99,10 @@ def main() -> int:
                         value = metric(sid, row)
                         if value is not None:
                             figures.setdefault((sid, broker.name), []).append(value)
+                        r = row.get("result", row)
+                        if r.get("broker_cpu_s") and r.get("delivered"):
+                            cpu.setdefault((sid, broker.name), []).append(
+                                r["broker_cpu_s"] * 1e6 / r["delivered"])
                 finally:
                     broker.stop()
                 print(f"round {rnd + 1}/{args.rounds} management {broker.name}: done "
@@ -111,6 +117,14 @@ def main() -> int:
         a, b = statistics.median(off), statistics.median(on)
         print(f"{sid:3} {a:>12.0f} {b:>12.0f}  {b / a:6.3f}   off={[round(x) for x in off]} "
               f"on={[round(x) for x in on]}")
+    print("\nbroker CPU per delivered message (us; less sensitive to other load on the "
+          "machine than throughput)")
+    for sid in args.only.split(","):
+        off, on = cpu.get((sid, "off"), []), cpu.get((sid, "on"), [])
+        if off and on:
+            a, b = statistics.median(off), statistics.median(on)
+            print(f"{sid:3} off {a:7.2f}  on {b:7.2f}  on/off {b / a:6.3f}   "
+                  f"off={[round(x, 2) for x in off]} on={[round(x, 2) for x in on]}")
     return 0
 
 
