@@ -107,8 +107,10 @@ async def serve(settings: Settings, config: Any = None) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    print(f"amqpbroker {__version__} listening on port {broker.port}", file=sys.stderr,
-          flush=True)
+    management = (f", management API on port {broker.management_port}"
+                  if broker.management is not None else "")
+    print(f"amqpbroker {__version__} listening on port {broker.port}{management}",
+          file=sys.stderr, flush=True)
     await stop.wait()
     await broker.stop()
     return 0

@@ -144,6 +144,43 @@ class Admin:
         }
 
     # -- vhosts ----------------------------------------------------------------------------
+    def vhost_counters(self, name: str) -> dict[str, int]:
+        """message_stats of a vhost: its queues' counters (deleted queues' too), its
+        exchanges' publishes, its live channels' confirms and unroutable messages."""
+        vhost = self.vhost(name)
+        out = _sum([queue_counters(q) for q in list(vhost.queues.values())], QUEUE_COUNTERS)
+        for key, value in _queue_totals(vhost.retired_counters).items():
+            out[key] += value
+        out["publish"] = sum(ex.published_in for ex in list(vhost.exchanges.values()))
+        channels = [channel_counters(ch) for conn in list(self.core.connections)
+                    if conn.vhost is vhost for ch in list(conn.channels.values())]
+        for key in ("confirm", "return_unroutable", "drop_unroutable"):
+            out[key] = sum(c[key] for c in channels)
+        return out
+
+    def overview_counters(self) -> dict[str, int]:
+        return _sum([self.vhost_counters(n) for n in self.vhost_names()], VHOST_COUNTERS)
+
+    def counter_samples(self) -> list[tuple[tuple[str, Any], dict[str, int]]]:
+        """Every object's message counters, for the rates sampler."""
+        out: list[tuple[tuple[str, Any], dict[str, int]]] = []
+        for vname in self.vhost_names():
+            v = self.core.vhosts[vname]
+            out += [(("queue", (vname, q.name)), queue_counters(q))
+                    for q in list(v.queues.values())]
+            out += [(("exchange", (vname, ex.name)), {"publish_in": ex.published_in,
+                                                      "publish_out": ex.published_out})
+                    for ex in list(v.exchanges.values())]
+            out.append((("vhost", vname), self.vhost_counters(vname)))
+        for conn in list(self.core.connections):
+            chans = [(f"{connection_name(conn)} ({ch.id})", channel_counters(ch))
+                     for ch in list(conn.channels.values())]
+            out += [(("channel", name), c) for name, c in chans]
+            out.append((("connection", connection_name(conn)),
+                        _sum([c for _, c in chans], CHANNEL_COUNTERS)))
+        out.append((("overview", None), self.overview_counters()))
+        return out
+
     def vhost_info(self, name: str) -> dict[str, Any]:
         vhost = self.vhost(name)
         meta = self.core.runtime.vhost_meta.get(name, {})
@@ -159,7 +196,8 @@ class Admin:
                 "tracing": bool(meta.get("tracing", False)),
                 "cluster_state": {NODE: "running"},
                 "messages": ready + unacked, "messages_ready": ready,
-                "messages_unacknowledged": unacked}
+                "messages_unacknowledged": unacked,
+                "message_stats": self.vhost_counters(name)}
 
     def put_vhost(self, name: str, description: str | None = None,
                   tags: Iterable[str] | None = None, default_queue_type: str | None = None,
@@ -368,6 +406,8 @@ class Admin:
                 "auto_delete": ex.auto_delete, "internal": ex.internal,
                 "arguments": dict(ex.arguments),
                 "user_who_performed_action": "rmq-internal",
+                "message_stats": {"publish_in": ex.published_in,
+                                  "publish_out": ex.published_out},
                 # as RabbitMQ, only an exchange a policy applies to has these keys
                 **({"policy": ex.policy, "operator_policy": ex.operator_policy,
                     "effective_policy_definition": dict(ex.effective_policy_definition)}
@@ -456,6 +496,7 @@ class Admin:
             "policy": q.policy, "operator_policy": q.operator_policy,
             "effective_policy_definition": dict(q.effective_policy_definition),
             "single_active_consumer_tag": _active_tag(q),
+            "message_stats": queue_counters(q),
             "head_message_timestamp": None,
             # Everything is in memory (bodies may be paged out by the disk store, but the
             # queue holds every message's entry).
@@ -626,6 +667,8 @@ class Admin:
             "connected_at": int(getattr(conn, "connected_at", 0) * 1000),
             "recv_oct": conn.recv_oct, "send_oct": conn.send_oct, "recv_cnt": conn.recv_cnt,
             "send_cnt": conn.send_cnt, "send_pend": conn.out_bytes,
+            "message_stats": _sum([channel_counters(ch) for ch in list(conn.channels.values())],
+                                  CHANNEL_COUNTERS),
             "ssl_protocol": None, "ssl_key_exchange": None, "ssl_cipher": None,
             "ssl_hash": None, "peer_cert_subject": None, "peer_cert_issuer": None,
             "peer_cert_validity": None,
@@ -667,6 +710,7 @@ class Admin:
             "transactional": ch.tx is not None,
             "state": "closing" if ch.closing else "running",
             "user_who_performed_action": conn.user.name,
+            "message_stats": channel_counters(ch),
         }
 
     def consumers(self, vhost: str | None = None) -> list[dict[str, Any]]:
@@ -870,6 +914,50 @@ def _ready_bytes(q: Any) -> int:
     if getattr(q, "features", None) is not None or q.is_stream:
         return int(getattr(q, "ready_bytes", 0) or 0)
     return sum(entry[0].body_size for entry in q.ready)
+
+
+QUEUE_COUNTERS = ("publish", "deliver", "deliver_no_ack", "get", "get_no_ack", "get_empty",
+                  "deliver_get", "ack", "redeliver")
+CHANNEL_COUNTERS = ("publish", "confirm", "return_unroutable", "drop_unroutable", "deliver",
+                    "deliver_no_ack", "get", "get_no_ack", "get_empty", "deliver_get", "ack",
+                    "redeliver")
+VHOST_COUNTERS = tuple(dict.fromkeys(QUEUE_COUNTERS + CHANNEL_COUNTERS))
+
+
+def _queue_totals(c: Any) -> dict[str, int]:
+    """RabbitMQ's message_stats names from a destination's counters (an object or the
+    dict a vhost keeps for deleted queues)."""
+    get = c["fetched"] if isinstance(c, dict) else c.fetched
+    value = (lambda k: c[k]) if isinstance(c, dict) else (lambda k: getattr(c, k))
+    no_ack = value("fetched_no_ack")
+    return {"publish": value("published"), "deliver": value("delivered"),
+            "deliver_no_ack": value("delivered_no_ack"), "get": get - no_ack,
+            "get_no_ack": no_ack, "get_empty": value("fetched_empty"),
+            "deliver_get": value("delivered") + value("delivered_no_ack") + get,
+            "ack": value("acked"), "redeliver": value("redelivered")}
+
+
+def queue_counters(q: Any) -> dict[str, int]:
+    return _queue_totals(q)
+
+
+def channel_counters(ch: Any) -> dict[str, int]:
+    pub = ch.publisher
+    return {"publish": pub.published, "confirm": pub.upto if pub.confirm else 0,
+            "return_unroutable": pub.returned_unroutable,
+            "drop_unroutable": pub.dropped_unroutable, "deliver": ch.delivered,
+            "deliver_no_ack": ch.delivered_no_ack, "get": ch.fetched,
+            "get_no_ack": ch.fetched_no_ack, "get_empty": ch.fetched_empty,
+            "deliver_get": ch.delivered + ch.delivered_no_ack + ch.fetched
+            + ch.fetched_no_ack, "ack": ch.acked, "redeliver": ch.redelivered}
+
+
+def _sum(items: list[dict[str, int]], keys: tuple[str, ...]) -> dict[str, int]:
+    out = dict.fromkeys(keys, 0)
+    for item in items:
+        for key in keys:
+            out[key] += item.get(key, 0)
+    return out
 
 
 def _connection_state(conn: Any) -> str:

@@ -227,6 +227,8 @@ class Session:
             raise errors.AccessRefused(
                 f"cannot publish to internal exchange '{msg.exchange}' in vhost '{vhost.name}'")
         queues = vhost.route(ex, msg)
+        publisher.published += 1  # counters for the management API's message_stats
+        ex.published_in += 1
         if msg.expiration is not None:  # per-message TTL: plain queues start tracking it
             for q in queues:
                 if q.features is None:
@@ -236,10 +238,14 @@ class Session:
             publisher.seq += 1
         if not queues:
             if mandatory:  # the return goes out before the confirm (confirms page)
+                publisher.returned_unroutable += 1
                 publisher.events.returned(msg, 312, "NO_ROUTE")
+            else:
+                publisher.dropped_unroutable += 1
             if confirm:
                 publisher.settle(publisher.seq, False)
             return False
+        ex.published_out += 1
         durable = rejected = False
         persistent = msg.persistent
         for q in queues:
@@ -248,6 +254,7 @@ class Session:
             except Rejected:  # x-overflow=reject-publish(-dlx): nack if confirming
                 rejected = True
                 continue
+            q.published += 1
             if q.durable:
                 durable = True
                 if q.persist_all:  # quorum and stream queues store every message
@@ -320,7 +327,9 @@ class Session:
         q = self.queue(queue)
         got = q.get()
         if got is None:
+            q.fetched_empty += 1
             return None
+        q.fetched += 1
         return q, got[0], got[1]
 
     # -- settling ----------------------------------------------------------------------------
@@ -328,6 +337,7 @@ class Session:
         """Deliveries acknowledged: gone for good."""
         queues: set[Destination] = set()
         for queue, msg, consumer in entries:
+            queue.acked += 1
             queue.settle(msg)
             if consumer is not None:
                 consumer.unacked -= 1

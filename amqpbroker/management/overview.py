@@ -95,6 +95,8 @@ def get_overview(ctx: Context) -> Any:
                                "messages_unacknowledged": unacked}
     if ctx.stats is not None:
         ctx.stats.decorate_overview(out)
+    else:
+        out["message_stats"] = ctx.admin.overview_counters()
     return listing.one(out, ctx.query)
 
 

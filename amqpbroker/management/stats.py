@@ -37,6 +37,8 @@ class Stats:
         # (kind, identity) -> (previous (time, values) or None, last (time, values))
         self._samples: dict[tuple[str, Any], tuple[Any, Any]] = {}
         self._capacity: dict[tuple[str, str], deque[int]] = {}
+        # (kind, identity) -> (previous (time, counters) or None, last (time, counters))
+        self._counters: dict[tuple[str, Any], tuple[Any, Any]] = {}
         self._timer: asyncio.TimerHandle | None = None
 
     def start(self) -> None:
@@ -83,6 +85,25 @@ class Stats:
             fresh[("connection", name)] = self._samples[("connection", name)]
         self._samples = fresh  # objects that are gone are forgotten
         self._capacity = capacity
+        counters: dict[tuple[str, Any], tuple[Any, Any]] = {}
+        for key, values in self.admin.counter_samples():
+            previous = self._counters.get(key)
+            counters[key] = (previous[1] if previous else None, (now, values))
+        self._counters = counters
+
+    def message_stats(self, kind: str, identity: Any, totals: dict[str, int]
+                      ) -> dict[str, Any]:
+        """RabbitMQ's message_stats: each counter and its rate (`<name>_details`)."""
+        entry = self._counters.get((kind, identity))
+        out: dict[str, Any] = {}
+        for key, value in totals.items():
+            rate = 0.0
+            if entry is not None and entry[0] is not None:
+                (t0, c0), (t1, c1) = entry
+                rate = round((c1.get(key, 0) - c0.get(key, 0)) / max(t1 - t0, 1e-9), 1)
+            out[key] = value
+            out[key + "_details"] = {"rate": rate}
+        return out
 
     def rates(self, kind: str, identity: Any) -> dict[str, float]:
         entry = self._samples.get((kind, identity))
@@ -94,9 +115,12 @@ class Stats:
         return {k: round((b - a) / span, 1) for k, a, b in zip(keys, v0, v1)}
 
     def decorate(self, kind: str, item: dict[str, Any]) -> None:
+        identity = ((item.get("vhost"), item.get("name")) if kind in ("queue", "exchange")
+                    else item.get("name"))
+        if isinstance(item.get("message_stats"), dict):
+            item["message_stats"] = self.message_stats(kind, identity, item["message_stats"])
         if kind not in RATE_KEYS:
             return
-        identity = (item.get("vhost"), item.get("name")) if kind == "queue" else item.get("name")
         for key, rate in self.rates(kind, identity).items():
             item[key + "_details"] = {"rate": rate}
         if kind == "queue" and item.get("consumers"):
@@ -116,3 +140,5 @@ class Stats:
                 sums[i] += rate
         for key, rate in zip(RATE_KEYS["vhost"], sums):
             totals[key + "_details"] = {"rate": round(rate, 1)}
+        item["message_stats"] = self.message_stats("overview", None,
+                                                   self.admin.overview_counters())
