@@ -109,7 +109,8 @@ class QueueFeatures:
             return
         if old is None:
             self._enable(config)
-            self._restamp(None)
+            if config.message_ttl is not None:
+                self._restamp(None)
         else:
             self.features = config
             if config.message_ttl != old.message_ttl:
@@ -128,17 +129,20 @@ class QueueFeatures:
 
     def _restamp(self, old_ttl: int | None) -> None:
         """Deadlines of the ready messages under the new message TTL, counted from when
-        each message was enqueued (messages that reached this queue before it tracked
-        time count from now); expired heads go at once."""
+        each message was enqueued; expired heads go at once. A message's enqueue time is
+        its old deadline minus the TTL it had (nothing is stamped on the publish path); a
+        message that had no deadline (the queue had no TTL) counts from now."""
         now = self.clock.now()
-        wall = self.clock.wall()
         entries = []
         while self.ready:
             entries.append(self._pop())
         self._timed = False
-        for msg, redelivered, _expires_at, returns, seq in entries:
-            enqueued = msg.enqueued_ms
-            start = now - max(0.0, wall - enqueued / 1000.0) if enqueued else now
+        for msg, redelivered, expires_at, returns, seq in entries:
+            start = now
+            if expires_at is not None:
+                had = _ttl_of(msg, old_ttl)
+                if had is not None:
+                    start = expires_at - had / 1000.0
             self._push((msg, redelivered, self._deadline(msg, start), returns, seq))
         if self._ttl_timer is not None:
             self._ttl_timer.cancel()
@@ -178,14 +182,7 @@ class QueueFeatures:
         return entry
 
     def _deadline(self, msg: Message, now: float) -> float | None:
-        ttl = self.features.message_ttl  # type: ignore[union-attr]
-        if msg.expiration is not None:
-            try:
-                per_message = parse_expiration(msg.expiration)
-            except errors.PreconditionFailed:  # checked at publish; a recovered oddity
-                per_message = None
-            if per_message is not None and (ttl is None or per_message < ttl):
-                ttl = per_message
+        ttl = _ttl_of(msg, self.features.message_ttl)  # type: ignore[union-attr]
         return None if ttl is None else now + ttl / 1000.0
 
     def _over_limit(self, extra_count: int = 0, extra_bytes: int = 0) -> bool:
@@ -209,8 +206,6 @@ class QueueFeatures:
             if f.overflow == REJECT_PUBLISH_DLX and f.dead_letter_exchange is not None:
                 self._dead_letter(msg, MAXLEN)
             raise Rejected(self.name)
-        if not msg.enqueued_ms:  # a policy's new TTL counts from here (apply_policy)
-            msg.enqueued_ms = int(self.clock.wall() * 1000)
         if self.changes is not None and (msg.persistent or self.persist_all):
             self.changes.add(self.key, msg)
         now = self.clock.now()
@@ -425,6 +420,19 @@ class QueueFeatures:
         log.info("queue.expired", vhost=self.vhost, queue=self.name,
                  expires_ms=self.features.expires)  # type: ignore[union-attr]
         self.host.remove_queue(self)
+
+
+def _ttl_of(msg: Message, queue_ttl: int | None) -> int | None:
+    """The TTL (ms) a message has in a queue: the lower of the queue's and its own."""
+    ttl = queue_ttl
+    if msg.expiration is not None:
+        try:
+            per_message = parse_expiration(msg.expiration)
+        except errors.PreconditionFailed:  # checked at publish; a recovered oddity
+            per_message = None
+        if per_message is not None and (ttl is None or per_message < ttl):
+            ttl = per_message
+    return ttl
 
 
 def _with_delivery_count(msg: Message, count: int) -> Message:
