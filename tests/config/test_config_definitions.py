@@ -72,6 +72,11 @@ def test_export_then_import_round_trip(tmp_path):
         assert topology(again) == topology(exported)
         assert again["users"] == exported["users"]
         assert again["permissions"] == exported["permissions"]
+        # policies and topic permissions travel through the data dir and back
+        assert again["policies"] == exported["policies"] == [
+            {"vhost": "/", "name": "ttl", "pattern": "^ttl\\.", "apply-to": "all",
+             "definition": {"message-ttl": 60000}, "priority": 0}]
+        assert again["topic_permissions"] == exported["topic_permissions"]
     import_definitions(str(tmp_path / "defs.json"), str(b))
     assert topology(export_definitions(load_stored(str(b)))) == topology(exported)
 
