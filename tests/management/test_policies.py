@@ -431,3 +431,32 @@ async def test_more_keys_by_policy_with_a_client(broker, api):
 
         await q.consume(on_message, arguments={"x-stream-offset": "first"})
         assert await asyncio.wait_for(first, 5) > 0  # the first segments were removed
+
+
+async def test_an_older_export_with_mirroring_keys_imports_without_them(broker, api):
+    import structlog
+
+    from amqpbroker.config import load_config
+
+    doc = {"policies": [{"vhost": "/", "name": "ha-ttl", "pattern": "^mirrored",
+                         "apply-to": "queues", "priority": 0,
+                         "definition": {"ha-mode": "all", "ha-sync-mode": "automatic",
+                                        "message-ttl": 100}}]}
+    with structlog.testing.capture_logs() as logs:
+        status, body = await api.post("/api/definitions", doc)
+    assert status == 204, body
+    assert any("ha-mode, ha-sync-mode" in str(e.get("note")) for e in logs
+               if e["log_level"] == "warning")
+    stored = (await api.get("/api/policies/%2F/ha-ttl"))[1]
+    assert stored["definition"] == {"message-ttl": 100}
+    async with await aio_pika.connect(broker.url) as conn:
+        ch = await conn.channel()
+        await ch.declare_queue("mirrored.q")
+        await ch.default_exchange.publish(aio_pika.Message(b"x"), "mirrored.q")
+        await asyncio.sleep(0.4)
+        assert await count(ch, "mirrored.q") == 0  # the TTL part applies
+    # the same in a configuration file: a warning with the line, the rest applies
+    config = load_config("policies:\n  - {name: p, pattern: x, definition: "
+                         "{ha-mode: all, max-length: 1}}\n")
+    assert "classic queue mirroring keys ha-mode skipped" in str(config.warnings[0])
+    assert config.runtime.policies[0][3]["definition"] == {"max-length": 1}
