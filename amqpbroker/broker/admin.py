@@ -24,7 +24,7 @@ layer turns them into statuses in one place (`management/errors.py`).
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from amqpbroker import errors
 from amqpbroker.broker import runtime
