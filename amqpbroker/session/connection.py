@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import platform
 import struct
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 import structlog
 from pamqp import commands, decode
@@ -86,6 +87,9 @@ class ClientConnection:
         self.on_output: Callable[[], None] = _nothing
         self._in_feed = False
         self.exclusive_queues: list[Any] = []
+        # Consumer-cancel notifications held back until the reply to the method being
+        # handled is out (see `replies_first`); None when nothing is being held.
+        self.held_notices: list[tuple[int, Method]] | None = None
         self.internal_errors = 0
         self.linger = False  # after our Close-Ok: keep the socket open until the peer closes
         # Permission grants already checked (one user and vhost per connection; permissions
@@ -218,6 +222,32 @@ class ClientConnection:
 
     def send_method(self, channel: int, method: Method) -> None:
         self.send(fastcodec.encode_method(channel, method))
+
+    def notify(self, channel: int, method: Method) -> None:
+        """Send a notification the server starts (Basic.Cancel of a consumer whose queue
+        went away), after the reply being made if one is (`replies_first`)."""
+        if self.held_notices is not None:
+            self.held_notices.append((channel, method))
+        else:
+            self.send_method(channel, method)
+
+    @contextmanager
+    def replies_first(self) -> Iterator[None]:
+        """Hold notifications back until the reply is sent: RabbitMQ's channel answers
+        Queue.DeleteOk before the queue's Basic.Cancel notifications reach its consumers
+        (they are messages to the channel process, handled after the method it is
+        busy with), and py-amqp, waiting for DeleteOk, fails on a Cancel that comes first."""
+        outer = self.held_notices
+        if outer is None:
+            self.held_notices = []
+        try:
+            yield
+        finally:
+            if outer is None:
+                held, self.held_notices = self.held_notices or [], None
+                for channel, method in held:
+                    if channel in self.channels:
+                        self.send_method(channel, method)
 
     # -- input --------------------------------------------------------------------------
     def _protocol_header(self, data: bytes) -> bytes:
@@ -387,6 +417,9 @@ class ClientConnection:
                      vhost=getattr(self.vhost, "name", None), reason=reason)
 
     def _release_resources(self) -> None:
+        # Nothing is delivered any more: messages one channel gives back must not go out
+        # to a sibling channel after Close / Close-Ok (spec 2.2.4).
+        self.paused = True
         for q in self.flow_blocked_by:
             q.flow_waiters.discard(self)
         self.flow_blocked_by.clear()

@@ -92,12 +92,13 @@ def queue_delete(ch: "Channel", m: c.Queue.Delete) -> None:
     name = resolve_queue_name(ch, m.queue)
     allow(ch, "configure", "queue", name)
     q = ch.vhost.queues.get(name)
-    count = ch.vhost.delete_queue(name, if_unused=m.if_unused, if_empty=m.if_empty,
-                                  owner=ch.conn)
-    if q is not None and q in ch.conn.exclusive_queues:
-        ch.conn.exclusive_queues.remove(q)
-    if not m.nowait:
-        ch.conn.send_method(ch.id, c.Queue.DeleteOk(message_count=count))
+    with ch.conn.replies_first():  # DeleteOk, then the consumers' Basic.Cancel
+        count = ch.vhost.delete_queue(name, if_unused=m.if_unused, if_empty=m.if_empty,
+                                      owner=ch.conn)
+        if q is not None and q in ch.conn.exclusive_queues:
+            ch.conn.exclusive_queues.remove(q)
+        if not m.nowait:
+            ch.conn.send_method(ch.id, c.Queue.DeleteOk(message_count=count))
 
 
 def _queue(ch: "Channel", name: str) -> "Queue":
