@@ -304,10 +304,12 @@ class ClientConnection:
         if not isinstance(method, commands.Channel.Open):
             raise errors.ChannelErrorHard(
                 f"expected 'channel.open' on channel {channel}, got '{method.name}'")
-        if channel > self.channel_max:
+        # channel_max bounds how many channels are open at once, not their numbers
+        # (rabbit_reader:create_channel): any number 1..65535 may be used.
+        if self.channel_max and len(self.channels) >= self.channel_max:
             raise errors.NotAllowed(
-                f"channel number {channel} exceeds the negotiated channel_max "
-                f"{self.channel_max}")
+                f"number of channels opened ({len(self.channels)}) has reached the "
+                f"negotiated channel_max ({self.channel_max})")
         self.channels[channel] = Channel(self, channel)
         self.send_method(channel, commands.Channel.OpenOk())
 
