@@ -17,6 +17,7 @@ import structlog
 
 from amqpbroker import errors
 from amqpbroker.clock import Scheduler
+from amqpbroker.limits import SecurityCounters
 from amqpbroker.model.users import Permission, User, hash_password
 from amqpbroker.model.vhost import VirtualHost
 from amqpbroker.settings import Settings
@@ -96,6 +97,7 @@ class BrokerCore:
             self.streams = StreamRegistry(self.settings.data_dir, sync=self.settings.sync,
                                           scheduler=self.scheduler, on_dirty=self._streams_dirty)
         self.vhosts: dict[str, VirtualHost] = {}
+        self.security = SecurityCounters()  # refused logins, handshakes, connections
         self.users: dict[str, User] = {}
         self.connections: set[Any] = set()
         self.memory_alarm = False  # True while any resource alarm is set
