@@ -50,7 +50,7 @@ def exchange_declare(ch: "Channel", m: c.Exchange.Declare) -> None:
         if isinstance(alternate, (str, bytes)) and m.exchange not in ch.vhost.exchanges:
             allow(ch, "read", "exchange", m.exchange)
             allow(ch, "write", "exchange",
-                  alternate.decode() if isinstance(alternate, bytes) else alternate)
+                  alternate.decode("utf-8", "replace") if isinstance(alternate, bytes) else alternate)
     ch.vhost.declare_exchange(
         m.exchange, m.exchange_type, passive=m.passive, durable=m.durable,
         auto_delete=m.auto_delete, internal=m.internal, arguments=m.arguments or {})

@@ -44,7 +44,7 @@ def queue_declare(ch: "Channel", m: c.Queue.Declare) -> None:
         dlx = (m.arguments or {}).get("x-dead-letter-exchange")
         if isinstance(dlx, (str, bytes)) and name not in vhost.queues:
             allow(ch, "read", "queue", name)
-            allow(ch, "write", "exchange", dlx.decode() if isinstance(dlx, bytes) else dlx)
+            allow(ch, "write", "exchange", dlx.decode("utf-8", "replace") if isinstance(dlx, bytes) else dlx)
     existed = name in vhost.queues
     q = vhost.declare_queue(
         name, passive=m.passive, durable=m.durable, exclusive=m.exclusive,
