@@ -47,6 +47,11 @@ class AMQPProtocol(asyncio.Protocol):
         self.tls = tls.TLSSession(tls_context) if tls_context is not None else None
         self._flush_scheduled = False
         self._lingering = False
+        # Reading stops while the queues ask for it (flow) or while the peer does not read
+        # what we write (write_paused): a client that never reads cannot make us buffer
+        # replies (basic.return, acks, deliveries) without bound. RabbitMQ does the same.
+        self._flow_paused = False
+        self._write_paused = False
         self._loop = server.loop
 
     # -- asyncio callbacks ------------------------------------------------------------------
@@ -58,6 +63,8 @@ class AMQPProtocol(asyncio.Protocol):
             loopback = ipaddress.ip_address(host.split("%")[0]).is_loopback
         except ValueError:
             loopback = False
+        high = self.server.core.settings.connection_write_high_water
+        transport.set_write_buffer_limits(high=high)  # type: ignore[attr-defined]
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -140,17 +147,25 @@ class AMQPProtocol(asyncio.Protocol):
     def pause_writing(self) -> None:
         if self.conn is not None:
             self.conn.paused = True
+        self._write_paused = True
+        self._apply_reading()
 
     def resume_writing(self) -> None:
+        self._write_paused = False
+        self._apply_reading()
         if self.conn is not None:
             self.conn.writable()
             self.flush()
 
     def _set_reading(self, paused: bool) -> None:
+        self._flow_paused = paused
+        self._apply_reading()
+
+    def _apply_reading(self) -> None:
         transport = self.transport
         if transport is None or transport.is_closing():
             return
-        if paused:
+        if self._flow_paused or self._write_paused:
             transport.pause_reading()
         else:
             transport.resume_reading()

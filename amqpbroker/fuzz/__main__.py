@@ -18,7 +18,14 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--rss-bound-mib", type=float, default=512.0)
     c = sub.add_parser("capture", help="record real client traffic (the mutation seeds)")
     c.add_argument("directory")
+    a = sub.add_parser("attacks", help="resource attacks against a broker process")
+    a.add_argument("--scale", type=float, default=1.0, help="fraction of the counts")
+    a.add_argument("--json", help="also write the figures here")
     args = p.parse_args(argv)
+    if args.command == "attacks":
+        from amqpbroker.fuzz.attacks import main as attacks
+
+        return attacks(args.scale, args.json)
     if args.command == "capture":
         from amqpbroker.fuzz.capture import capture
 

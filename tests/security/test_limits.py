@@ -254,3 +254,33 @@ async def test_update_secret_reauthenticates():
         errors = [e for e in logs if e["event"] == "connection.error"]
         assert errors and errors[0]["code"] == 530
         assert "not-the-password" not in repr(logs)
+
+
+# -- back-pressure ---------------------------------------------------------------------------
+
+async def test_a_client_that_never_reads_cannot_make_the_broker_buffer_without_bound():
+    """Mandatory unroutable publishes in confirm mode: each one makes the broker send a
+    basic.return with the message and an ack. The client never reads; the broker stops
+    reading from it once its output backs up (and other clients carry on)."""
+    from amqpbroker.fuzz.oracle import handshake_bytes
+
+    async with Broker() as broker:
+        reader, writer = await _raw_open(broker.port)
+        writer.write(handshake_bytes() + frame.marshal(commands.Confirm.Select(), 1))
+        one = (frame.marshal(commands.Basic.Publish(routing_key="nowhere", mandatory=True), 1)
+               + b"\x02\x00\x01" + struct.pack(">I", 14) + struct.pack(">HHQH", 60, 0, 1000, 0)
+               + b"\xce" + b"\x03\x00\x01" + struct.pack(">I", 1000) + b"x" * 1000 + b"\xce")
+        written, deadline = 0, time.monotonic() + 4
+        while time.monotonic() < deadline:
+            if writer.transport.get_write_buffer_size() < 1 << 20:
+                writer.write(one * 50)
+                written += len(one) * 50
+            await asyncio.sleep(0.002)
+        accepted = written - writer.transport.get_write_buffer_size()
+        buffered = [p.transport.get_write_buffer_size() for p in broker.server.protocols]
+        assert max(buffered) <= 2 * broker.settings.connection_write_high_water
+        assert accepted < 64 * 1024 * 1024  # it stopped reading (unbounded: hundreds of MB)
+        probe = await aio_pika.connect(broker.url)  # the broker still serves others
+        await (await probe.channel()).declare_queue("", exclusive=True)
+        await probe.close()
+        writer.transport.abort()
