@@ -18,7 +18,7 @@ differs from a classic queue lives in this module:
   `x-overflow=reject-publish` falls back to at-most-once with RabbitMQ's warning.
 * `QuorumReady` - the ready list: two priorities, as RabbitMQ 4.x (rabbit_fifo_q):
   priority 0-4 (or none) is normal, 5 and above high; high is favoured 2:1 and returned
-  (requeued) messages go first.
+  (requeued) messages go first, in the order they were returned.
 * `check_quorum_consume` / `check_quorum_delete` - global QoS is 540 at basic.consume
   ("queue 'q' in vhost '/' does not support global qos"), consumer arguments other than
   the quorum queue's own are refused, queue.delete with if-unused / if-empty is 540.
@@ -201,7 +201,7 @@ class QuorumReady:
     """Ready messages of a quorum queue: returned ones first, then two priorities.
 
     The deque-like interface `model.queue` uses (as `model.ready.PriorityReady`): len,
-    truth, append, appendleft (a return), popleft, [0], iteration in delivery order,
+    truth, append, put_back (returns), popleft, [0], iteration in delivery order,
     clear, heads() (the FIFOs whose heads may expire) and `count`. Between high and
     normal, two dequeues out of three take high; the third takes whichever head was
     enqueued first (rabbit_fifo_q), compared by store id (every quorum message is stored,
@@ -220,9 +220,12 @@ class QuorumReady:
         (self.hi if (entry[0].priority or 0) > HIGH_PRIORITY_ABOVE else self.lo).append(entry)
         self.count += 1
 
-    def appendleft(self, entry: tuple) -> None:
-        self.returns.appendleft(entry)
-        self.count += 1
+    def put_back(self, back: list[tuple]) -> None:
+        """Returned messages go to the tail of the returns, in the order they came back:
+        rabbit_fifo delivers its returns queue before anything else, first returned first
+        (not to their original places, as classic queues do; docs/compatibility.md)."""
+        self.returns.extend(back)
+        self.count += len(back)
 
     def _next(self) -> deque[Any]:
         if self.returns:

@@ -45,11 +45,11 @@ def test_quorum_ready_returns_first_then_high_two_to_one():
     def entry(body: bytes, priority: int = 0) -> tuple:
         msg = message(body, priority=priority)
         msg.store_id = next(store_id)
-        return (msg, False, None, 0)
+        return (msg, False, None, 0, 0)
 
     for e in (entry(b"n0"), entry(b"n1"), entry(b"h0", 5), entry(b"h1", 6), entry(b"h2", 9)):
         ready.append(e)
-    ready.appendleft(entry(b"r0"))
+    ready.put_back([entry(b"r0")])
     assert len(ready) == 6 and [e[0].body for e in ready][:1] == [b"r0"]
     got = []
     while ready:
