@@ -92,7 +92,12 @@ class Campaign:
         while self.state["sequences"] < target and time.monotonic() - start < minutes * 60:
             batch = self.state["batches"]
             kind = kinds[batch % 3]
-            n = getattr(self, "_" + kind)(batch)
+            try:
+                n = getattr(self, "_" + kind)(batch)
+            except Exception as exc:  # the generator itself failed: note it, go on
+                self._finding(kind, batch, f"generator error {type(exc).__name__}: {exc}"[:300],
+                              b"")
+                n = 0
             self.state["batches"] += 1
             self.state["sequences"] += n
             self.state["by_generator"][kind] += n
