@@ -67,5 +67,6 @@ def mutate(rng: random.Random, data: bytes, others: list[bytes]) -> bytes:
 
 
 def chunks(rng: random.Random, data: bytes) -> list[bytes]:
-    size = rng.choice((1, 2, 3, 7, 8, 64, 512, 4096, 1 << 20))
+    # Mostly whole reads; sometimes frames split at small sizes (1 byte: every boundary).
+    size = rng.choice((1, 2, 3, 7, 64, 512, 4096, 1 << 20, 1 << 20, 1 << 20, 1 << 20, 1 << 20))
     return [data[i:i + size] for i in range(0, len(data), size)] or [b""]

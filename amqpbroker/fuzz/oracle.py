@@ -83,7 +83,7 @@ def run(core: BrokerCore, chunks: list[bytes], *, handshake: bool = True,
     for chunk in chunks:
         conn.feed(chunk, now)
         out += conn.data_to_send()
-        if conn.closed:
+        if conn.closed or conn.close_reason:  # closed, or closing: the rest is discarded
             break
     for _ in range(ticks):
         now += 5.0
