@@ -83,9 +83,18 @@ class Campaign:
         os.replace(tmp, self.path)
 
     def step(self, target: int, minutes: float) -> dict[str, Any]:
+        import structlog
+
         from amqpbroker import logs
 
+        saved = structlog.get_config()
         logs.configure("critical")  # every bad input is logged: millions of lines otherwise
+        try:
+            return self._step(target, minutes)
+        finally:
+            structlog.configure(**saved)
+
+    def _step(self, target: int, minutes: float) -> dict[str, Any]:
         start = time.monotonic()
         base_elapsed = self.state["elapsed_s"]
         self.state["steps"] += 1

@@ -174,7 +174,7 @@ async def test_global_connection_limit():
 
 
 async def test_connection_rate_per_address():
-    async with Broker(connection_rate_per_address=0.5, connection_rate_burst=3) as broker:
+    async with Broker(connection_rate_per_address=0.01, connection_rate_burst=3) as broker:
         with capture_logs() as logs:
             conns = [await _raw_open(broker.port) for _ in range(4)]
             refused = await _closed_by_peer(conns[3][0], 10)
