@@ -15,7 +15,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--state", default="fuzz-state.json", help="progress file (resumed)")
     r.add_argument("--sequences", type=int, default=1_000_000, help="target in total")
     r.add_argument("--minutes", type=float, default=20.0, help="budget of this step")
-    r.add_argument("--rss-bound-mib", type=float, default=512.0)
+    r.add_argument("--rss-bound-mib", type=float, default=128.0,
+                   help="a finding if the process RSS goes over this")
     c = sub.add_parser("capture", help="record real client traffic (the mutation seeds)")
     c.add_argument("directory")
     a = sub.add_parser("attacks", help="resource attacks against a broker process")
