@@ -27,10 +27,6 @@ from amqpbroker.session.connection import ClientConnection
 log = structlog.get_logger("amqpbroker")
 TICK_SECONDS = 1.0
 LINGER_SECONDS = 2.0
-# Input handled per connection per loop turn: a client that pipelines a large burst
-# (100,000 declares, 2,047 channel.open) is served in slices, and other connections get
-# their turn in between (their latency stays near its baseline).
-INPUT_SLICE = 32 * 1024
 
 
 def _rss_bytes() -> int:
@@ -56,7 +52,6 @@ class AMQPProtocol(asyncio.Protocol):
         # replies (basic.return, acks, deliveries) without bound. RabbitMQ does the same.
         self._flow_paused = False
         self._write_paused = False
-        self._backlog = b""  # input read but not yet handled (INPUT_SLICE)
         self._loop = server.loop
 
     # -- asyncio callbacks ------------------------------------------------------------------
@@ -105,30 +100,6 @@ class AMQPProtocol(asyncio.Protocol):
             data = self._decrypt(data)
             if not data:
                 return
-        if len(data) > INPUT_SLICE:
-            self._backlog = data[INPUT_SLICE:]
-            data = data[:INPUT_SLICE]
-            self._apply_reading()
-            self._loop.call_soon(self._next_slice)
-        self._handle(data)
-
-    def _next_slice(self) -> None:
-        data, self._backlog = self._backlog, b""
-        if not data or self.conn is None or self.conn.closed:
-            return
-        if self.transport is None or self.transport.is_closing():
-            return
-        if len(data) > INPUT_SLICE:
-            self._backlog = data[INPUT_SLICE:]
-            data = data[:INPUT_SLICE]
-            self._loop.call_soon(self._next_slice)
-        else:
-            self._apply_reading()  # resumes unless flow control or a full output holds it
-        self._handle(data)
-
-    def _handle(self, data: bytes) -> None:
-        conn = self.conn
-        assert conn is not None
         try:
             conn.feed(data, time.monotonic())
         except Exception:  # a bug must cost one connection, never the broker
@@ -194,7 +165,7 @@ class AMQPProtocol(asyncio.Protocol):
         transport = self.transport
         if transport is None or transport.is_closing():
             return
-        if self._flow_paused or self._write_paused or self._backlog:
+        if self._flow_paused or self._write_paused:
             transport.pause_reading()
         else:
             transport.resume_reading()
