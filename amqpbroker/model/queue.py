@@ -51,7 +51,8 @@ import structlog
 
 from amqpbroker.clock import Scheduler
 from amqpbroker.model.deadletter import REJECTED, Rejected
-from amqpbroker.model.message import Message
+from amqpbroker.model.destination import Destination
+from amqpbroker.message import Message
 from amqpbroker.model.quorum import quorum_config
 from amqpbroker.model.ready import merge_returned
 from amqpbroker.model.queue_args import (
@@ -63,7 +64,7 @@ from amqpbroker.model.queue_features import FLOW_HIGH, FLOW_LOW, QueueFeatures
 
 if TYPE_CHECKING:
     from amqpbroker.model.vhost import VirtualHost
-    from amqpbroker.store.base import MessageStore
+    from amqpbroker.model.changes import DurableChanges
 
 log = structlog.get_logger("amqpbroker")
 
@@ -90,8 +91,8 @@ class FlowWaiter(Protocol):
     def flow_released(self, queue: "Queue") -> None: ...
 
 
-class Queue(QueueFeatures):
-    is_stream = False
+class Queue(QueueFeatures, Destination):
+    """A classic queue, or a quorum queue (`quorum=True`): see the module docstring."""
 
     def __init__(
         self,
@@ -102,7 +103,7 @@ class Queue(QueueFeatures):
         exclusive_owner: Any = None,
         auto_delete: bool = False,
         arguments: dict[str, Any] | None = None,
-        store: "MessageStore | None" = None,
+        changes: "DurableChanges | None" = None,
         host: "VirtualHost | None" = None,
         quorum: bool = False,
     ) -> None:
@@ -113,9 +114,10 @@ class Queue(QueueFeatures):
         self.exclusive_owner = exclusive_owner
         self.auto_delete = auto_delete
         self.arguments = arguments or {}
-        # Only durable queues write persistent messages to the store (spec 1.4.2 / RabbitMQ
-        # "persistence": a persistent message in a transient queue is not persisted).
-        self.store = store if durable else None
+        # Only durable queues produce durable changes for persistent messages (spec 1.4.2 /
+        # RabbitMQ "persistence": a persistent message in a transient queue is not persisted).
+        # The core applies them to the store (model/changes.py): the model does no IO.
+        self.changes = changes if durable else None
         self.ready: deque[Entry] = deque()
         self._seq = 0  # messages handed out for the first time so far (see the docstring)
         self._out: dict[Message, int] = {}  # seq of each message out with a consumer
@@ -141,6 +143,7 @@ class Queue(QueueFeatures):
         # deliveries keep the publisher's delivery_mode (RabbitMQ: quorum queues are
         # always persistent).
         self.is_quorum = self.persist_all = quorum
+        self.queue_type = "quorum" if quorum else "classic"
         if quorum:
             self._enable(quorum_config(self.arguments, name, vhost))
         elif self.arguments:
@@ -164,9 +167,9 @@ class Queue(QueueFeatures):
         Raises `Rejected` when x-overflow=reject-publish(-dlx) refuses it."""
         if self.features:
             return self._publish_f(msg)
-        store = self.store
-        if store is not None and msg.persistent:
-            store.add(self.key, msg)
+        changes = self.changes
+        if changes is not None and msg.persistent:
+            changes.add(self.key, msg)
         if not self.ready and self.consumers:
             consumer = self._next_consumer()
             if consumer is not None:
@@ -231,8 +234,8 @@ class Queue(QueueFeatures):
         if not seq:
             self._seq = seq = self._seq + 1
         self._out[msg] = seq
-        if self.store is not None and msg.persistent:
-            self.store.mark_delivered(self.key, msg)
+        if self.changes is not None and msg.persistent:
+            self.changes.mark_delivered(self.key, msg)
         consumer.deliver(self, msg, redelivered)
 
     def get(self) -> tuple[Message, bool] | None:
@@ -246,8 +249,8 @@ class Queue(QueueFeatures):
         if not seq:
             self._seq = seq = self._seq + 1
         self._out[msg] = seq
-        if self.store is not None and msg.persistent:
-            self.store.mark_delivered(self.key, msg)
+        if self.changes is not None and msg.persistent:
+            self.changes.mark_delivered(self.key, msg)
         return msg, redelivered
 
     def settle(self, msg: Message) -> None:
@@ -256,8 +259,8 @@ class Queue(QueueFeatures):
         self._out.pop(msg, None)
         if self.features:
             self._held.pop(msg, None)
-        if self.store is not None and (msg.persistent or self.persist_all) and not self.deleted:
-            self.store.remove(self.key, msg)
+        if self.changes is not None and (msg.persistent or self.persist_all) and not self.deleted:
+            self.changes.remove(self.key, msg)
 
     def reject(self, msg: Message) -> None:
         """A delivery rejected without requeue: dead-lettered if the queue has a dead
@@ -277,10 +280,10 @@ class Queue(QueueFeatures):
 
     def purge(self) -> int:
         count = len(self.ready)
-        if self.store is not None:
+        if self.changes is not None:
             for entry in self.ready:
                 if entry[0].persistent or self.persist_all:
-                    self.store.remove(self.key, entry[0])
+                    self.changes.remove(self.key, entry[0])
         self.ready.clear()
         self.ready_bytes = 0
         if self.flow_waiters:

@@ -19,7 +19,7 @@ from amqpbroker.model.deadletter import (
     Rejected,
     dead_letter,
 )
-from amqpbroker.model.message import Message
+from amqpbroker.message import Message
 from amqpbroker.model.quorum import QuorumReady
 from amqpbroker.model.queue_args import (
     DROP_HEAD,
@@ -133,8 +133,8 @@ class QueueFeatures:
             if f.overflow == REJECT_PUBLISH_DLX and f.dead_letter_exchange is not None:
                 self._dead_letter(msg, MAXLEN)
             raise Rejected(self.name)
-        if self.store is not None and (msg.persistent or self.persist_all):
-            self.store.add(self.key, msg)
+        if self.changes is not None and (msg.persistent or self.persist_all):
+            self.changes.add(self.key, msg)
         now = self.clock.now()
         entry = (msg, False, self._deadline(msg, now), 0, 0)
         if not self.ready and self.consumers:
@@ -203,8 +203,8 @@ class QueueFeatures:
         if not seq:
             self._seq = seq = self._seq + 1
         self._out[msg] = seq
-        if self.store is not None and (msg.persistent or self.persist_all):
-            self.store.mark_delivered(self.key, msg)
+        if self.changes is not None and (msg.persistent or self.persist_all):
+            self.changes.mark_delivered(self.key, msg)
         if expires_at is not None or returns or self.features.delivery_limit is not None:  # type: ignore[union-attr]
             self._held[msg] = (expires_at, returns)
         consumer.deliver(self, msg, redelivered)
@@ -243,8 +243,8 @@ class QueueFeatures:
         if not seq:
             self._seq = seq = self._seq + 1
         self._out[msg] = seq
-        if self.store is not None and (msg.persistent or self.persist_all):
-            self.store.mark_delivered(self.key, msg)
+        if self.changes is not None and (msg.persistent or self.persist_all):
+            self.changes.mark_delivered(self.key, msg)
         if expires_at is not None or returns or self.features.delivery_limit is not None:  # type: ignore[union-attr]
             self._held[msg] = (expires_at, returns)
         if self._timed:  # the new head may be expired already
@@ -308,8 +308,8 @@ class QueueFeatures:
         msg = entry[0]
         if self.features.dead_letter_exchange is not None:  # type: ignore[union-attr]
             self._dead_letter(msg, reason)
-        if self.store is not None and (msg.persistent or self.persist_all):
-            self.store.remove(self.key, msg)
+        if self.changes is not None and (msg.persistent or self.persist_all):
+            self.changes.remove(self.key, msg)
 
     def _dead_letter(self, msg: Message, reason: str) -> None:
         if self.host is not None:
