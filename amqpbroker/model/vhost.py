@@ -425,7 +425,7 @@ def _make(cls: type[Exchange], name: str, durable: bool, auto_delete: bool, inte
              arguments=arguments)
     # https://www.rabbitmq.com/docs/ae: unroutable messages go to this exchange.
     alternate = arguments.get("alternate-exchange")
-    ex.alternate = alternate.decode() if isinstance(alternate, bytes) else alternate  # type: ignore[attr-defined]
+    ex.alternate = alternate.decode("utf-8", "replace") if isinstance(alternate, bytes) else alternate  # type: ignore[attr-defined]
     return ex
 
 
