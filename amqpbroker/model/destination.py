@@ -46,9 +46,6 @@ class Destination(ABC):
     # publisher confirm then waits for the group commit.
     persist_all = False
     queue_type = "classic"
-    # False for the direct reply-to pseudo-queue: RabbitMQ only delivers to it from a
-    # client's publish, so a dead-lettered message routed to its address is dropped.
-    dead_letter_target = True
     ready: Sized
     # Message counters for the management API's message_stats (class defaults; an
     # instance gets its own on the first increment). Bumped where the work happens: the
