@@ -17,6 +17,8 @@ import pytest
 from amqpbroker.clock import Scheduler
 from amqpbroker.embed import Broker
 
+ARGS = {"x-max-length": 100, "x-overflow": "reject-publish",  # as make_datadir.py
+        "x-dead-letter-exchange": "fx.fanout", "x-single-active-consumer": True}
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "datadir-0.1.0"
 
 
@@ -76,9 +78,7 @@ async def test_messages_and_redelivered_flags_come_back(recovered):
 async def test_topology_comes_back(recovered):
     _, ch = recovered
     # Same arguments: an inequivalent redeclare would close the channel with 406.
-    await ch.declare_queue("fx.args", durable=True,
-                           arguments={"x-max-length": 100, "x-message-ttl": 3_600_000,
-                                      "x-dead-letter-exchange": "fx.fanout"})
+    await ch.declare_queue("fx.args", durable=True, arguments=ARGS)
     await ch.declare_queue("fx.quorum", durable=True, arguments={"x-queue-type": "quorum"})
     await ch.declare_exchange("fx.topic", "topic", durable=True)
     # The bindings route as before: topic -> queue, topic -> fanout exchange -> queue.
