@@ -102,10 +102,19 @@ def apply_config(core: "BrokerCore", config: Config) -> dict[str, int]:
             created["vhosts"] += 1
         core.add_vhost(name)
     if config.users is not None:  # the file's users are the users: guest only if listed
-        core.users.clear()
+        # ... besides those created or changed live through the management plane, which
+        # the definitions store keeps (docs/management.md, "YAML and live changes").
+        live = core.runtime.live_users
+        for name in [n for n in core.users if n not in live]:
+            del core.users[name]
         for u in config.users:
-            core.users[u.name] = User(u.name, u.password_hash, list(u.tags), {},
-                                      hashing_algorithm=u.hashing_algorithm)
+            user = core.users.get(u.name)
+            if user is None:
+                core.users[u.name] = User(u.name, u.password_hash, list(u.tags), {},
+                                          hashing_algorithm=u.hashing_algorithm)
+            else:  # a live user the file also lists: the file's password and tags win
+                user.password_hash, user.tags = u.password_hash, list(u.tags)
+                user.hashing_algorithm = u.hashing_algorithm
     for p in config.permissions:
         core.users[p.user].permissions[p.vhost] = Permission(p.configure, p.write, p.read)
     for ex in config.exchanges:

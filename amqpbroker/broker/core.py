@@ -16,6 +16,7 @@ from typing import Any, Callable
 import structlog
 
 from amqpbroker import errors
+from amqpbroker.broker import runtime
 from amqpbroker.broker.changes import ChangeStream
 from amqpbroker.broker.persister import Persister
 from amqpbroker.broker.session import Session, SessionEvents
@@ -66,6 +67,9 @@ class BrokerCore:
         self.memory_alarm = False  # True while any resource alarm is set
         self.alarms: set[str] = set()  # "memory", "disk"
         self.started_at = time.time()
+        # What only administrators change (vhost metadata, policies, parameters, limits,
+        # topic permissions): see broker/runtime.py and broker/admin.py.
+        self.runtime = runtime.RuntimeState()
         self._default_setup()
 
     def _default_setup(self) -> None:
@@ -131,7 +135,10 @@ class BrokerCore:
         started = time.monotonic()
         ops = self.definitions.load() if self.definitions is not None else []
         for op in ops:
-            self.add_vhost(op["vhost"]).apply(op)
+            if op["op"] in runtime.OPS:  # users, vhosts, policies... changed live
+                runtime.replay(self, op)
+            else:
+                self.add_vhost(op["vhost"]).apply(op)
         by_key = {q.key: q for v in self.vhosts.values() for q in v.queues.values()}
         messages = 0
         if self.store is not None:
@@ -145,7 +152,8 @@ class BrokerCore:
                 messages += len(entries)
         if self.definitions is not None:
             self.definitions.compact(
-                [op for v in self.vhosts.values() for op in v.durable_ops()]
+                [*runtime.snapshot(self),
+                 *(op for v in self.vhosts.values() for op in v.durable_ops())]
             )
         stats = {"definitions": len(ops), "messages": messages,
                  "seconds": round(time.monotonic() - started, 3)}

@@ -62,8 +62,8 @@ class Session:
         self.vhost = vhost
         self.events = events
         self.closed = False
-        # Permission grants already checked (one user and vhost per session; permissions
-        # only change at startup), so the publish path costs one set lookup.
+        # Permission grants already checked (one user and vhost per session), so the publish
+        # path costs one set lookup; `permissions_changed` forgets them.
         self.perm_cache: set[tuple[str, str, str]] = set()
         self._may_write: set[str] = set()  # exchanges this session may publish to
         self.exclusive_queues: list[Destination] = []
@@ -79,6 +79,12 @@ class Session:
     def allow(self, kind: permissions.Kind, resource: permissions.ResourceKind,
               name: str) -> None:
         permissions.check(self.user, self.vhost.name, kind, resource, name, self.perm_cache)
+
+    def permissions_changed(self) -> None:
+        """An administrator changed this user's permissions (management API): forget the
+        grants remembered for the fast path; the next operation checks the new ones."""
+        self.perm_cache.clear()
+        self._may_write.clear()
 
     # -- exchanges -------------------------------------------------------------------------
     def declare_exchange(self, name: str, type: str, *, passive: bool = False,
@@ -203,6 +209,8 @@ class Session:
             raise errors.AccessRefused(
                 f"cannot publish to internal exchange '{msg.exchange}' in vhost '{vhost.name}'")
         queues = vhost.route(ex, msg)
+        publisher.published += 1  # counters for the management API's message_stats
+        ex.published_in += 1
         if msg.expiration is not None:  # per-message TTL: plain queues start tracking it
             for q in queues:
                 if q.features is None:
@@ -212,10 +220,14 @@ class Session:
             publisher.seq += 1
         if not queues:
             if mandatory:  # the return goes out before the confirm (confirms page)
+                publisher.returned_unroutable += 1
                 publisher.events.returned(msg, 312, "NO_ROUTE")
+            else:
+                publisher.dropped_unroutable += 1
             if confirm:
                 publisher.settle(publisher.seq, False)
             return False
+        ex.published_out += 1
         durable = rejected = False
         persistent = msg.persistent
         for q in queues:
@@ -224,6 +236,7 @@ class Session:
             except Rejected:  # x-overflow=reject-publish(-dlx): nack if confirming
                 rejected = True
                 continue
+            q.published += 1
             if q.durable:
                 durable = True
                 if q.persist_all:  # quorum and stream queues store every message
@@ -288,7 +301,9 @@ class Session:
         q = self.queue(queue)
         got = q.get()
         if got is None:
+            q.fetched_empty += 1
             return None
+        q.fetched += 1
         return q, got[0], got[1]
 
     # -- settling ----------------------------------------------------------------------------
@@ -296,6 +311,7 @@ class Session:
         """Deliveries acknowledged: gone for good."""
         queues: set[Destination] = set()
         for queue, msg, consumer in entries:
+            queue.acked += 1
             queue.settle(msg)
             if consumer is not None:
                 consumer.unacked -= 1

@@ -27,6 +27,10 @@ class Exchange:
     """Common binding bookkeeping; subclasses keep a routing index in sync."""
 
     type: ClassVar[str] = ""
+    # Management API counters: messages published into the exchange, and those of them
+    # routed to at least one queue (class defaults; bumped by the core session's publish).
+    published_in = 0
+    published_out = 0
     # Bindings point at exchanges and at destinations (model.destination): routing tells
     # them apart by this flag.
     is_exchange: ClassVar[bool] = True

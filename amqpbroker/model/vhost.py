@@ -21,7 +21,7 @@ from amqpbroker.model.exchanges import (
 )
 from amqpbroker.message import Message
 from amqpbroker.model.names import server_named
-from amqpbroker.model.destination import Destination
+from amqpbroker.model.destination import COUNTERS, Destination
 from amqpbroker.model.queue_types import (
     check_delete,
     equivalence_arguments,
@@ -64,6 +64,8 @@ class VirtualHost:
         self.queues: dict[str, Destination] = {}
         # Direct reply-to addresses (amq.rabbitmq.reply-to.<token>) -> their pseudo-queues.
         self.reply_queues: dict[str, Any] = {}
+        # Message counters of deleted queues (the management API's vhost totals keep them).
+        self.retired_counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         self.default_exchange = _make(DirectExchange, "", True, False, False, {})
         self.exchanges[""] = self.default_exchange
         for ex_name, ex_type in PREDECLARED:
@@ -253,6 +255,9 @@ class VirtualHost:
         count = q.message_count
         del self.queues[q.name]
         q.deleted = True
+        retired = self.retired_counters
+        for counter in COUNTERS:
+            retired[counter] += getattr(q, counter)
         for consumer in list(q.consumers):  # consumer_cancel_notify
             consumer.queue_deleted(q)
         q.consumers.clear()

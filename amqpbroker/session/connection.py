@@ -109,6 +109,8 @@ class ClientConnection:
         # The transport's hook to pause/resume reading (flow control and alarms, decided
         # by the core's session: SessionEvents.reading).
         self.on_flow: Callable[[bool], None] = _nothing_bool
+        # Octets and socket reads/writes, counted by the transport (management API).
+        self.recv_oct = self.send_oct = self.recv_cnt = self.send_cnt = 0
 
     # -- IO-facing API ----------------------------------------------------------------------
     def feed(self, data: bytes, now: float) -> None:
