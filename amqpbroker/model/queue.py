@@ -158,6 +158,15 @@ class Queue(Destination):
         """A message with an `expiration` property reached this queue (see QueueFeatures)."""
         self.featured.enable_message_expiry()
 
+    # Set by a matching policy (VirtualHost.apply_policy); what the management API shows.
+    policy: str | None = None
+    operator_policy: str | None = None
+    effective_policy_definition: dict[str, Any] = {}
+
+    def apply_policy(self, effective: Any) -> None:
+        """A policy was set, changed or cleared (see QueueFeatures.apply_policy)."""
+        self.featured.apply_policy(effective)
+
     def declared(self) -> None:
         """queue.declare of this queue (renews an x-expires lease)."""
         self.featured.declared()
