@@ -27,6 +27,8 @@ import urllib.request
 from typing import Any, Callable
 from urllib.parse import quote
 
+from amqpbroker import ctl_limits
+
 EX_OK, EX_USAGE, EX_DATAERR, EX_NOUSER, EX_UNAVAILABLE = 0, 64, 65, 67, 69
 EX_SOFTWARE, EX_TEMPFAIL, EX_NOPERM = 70, 75, 77
 
@@ -503,7 +505,7 @@ def _parse_args(p: argparse.ArgumentParser, a: list[str]) -> argparse.Namespace:
 
 def global_parser() -> argparse.ArgumentParser:
     p = _UsageParser(prog="amqpbroker ctl", usage="[options] <command> [args]",
-                     add_help=False)
+                     add_help=False, allow_abbrev=False)  # list_user_limits --user ...
     p.add_argument("--url", default=os.environ.get("AMQPBROKER_URL",
                                                   "http://localhost:15672"))
     p.add_argument("--username", default=os.environ.get("AMQPBROKER_USERNAME", "guest"))
@@ -528,7 +530,8 @@ def main(argv: list[str]) -> int:
         opts.vhost = opts.vhost if opts.vhost is not None else "/"
         command, args = rest[0], rest[1:]
         unknown_opts = [x for x in args if x.startswith("--") and command not in (
-            "add_vhost", "set_policy", "delete_queue", "export_definitions")]
+            "add_vhost", "set_policy", "delete_queue", "export_definitions",
+            *ctl_limits.OPTION_COMMANDS)]
         if unknown_opts:
             raise CtlError(EX_USAGE, f"unknown option(s): {' '.join(unknown_opts)}")
         client = Client(opts.url, opts.username, opts.password, opts.timeout)
@@ -544,3 +547,7 @@ def main(argv: list[str]) -> int:
         return exc.code
     except KeyboardInterrupt:
         return EX_SOFTWARE
+
+
+# operator policies, limits and topic permissions (ctl_limits.py)
+ctl_limits.register(sys.modules[__name__], COMMANDS, LISTS)

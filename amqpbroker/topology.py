@@ -19,6 +19,7 @@ import structlog
 
 from amqpbroker import errors
 from amqpbroker.config.model import Config, ConfigError, Problem
+from amqpbroker.broker import runtime
 from amqpbroker.model.users import Permission, User
 from amqpbroker.model.vhost import VirtualHost
 
@@ -117,6 +118,8 @@ def apply_config(core: "BrokerCore", config: Config) -> dict[str, int]:
                 user.hashing_algorithm = u.hashing_algorithm
     for p in config.permissions:
         core.users[p.user].permissions[p.vhost] = Permission(p.configure, p.write, p.read)
+    # policies first, so that the queues and exchanges below are declared under them
+    runtime_entries = runtime.apply_defs(core, config.runtime)
     for ex in config.exchanges:
         vhost = core.vhosts[ex.vhost]
         created["exchanges"] += ex.name not in vhost.exchanges
@@ -135,7 +138,7 @@ def apply_config(core: "BrokerCore", config: Config) -> dict[str, int]:
         before = _binding_count(source)
         vhost.bind(dest, b.source, b.routing_key, b.arguments)
         created["bindings"] += _binding_count(source) - before
-    log.info("config.applied", source=config.source, **created)
+    log.info("config.applied", source=config.source, runtime=runtime_entries, **created)
     for warning in config.warnings:
         log.warning("config.warning", problem=str(warning))
     return created

@@ -56,6 +56,7 @@ from amqpbroker.broker.admin_shapes import (  # noqa: F401  (re-exported for the
 )
 from amqpbroker.broker.admin_topology import TopologyAdmin
 from amqpbroker.broker.session import Session
+from amqpbroker.model import policy as policy_model
 from amqpbroker.model.users import (
     HASHING_ALGORITHMS,
     SHA256,
@@ -370,6 +371,7 @@ class Admin(TopologyAdmin):
                                    "exchange": exchange, "write": write, "read": read})
         self.core.runtime.topic_permissions[(user, vhost, exchange)] = {"write": write,
                                                                         "read": read}
+        self._permissions_changed(user)  # channels re-check routing keys from now on
 
     def clear_topic_permissions(self, user: str, vhost: str, exchange: str | None = None
                                 ) -> None:
@@ -381,6 +383,7 @@ class Admin(TopologyAdmin):
             runtime.record(self.core, {"op": "topic_permission.delete", "user": key[0],
                                        "vhost": key[1], "exchange": key[2]})
             del self.core.runtime.topic_permissions[key]
+        self._permissions_changed(user)
 
     # -- parameters, policies, limits -----------------------------------------------------------
     def parameters(self, component: str | None = None, vhost: str | None = None
@@ -451,15 +454,16 @@ class Admin(TopologyAdmin):
             raise BadRequest(f"invalid pattern '{pattern}': {exc}") from None
         if not isinstance(definition, dict) or not definition:
             raise BadRequest("definition must be a non-empty object")
-        mirroring = sorted(k for k in definition if k.startswith("ha-"))
-        if mirroring:  # classic queue mirroring was removed in RabbitMQ 4.x, which refuses it
-            raise BadRequest(f"classic queue mirroring is not supported: {', '.join(mirroring)}")
         if isinstance(priority, str) and priority.lstrip("-").isdigit():
             priority = int(priority)
         if not isinstance(priority, int) or isinstance(priority, bool):
             raise BadRequest("priority must be an integer")
         if apply_to not in POLICY_APPLY_TO:
             raise BadRequest(f"apply-to must be one of {', '.join(POLICY_APPLY_TO)}")
+        try:  # RabbitMQ 4.x's checks: known keys, valid values, no ha-* (mirroring)
+            policy_model.validate(kind, definition)
+        except policy_model.PolicyError as exc:
+            raise BadRequest(str(exc)) from None
         table = self.core.runtime.policies[kind]
         created = (vhost, name) not in table
         policy = {"pattern": pattern, "apply-to": apply_to, "definition": definition,
@@ -467,6 +471,7 @@ class Admin(TopologyAdmin):
         runtime.record(self.core, {"op": "policy.put", "kind": kind, "vhost": vhost,
                                    "name": name, "policy": policy})
         table[(vhost, name)] = policy
+        runtime.refresh_vhost(self.core, vhost)  # matching queues and exchanges, at once
         return created
 
     def delete_policy(self, kind: str, vhost: str, name: str) -> None:
@@ -474,6 +479,7 @@ class Admin(TopologyAdmin):
         runtime.record(self.core, {"op": "policy.delete", "kind": kind, "vhost": vhost,
                                    "name": name})
         del self.core.runtime.policies[kind][(vhost, name)]
+        runtime.refresh_vhost(self.core, vhost)
 
     def vhost_limits(self, vhost: str | None = None) -> list[dict[str, Any]]:
         if vhost is not None:

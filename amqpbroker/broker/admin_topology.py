@@ -68,7 +68,11 @@ class TopologyAdmin:
                 "arguments": dict(ex.arguments),
                 "user_who_performed_action": "rmq-internal",
                 "message_stats": {"publish_in": ex.published_in,
-                                  "publish_out": ex.published_out}}
+                                  "publish_out": ex.published_out},
+                # as RabbitMQ, only an exchange a policy applies to has these keys
+                **({"policy": ex.policy, "operator_policy": ex.operator_policy,
+                    "effective_policy_definition": dict(ex.effective_policy_definition)}
+                   if ex.policy or ex.operator_policy else {})}
 
     def declare_exchange(self, actor: User | None, vhost: str, name: str, type: str, *,
                          durable: bool = True, auto_delete: bool = False,
@@ -98,7 +102,7 @@ class TopologyAdmin:
         msg = Message(exchange, routing_key, encode_properties(props) or b"\x00\x00", body,
                       len(body), props.delivery_mode == 2, props.priority or 0,
                       props.expiration)
-        session.check_publish(exchange)  # 403 before 404, as for a client
+        session.check_publish(exchange, routing_key)  # 403 before 404, as for a client
         routed = bool(session.vhost.route(session.vhost.exchange(exchange), msg))
         if session.publish(msg, False, session.publisher(_QUIET)):
             self.on_publish()  # it waits for the group commit: start a sync
@@ -150,7 +154,8 @@ class TopologyAdmin:
             if consumers else None,
             "exclusive_consumer_tag": (q.exclusive_consumer.tag
                                        if getattr(q, "exclusive_consumer", None) else None),
-            "policy": None, "operator_policy": None, "effective_policy_definition": {},
+            "policy": q.policy, "operator_policy": q.operator_policy,
+            "effective_policy_definition": dict(q.effective_policy_definition),
             "single_active_consumer_tag": _active_tag(q),
             "message_stats": queue_counters(q),
             "head_message_timestamp": None,

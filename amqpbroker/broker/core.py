@@ -16,7 +16,7 @@ from typing import Any, Callable
 import structlog
 
 from amqpbroker import errors
-from amqpbroker.broker import runtime
+from amqpbroker.broker import limits, runtime
 from amqpbroker.broker.changes import ChangeStream
 from amqpbroker.broker.persister import Persister
 from amqpbroker.broker.session import Session, SessionEvents
@@ -88,6 +88,7 @@ class BrokerCore:
                                 message_changes=self.store is not None)
             vhost.streams = self.streams
             self.vhosts[name] = vhost
+            runtime.refresh_vhost(self, name)  # policies and limits stored for it
         if grant_to is not None and grant_to in self.users:
             self.users[grant_to].permissions.setdefault(name, Permission())
         return vhost
@@ -181,7 +182,9 @@ class BrokerCore:
     def open_session(self, user: User, vhost: str, events: SessionEvents) -> Session:
         """A client session for an authenticated user on a vhost (403 NOT_ALLOWED when the
         user has no access to it). Close it with `Session.close()`."""
-        session = Session(self, user, self.open_vhost(user, vhost), events)
+        v = self.open_vhost(user, vhost)
+        limits.check_connection(self, user, v)  # vhost and user max-connections (530)
+        session = Session(self, user, v, events)
         self.sessions.add(session)
         return session
 

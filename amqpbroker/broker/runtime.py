@@ -5,7 +5,9 @@ changed live (https://www.rabbitmq.com/docs/parameters).
 Every change is one operation appended to the definitions store (the core's one stream of
 durable changes), replayed at startup by `replay()`, and written back in full by
 `snapshot()` when the store is compacted. Policies and limits are stored and returned
-here; enforcing them is the policies issue's work (docs/management.md says so).
+here and handed to the model: each vhost's `PolicySet` and `limits` (`refresh_vhost`),
+user limits read at connection and channel open (`session/connection.py`), topic
+permissions read by `model/topic_permissions.py`.
 """
 
 from __future__ import annotations
@@ -102,12 +104,31 @@ def replay(core: "BrokerCore", op: dict[str, Any]) -> None:
         rt.global_parameters.pop(op["name"], None)
     elif kind == "policy.put":
         rt.policies[op["kind"]][(op["vhost"], op["name"])] = dict(op["policy"])
+        refresh_vhost(core, op["vhost"])
     elif kind == "policy.delete":
         rt.policies[op["kind"]].pop((op["vhost"], op["name"]), None)
+        refresh_vhost(core, op["vhost"])
     elif kind == "vhost_limits.put":
         _set_limits(rt.vhost_limits, op["vhost"], op["value"])
+        refresh_vhost(core, op["vhost"])
     elif kind == "user_limits.put":
         _set_limits(rt.user_limits, op["name"], op["value"])
+
+
+def refresh_vhost(core: "BrokerCore", name: str) -> None:
+    """Hand a vhost its current policies and limits; every queue and exchange in it
+    re-evaluates its policy at once (RabbitMQ applies policy changes live)."""
+    vhost = core.vhosts.get(name)
+    if vhost is None:
+        return
+    rt: RuntimeState = core.runtime
+    vhost.limits = dict(rt.vhost_limits.get(name, {}))
+    had = bool(vhost.policies)
+    vhost.policies.load(
+        ((n, p) for (v, n), p in rt.policies["policy"].items() if v == name),
+        ((n, p) for (v, n), p in rt.policies["operator_policy"].items() if v == name))
+    if had or vhost.policies:
+        vhost.reapply_policies()
 
 
 def _set_limits(table: dict[str, dict[str, int]], key: str, value: dict[str, int]) -> None:
@@ -184,3 +205,34 @@ def snapshot(core: "BrokerCore") -> Iterator[dict[str, Any]]:
         yield {"op": "vhost_limits.put", "vhost": vhost, "value": value}
     for name, value in rt.user_limits.items():
         yield {"op": "user_limits.put", "vhost": "", "name": name, "value": value}
+
+
+def apply_defs(core: "BrokerCore", defs: Any) -> int:
+    """Apply the runtime part of a configuration or definitions file (policies, limits,
+    topic permissions, parameters: config/runtime_keys.RuntimeDefs) as the API would:
+    each is stored in the definitions store and takes effect at once. Returns how many
+    entries were applied."""
+    if not defs:
+        return 0
+    ops: list[dict[str, Any]] = []
+    for kind, vhost, name, policy in defs.policies:
+        ops.append({"op": "policy.put", "kind": kind, "vhost": vhost, "name": name,
+                    "policy": policy})
+    for vhost, limits in defs.vhost_limits.items():
+        ops.append({"op": "vhost_limits.put", "vhost": vhost, "value": dict(limits)})
+    for user, limits in defs.user_limits.items():
+        ops.append({"op": "user_limits.put", "vhost": "", "name": user, "value": dict(limits)})
+    for user, vhost, exchange, write, read in defs.topic_permissions:
+        ops.append({"op": "topic_permission.put", "user": user, "vhost": vhost,
+                    "exchange": exchange, "write": write, "read": read})
+    for vhost, component, name, value in defs.parameters:
+        ops.append({"op": "parameter.put", "vhost": vhost, "component": component,
+                    "name": name, "value": value})
+    for name, value in defs.global_parameters:
+        ops.append({"op": "global_parameter.put", "vhost": "", "name": name, "value": value})
+    for op in ops:
+        record(core, op)
+        replay(core, op)
+    for session in list(core.sessions):  # topic permissions: sessions check again
+        session.permissions_changed()
+    return len(ops)

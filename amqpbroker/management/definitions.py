@@ -16,8 +16,10 @@ import structlog
 
 from amqpbroker import __version__
 from amqpbroker.config import ConfigError, load_config
+from amqpbroker.config.runtime_keys import normalize
 from amqpbroker.management import listing  # noqa: F401
 from amqpbroker.management.errors import bad_request
+from amqpbroker.model import policy as policy_model
 from amqpbroker.management.router import NO_CONTENT, Context, route
 
 log = structlog.get_logger("amqpbroker.management")
@@ -147,6 +149,11 @@ def _document(ctx: Context) -> dict[str, Any]:
 
 def _import(ctx: Context, doc: dict[str, Any], only_vhost: str | None) -> None:
     admin = ctx.admin
+    # RabbitMQ 3.x shapes (operator policies and vhost limits as parameters, [k, v] lists)
+    # and ha-* keys, dropped with a warning (config/runtime_keys.py)
+    doc, notes = normalize(doc)
+    for note in notes:
+        log.warning("definitions.import_skipped_keys", note=note)
     topology = {k: doc[k] for k in TOPOLOGY_KEYS if doc.get(k)}
     listed = {v.get("name") for v in topology.get("vhosts", [])}
     topology["vhosts"] = [*topology.get("vhosts", []),
@@ -164,6 +171,11 @@ def _import(ctx: Context, doc: dict[str, Any], only_vhost: str | None) -> None:
     for kind, p in policies:  # refuse before changing anything
         if not isinstance(p.get("definition"), dict) or "pattern" not in p:
             raise bad_request(f"policy '{p.get('name')}' needs a pattern and a definition")
+        if p["definition"]:
+            try:
+                policy_model.validate(kind, p["definition"])
+            except policy_model.PolicyError as exc:
+                raise bad_request(f"policy '{p.get('name')}': {exc}") from None
     raw_vhosts = {v.get("name"): v for v in doc.get("vhosts") or []}
     for v in config.vhosts:
         if v.name in listed:
@@ -190,10 +202,7 @@ def _import(ctx: Context, doc: dict[str, Any], only_vhost: str | None) -> None:
     for p in doc.get("global_parameters") or []:
         admin.put_global_parameter(p["name"], p["value"])
     for kind, p in policies:
-        definition = {k: v for k, v in p["definition"].items() if not k.startswith("ha-")}
-        if len(definition) != len(p["definition"]):
-            log.warning("definitions.import_skipped_keys", policy=p.get("name"),
-                        reason="classic queue mirroring (ha-*) is not supported")
+        definition = p["definition"]
         if definition:
             admin.put_policy(kind, p.get("vhost", only_vhost or "/"), p["name"], p["pattern"],
                              definition, p.get("priority", 0), p.get("apply-to", "all"))

@@ -1,6 +1,6 @@
 """Endpoints for runtime parameters, policies, operator policies and limits. They are
-stored (and survive restarts) and returned; enforcing policies and limits is the
-policies issue's work (docs/management.md)."""
+stored (and survive restarts), returned, and policies and limits take effect at once
+(docs/policies.md)."""
 
 from __future__ import annotations
 

@@ -190,7 +190,7 @@ class Channel:
             if expiration is not None:
                 parse_expiration(expiration)  # 406 "invalid expiration '...'" as RabbitMQ
             if self.tx is not None:
-                self.session.check_publish(exchange)  # 403 / 404 at publish time
+                self.session.check_publish(exchange, routing_key)  # 403 / 404 at publish time
                 self.tx.append(("publish", msg, mandatory))
             else:
                 self.session.publish(msg, mandatory, self.publisher)
