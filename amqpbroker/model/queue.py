@@ -250,13 +250,16 @@ class Queue(Destination):
 
     def _hand_out(self, consumer: ConsumerLike, msg: Message, redelivered: bool,
                   seq: int) -> None:
-        self.unacked += 1
-        if not seq:
-            self._seq = seq = self._seq + 1
-        self._out[msg] = seq
+        self.unacked = out = self.unacked + 1
         if self.changes is not None and msg.persistent:
             self.changes.mark_delivered(self.key, msg)
         consumer.deliver(self, msg, redelivered)
+        # Numbered only if it can come back: a no-ack delivery is settled inside deliver()
+        # (the unacked count is back down) and costs no dict item.
+        if self.unacked == out:
+            if not seq:
+                self._seq = seq = self._seq + 1
+            self._out[msg] = seq
 
     def get(self) -> tuple[Message, bool] | None:
         """Basic.Get: the head message, now unacked by the caller (or settled at once)."""

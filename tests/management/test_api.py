@@ -321,7 +321,7 @@ async def test_definitions_export_import_live(mgmt: Broker, api) -> None:
     async with Broker(management=True) as other:
         import aiohttp
 
-        from conftest import Api  # type: ignore[import-not-found]
+        from management_http import Api
 
         async with aiohttp.ClientSession() as s:
             api2 = Api(s, other.management_url)

@@ -303,16 +303,8 @@ async def test_yaml_declares_policies_limits_and_topic_permissions_and_they_surv
     import aiohttp
     import yaml
 
-    import importlib.util
-
     from amqpbroker.embed import Broker
-
-    # this directory's conftest (a bare `import conftest` may find another directory's)
-    spec = importlib.util.spec_from_file_location("mgmt_conftest",
-                                                  Path(__file__).parent / "conftest.py")
-    mgmt_conftest = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(mgmt_conftest)  # type: ignore[union-attr]
-    Api = mgmt_conftest.Api
+    from management_http import Api
 
     doc = yaml.safe_load(YAML)
     del doc["vhosts_limits_note"]
