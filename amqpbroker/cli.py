@@ -27,6 +27,10 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", action="append",
                    help="address to listen on (repeatable; default: every IPv4 and IPv6 address)")
     p.add_argument("--port", type=int, help="port (default 5672; 0 picks a free one)")
+    p.add_argument("--mqtt-port", type=int,
+                   help="MQTT listener port (default 1883; 0 turns it off)")
+    p.add_argument("--mqtt-ws-port", type=int,
+                   help="MQTT over WebSocket port, path /ws (default 15675; 0 turns it off)")
     p.add_argument("--data-dir", help="where durable data lives")
     p.add_argument("--in-memory", action="store_true", help="keep nothing on disk")
     p.add_argument("--no-sync", action="store_true",
@@ -70,6 +74,10 @@ def build_settings(args: argparse.Namespace, config: Any = None) -> Settings:
         settings.host = args.host if len(args.host) > 1 else args.host[0]
     if args.port is not None:
         settings.port = args.port
+    if args.mqtt_port is not None:
+        settings.mqtt_port = args.mqtt_port or None
+    if args.mqtt_ws_port is not None:
+        settings.mqtt_ws_port = args.mqtt_ws_port or None
     if args.data_dir:
         settings.data_dir = args.data_dir
     if args.in_memory:
@@ -102,7 +110,9 @@ async def serve(settings: Settings, config: Any = None) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    print(f"amqpbroker {__version__} listening on port {broker.port}", file=sys.stderr,
+    extra = "".join(f", {name} on port {port}" for name, port in
+                    (("MQTT", broker.mqtt_port), ("Web-MQTT", broker.mqtt_ws_port)) if port)
+    print(f"amqpbroker {__version__} listening on port {broker.port}{extra}", file=sys.stderr,
           flush=True)
     await stop.wait()
     await broker.stop()

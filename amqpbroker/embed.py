@@ -66,7 +66,10 @@ class Broker:
 
             self.config = load_config(config)
         if settings is None:
+            # MQTT listeners are off in the embedded broker unless asked (mqtt_port=0: a
+            # free port), as every listener but AMQP's.
             overrides = {"data_dir": None, "host": "127.0.0.1", "port": 0,
+                         "mqtt_port": None, "mqtt_ws_port": None,
                          **(self.config.setting_values if self.config else {}), **overrides}
             settings = Settings()
         self.settings = dataclasses.replace(settings, **overrides)
@@ -78,6 +81,16 @@ class Broker:
     def port(self) -> int:
         assert self.server is not None, "broker not started"
         return self.server.port
+
+    @property
+    def mqtt_port(self) -> int | None:
+        """The MQTT listener's port, None when it is off."""
+        return self.server.mqtt_port if self.server is not None else None
+
+    @property
+    def mqtt_ws_port(self) -> int | None:
+        """The MQTT-over-WebSocket listener's port (path `/ws`), None when it is off."""
+        return self.server.mqtt_ws_port if self.server is not None else None
 
     @property
     def url(self) -> str:

@@ -150,6 +150,7 @@ class Server:
         self.protocols: set[AMQPProtocol] = set()
         self.servers: list[asyncio.AbstractServer] = []
         self.port = 0
+        self.mqtt: Any = None  # server_mqtt.MQTTListeners when an MQTT listener is on
         self._ticker: asyncio.TimerHandle | None = None
         self._sync_task: asyncio.Future[Any] | None = None
         core.scheduler.attach(self.loop)  # model timers (TTL, x-expires, consumer timeout)
@@ -160,6 +161,14 @@ class Server:
         self.servers.append(server)
         self.port = server.sockets[0].getsockname()[1]
         self._ticker = self.loop.call_later(TICK_SECONDS, self._tick)
+
+    @property
+    def mqtt_port(self) -> int | None:
+        return self.mqtt.port or None if self.mqtt is not None else None
+
+    @property
+    def mqtt_ws_port(self) -> int | None:
+        return self.mqtt.ws_port or None if self.mqtt is not None else None
 
     @property
     def addresses(self) -> list[str]:

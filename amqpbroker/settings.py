@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from amqpbroker.mqtt.options import MQTTSettings
+
 
 def default_data_dir() -> str:
     base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
@@ -16,6 +18,12 @@ class Settings:
     # Listeners: RabbitMQ listens on every IPv4 and IPv6 address on 5672.
     host: str | list[str] | None = None
     port: int = 5672
+    # MQTT (1883) and MQTT over WebSocket (15675, path /ws), on the same addresses as AMQP.
+    # None = off; 0 = a free port. `serve` turns both on; the embedded Broker only if asked.
+    mqtt_port: int | None = 1883
+    mqtt_ws_port: int | None = 15675
+    mqtt_ws_path: str = "/ws"
+    mqtt: MQTTSettings = field(default_factory=MQTTSettings)
     # None = in-memory mode (embedding): nothing is written anywhere.
     data_dir: str | None = field(default_factory=default_data_dir)
     # fsync before confirming persistent messages (group commit); False = --no-sync.

@@ -8,7 +8,25 @@ from typing import Any
 from amqpbroker.config.checker import Checker
 
 SERVER_KEYS = ("listeners", "data_dir", "sync", "limits", "logging", "loopback_users",
-               "shutdown_timeout")
+               "shutdown_timeout", "mqtt")
+
+# listener protocol -> (Settings field of its port, RabbitMQ's default port)
+LISTENER_PROTOCOLS = {"amqp": ("port", 5672), "mqtt": ("mqtt_port", 1883),
+                      "web-mqtt": ("mqtt_ws_port", 15675)}
+# key under `mqtt:` -> (MQTTSettings field, kind, minimum, maximum); RabbitMQ's mqtt.* names
+MQTT_KEYS: dict[str, tuple[str, str, int | None, int | None]] = {
+    "exchange": ("exchange", "str", None, None),
+    "vhost": ("vhost", "str", None, None),
+    "allow_anonymous": ("allow_anonymous", "bool", None, None),
+    "default_user": ("default_user", "str", None, None),
+    "default_pass": ("default_password", "str", None, None),
+    "prefetch": ("prefetch", "int", 1, 65535),
+    "max_session_expiry_interval_seconds": ("max_session_expiry", "int", 0, 2**32 - 1),
+    "max_packet_size_authenticated": ("max_packet_size", "size", 1, 268_435_455),
+    "max_packet_size_unauthenticated": ("max_packet_size_unauthenticated", "size", 1,
+                                        268_435_455),
+    "topic_alias_maximum": ("topic_alias_maximum", "int", 0, 65535),
+}
 
 # key under `limits:` -> (Settings field, kind, minimum, maximum)
 LIMITS: dict[str, tuple[str, str, int | None, int | None]] = {
@@ -41,6 +59,8 @@ def read_server(c: Checker, doc: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if "listeners" in doc:
         _listeners(c, doc["listeners"], out)
+    if "mqtt" in doc:
+        _mqtt(c, doc["mqtt"], out)
     if "data_dir" in doc:
         if doc["data_dir"] is None:
             out["data_dir"] = None
@@ -69,12 +89,30 @@ def read_server(c: Checker, doc: dict[str, Any]) -> dict[str, Any]:
         users = c.get(doc, (), "loopback_users", "str_list", None)
         if users is not None:
             out["loopback_users"] = tuple(users)
-    return {k: v for k, v in out.items() if v is not None or k in ("data_dir", "host")}
+    return {k: v for k, v in out.items()
+            if v is not None or k in ("data_dir", "host", "mqtt_port", "mqtt_ws_port")}
+
+
+def _mqtt(c: Checker, value: Any, out: dict[str, Any]) -> None:
+    """`mqtt:` options of the MQTT translator (docs/mqtt.md)."""
+    import dataclasses
+
+    from amqpbroker.mqtt.options import MQTTSettings
+
+    m = c.mapping(value, ("mqtt",), MQTT_KEYS)
+    values = {}
+    for key, (name, kind, lo, hi) in MQTT_KEYS.items():
+        if key in m:
+            v = c.get(m, ("mqtt",), key, kind, None, minimum=lo, maximum=hi)
+            if v is not None:
+                values[name] = v
+    out["mqtt"] = dataclasses.replace(MQTTSettings(), **values)
 
 
 def _listeners(c: Checker, value: Any, out: dict[str, Any]) -> None:
-    """`listeners: [{host, port}, ...]`: one port for all (the server binds one port on
-    one or more addresses); no host = every IPv4 and IPv6 address."""
+    """`listeners: [{host, port}, ...]`: one port for all AMQP listeners (the server binds
+    one port on one or more addresses); no host = every IPv4 and IPv6 address. Entries with
+    `protocol: mqtt` or `web-mqtt` set those listeners' ports (0 = off)."""
     path = ("listeners",)
     items = c.sequence(value, path)
     if not items:
@@ -83,11 +121,27 @@ def _listeners(c: Checker, value: Any, out: dict[str, Any]) -> None:
         return
     hosts: list[str] = []
     ports: list[int] = []
+    amqp_items = [item for item in items
+                  if not isinstance(item, dict) or item.get("protocol", "amqp") == "amqp"]
     for i, item in enumerate(items):
         p = path + (i,)
-        m = c.mapping(item, p, ("host", "port"))
+        m = c.mapping(item, p, ("host", "port", "protocol", "path"))
         if not isinstance(item, dict):
             continue
+        protocol = c.get(m, p, "protocol", "str", "amqp", choices=tuple(LISTENER_PROTOCOLS))
+        if protocol in ("mqtt", "web-mqtt"):
+            field_name, default = LISTENER_PROTOCOLS[protocol]
+            port = c.get(m, p, "port", "int", default, minimum=0, maximum=65535)
+            if port is not None:
+                out[field_name] = port or None
+            if "path" in m:
+                if protocol != "web-mqtt":
+                    c.error(p + ("path",), "only a web-mqtt listener has a path")
+                else:
+                    out["mqtt_ws_path"] = c.get(m, p, "path", "str", "/ws")
+            continue
+        if "path" in m:
+            c.error(p + ("path",), "only a web-mqtt listener has a path")
         port = c.get(m, p, "port", "int", 5672, minimum=0, maximum=65535)
         host = c.get(m, p, "host", "str", None)
         if port is not None:
@@ -95,7 +149,7 @@ def _listeners(c: Checker, value: Any, out: dict[str, Any]) -> None:
                 c.error(p + ("port",), f"every listener must use the same port for now "
                                        f"(listener 0 uses {ports[0]}, this one {port})")
             ports.append(port)
-        if host is None and len(items) > 1 and "host" not in m:
+        if host is None and len(amqp_items) > 1 and "host" not in m:
             c.error(p, "a listener without host listens on every address; "
                        "give every listener a host when there are several")
         if host is not None:
@@ -104,5 +158,5 @@ def _listeners(c: Checker, value: Any, out: dict[str, Any]) -> None:
         out["port"] = ports[0]
     if hosts:
         out["host"] = hosts[0] if len(hosts) == 1 else hosts
-    elif len(items) == 1:
+    elif len(amqp_items) == 1:
         out["host"] = None

@@ -346,6 +346,15 @@ class MQTTSession:
             self.send_packet(p.Disconnect(exc.reason, {"reason_string": exc.text[:200]}))
         self._closed(exc.text, publish_will=True)
 
+    def server_shutdown(self) -> None:
+        """The broker stops (5.0: DISCONNECT 0x8B Server shutting down)."""
+        if self.state != _CONNECTED:
+            self._closed("broker shutdown", publish_will=False)
+            return
+        if self.version == p.MQTT5:
+            self.send_packet(p.Disconnect(e.SERVER_SHUTTING_DOWN))
+        self._closed("broker shutdown", publish_will=True)
+
     def taken_over(self) -> None:
         """Another connection took our client id (3.1.4-3; 5.0: reason 0x8E)."""
         if self.state != _CONNECTED:
