@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from amqpbroker.model.message import Message
+from amqpbroker.message import Message
 from amqpbroker.protocol import tables
 
 if TYPE_CHECKING:

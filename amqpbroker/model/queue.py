@@ -40,7 +40,8 @@ import structlog
 
 from amqpbroker.clock import Scheduler
 from amqpbroker.model.deadletter import REJECTED, Rejected
-from amqpbroker.model.message import Message
+from amqpbroker.model.destination import Destination
+from amqpbroker.message import Message
 from amqpbroker.model.quorum import quorum_config
 from amqpbroker.model.queue_args import (
     QueueConfig,
@@ -78,8 +79,8 @@ class FlowWaiter(Protocol):
     def flow_released(self, queue: "Queue") -> None: ...
 
 
-class Queue(QueueFeatures):
-    is_stream = False
+class Queue(QueueFeatures, Destination):
+    """A classic queue, or a quorum queue (`quorum=True`): see the module docstring."""
 
     def __init__(
         self,
@@ -127,6 +128,7 @@ class Queue(QueueFeatures):
         # deliveries keep the publisher's delivery_mode (RabbitMQ: quorum queues are
         # always persistent).
         self.is_quorum = self.persist_all = quorum
+        self.queue_type = "quorum" if quorum else "classic"
         if quorum:
             self._enable(quorum_config(self.arguments, name, vhost))
         elif self.arguments:

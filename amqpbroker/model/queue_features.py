@@ -19,7 +19,7 @@ from amqpbroker.model.deadletter import (
     Rejected,
     dead_letter,
 )
-from amqpbroker.model.message import Message
+from amqpbroker.message import Message
 from amqpbroker.model.quorum import QuorumReady
 from amqpbroker.model.queue_args import (
     DROP_HEAD,

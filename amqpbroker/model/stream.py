@@ -63,7 +63,8 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, NamedTuple
 
 from amqpbroker import errors
-from amqpbroker.model.message import Message
+from amqpbroker.message import Message
+from amqpbroker.model.destination import Destination
 from amqpbroker.model.queue import queue_key
 from amqpbroker.model.queue_args import _Atom, _int, _term, _text, amqp_type_name
 from amqpbroker.model.quorum import check_properties
@@ -301,10 +302,11 @@ class _Reader:
         self.tracking = tracking
 
 
-class StreamQueue:
+class StreamQueue(Destination):
     """A stream queue: a `StreamLog` plus consumers reading it at their own offsets."""
 
     is_stream = True
+    queue_type = "stream"
     is_quorum = False
     persist_all = True  # every message is in the log: confirms wait for its sync
     ready: tuple = ()  # no ready list (the session's flow-control check reads its length)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from amqpbroker.model.queue_args import consumer_timeout_of
 
 if TYPE_CHECKING:
-    from amqpbroker.model.message import Message
+    from amqpbroker.message import Message
     from amqpbroker.model.queue import Queue
     from amqpbroker.session.channel import Channel
 

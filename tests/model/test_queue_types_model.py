@@ -12,7 +12,7 @@ from pamqp import commands
 from amqpbroker import errors
 from amqpbroker.clock import ManualScheduler
 from amqpbroker.config import ConfigError, load_config
-from amqpbroker.model.message import Message
+from amqpbroker.message import Message
 from amqpbroker.model.quorum import QuorumReady, quorum_config
 from amqpbroker.model.stream import StreamQueue
 from amqpbroker.model.vhost import VirtualHost

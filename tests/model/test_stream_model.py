@@ -12,7 +12,7 @@ import pytest
 from pamqp import commands
 
 from amqpbroker import errors
-from amqpbroker.model.message import Message
+from amqpbroker.message import Message
 from amqpbroker.model.stream import (
     ConsumerOptions, StreamConfig, StreamQueue, check_stream_consume, filter_value_of,
     parse_consumer_arguments, parse_offset_spec, parse_stream_arguments, stream_directory,
