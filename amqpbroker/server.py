@@ -160,7 +160,23 @@ class Server:
             lambda: AMQPProtocol(self), host=host, port=port, reuse_address=True, backlog=1024)
         self.servers.append(server)
         self.port = server.sockets[0].getsockname()[1]
+        await self._start_mqtt(host)
         self._ticker = self.loop.call_later(TICK_SECONDS, self._tick)
+
+    async def _start_mqtt(self, host: str | list[str] | None) -> None:
+        """MQTT and Web-MQTT listeners (issue 20), when their ports are set."""
+        s = self.core.settings
+        if s.mqtt_port is None and s.mqtt_ws_port is None:
+            return
+        from amqpbroker.mqtt.core_port import CoreAdapter
+        from amqpbroker.mqtt.registry import MQTTRegistry
+        from amqpbroker.server_mqtt import MQTTListeners
+
+        self.mqtt = MQTTListeners(MQTTRegistry(CoreAdapter(self.core), s.mqtt), self.maybe_sync)
+        if s.mqtt_port is not None:
+            await self.mqtt.start_tcp(host, s.mqtt_port)
+        if s.mqtt_ws_port is not None:
+            await self.mqtt.start_websocket(host, s.mqtt_ws_port, s.mqtt_ws_path)
 
     @property
     def mqtt_port(self) -> int | None:
@@ -172,13 +188,16 @@ class Server:
 
     @property
     def addresses(self) -> list[str]:
+        servers = self.servers + (self.mqtt.servers if self.mqtt is not None else [])
         return [f"{s.getsockname()[0]}:{s.getsockname()[1]}"
-                for srv in self.servers for s in srv.sockets]
+                for srv in servers for s in srv.sockets]
 
     def _tick(self) -> None:
         now = time.monotonic()
         for proto in list(self.protocols):
             proto.tick(now)
+        if self.mqtt is not None:
+            self.mqtt.tick(now)
         rss = _rss_bytes()
         if rss:
             limit = self.core.memory_limit()
@@ -226,6 +245,8 @@ class Server:
         timeout = self.core.settings.shutdown_timeout if timeout is None else timeout
         for srv in self.servers:
             srv.close()
+        if self.mqtt is not None:
+            await self.mqtt.stop()
         for proto in list(self.protocols):
             if proto.conn is not None:
                 proto.conn.close(320, "CONNECTION_FORCED - broker shutdown")

@@ -45,7 +45,26 @@ class MQTTProtocol(asyncio.Protocol):
         self.session = MQTTSession(self.listener.registry, f"{peer[0]}:{peer[1]}",
                                    time.monotonic(), loopback=_is_loopback(str(peer[0])))
         self.session.on_output = self._schedule_flush
+        self.session.on_flow = self._set_reading
         self.listener.connections.add(self)
+
+    def _set_reading(self, paused: bool) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if paused:
+            transport.pause_reading()
+        else:
+            transport.resume_reading()
+
+    def pause_writing(self) -> None:
+        if self.session is not None:
+            self.session.paused = True
+
+    def resume_writing(self) -> None:
+        if self.session is not None:
+            self.session.writable()
+            self.flush()
 
     def data_received(self, data: bytes) -> None:
         session = self.session
@@ -75,6 +94,10 @@ class MQTTProtocol(asyncio.Protocol):
             transport.write(data)
         if session.closed:
             transport.close()
+        elif session.vhost is not None and not session.write_blocked:
+            session.writable()  # deliveries skipped while the buffer was full resume
+            if session.out:
+                self._schedule_flush()
 
     def tick(self, now: float) -> None:
         if self.session is not None:

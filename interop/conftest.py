@@ -106,7 +106,8 @@ def own_broker(tmp_path_factory: pytest.TempPathFactory):
     logs = tmp_path_factory.mktemp("broker-logs")
     stdout_path, stderr_path = logs / "stdout.log", logs / "stderr.log"
     argv = [sys.executable, "-m", "amqpbroker", "serve", "--host", "127.0.0.1",
-            "--port", str(port), "--data-dir", str(data_dir), "--log-level", "warning"]
+            "--port", str(port), "--data-dir", str(data_dir), "--log-level", "warning",
+            "--mqtt-port", "0", "--mqtt-ws-port", "0"]
     with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
         proc = subprocess.Popen(argv, cwd=REPO_ROOT, stdin=subprocess.DEVNULL,
                                 stdout=out, stderr=err)

@@ -88,6 +88,23 @@ class VhostPort(Protocol):
     def close(self) -> None:
         """The connection ended: unsettled deliveries go back to their queues."""
 
+    def after_read(self) -> None:
+        """A read was processed (the core blocks a publisher during a resource alarm)."""
+
+    def resume(self) -> None:
+        """Our output drained: deliveries skipped while it was full resume."""
+
+    def store_retained(self, topic: str, retained: Any) -> None:
+        """Make a retained message (or its removal, None) durable."""
+
+    def load_retained(self) -> list[Any]:
+        """The vhost's durable retained messages (after a restart)."""
+
+    # Set by the session: the core's events for this connection.
+    on_reading: Callable[[bool], None]      # pause (True) / resume reading (flow control)
+    on_force_close: Callable[[str], None]   # the broker closes the connection
+    write_blocked: Callable[[], bool]       # our output is over its high-water mark
+
 
 class CorePort(Protocol):
     def authenticate(self, username: str, password: str, loopback: bool) -> Any:

@@ -27,24 +27,31 @@ class Retained:
 
 
 class RetainedStore:
-    """The retained message of each topic, per vhost (3.3.1.3). `on_change(vhost, topic,
-    retained or None)` makes each change durable (the core's stream of durable changes)."""
+    """The retained message of each topic, per vhost (3.3.1.3), in memory for matching;
+    every change is made durable through the vhost's port (`store_retained`), and a
+    vhost's retained messages are read back (`load_retained`) at its first MQTT
+    connection after a start."""
 
-    def __init__(self, on_change: Callable[[str, str, Retained | None], None] | None = None) -> None:
+    def __init__(self) -> None:
         self.by_vhost: dict[str, dict[str, Retained]] = {}
-        self.on_change = on_change
+        self.loaded: set[str] = set()
 
-    def put(self, vhost: str, msg: Retained) -> None:
-        topics_ = self.by_vhost.setdefault(vhost, {})
+    def ensure_loaded(self, vhost: Any) -> None:
+        if vhost.name in self.loaded:
+            return
+        self.loaded.add(vhost.name)
+        topics_ = self.by_vhost.setdefault(vhost.name, {})
+        for msg in vhost.load_retained():
+            topics_.setdefault(msg.topic, msg)
+
+    def put(self, vhost: Any, msg: Retained) -> None:
+        self.ensure_loaded(vhost)
+        topics_ = self.by_vhost.setdefault(vhost.name, {})
         if msg.payload:
             topics_[msg.topic] = msg
         elif topics_.pop(msg.topic, None) is None:
             return  # clearing a topic without a retained message changes nothing
-        if self.on_change is not None:
-            self.on_change(vhost, msg.topic, msg if msg.payload else None)
-
-    def restore(self, vhost: str, msg: Retained) -> None:
-        self.by_vhost.setdefault(vhost, {})[msg.topic] = msg
+        vhost.store_retained(msg.topic, msg if msg.payload else None)
 
     def matching(self, vhost: str, topic_filter: str) -> list[Retained]:
         return [m for t, m in sorted(self.by_vhost.get(vhost, {}).items())

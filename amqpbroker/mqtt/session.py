@@ -31,6 +31,7 @@ log = structlog.get_logger("amqpbroker")
 
 _WAIT_CONNECT, _CONNECTED, _CLOSED = range(3)
 SERVER_RECEIVE_MAXIMUM = 65535
+WRITE_HIGH_WATER = 1024 * 1024  # output buffered before deliveries to us pause
 
 
 class MQTTSession:
@@ -63,6 +64,30 @@ class MQTTSession:
         self.awaiting_rel: set[int] = set()
         self.subs = Subscriptions(self)
         self.close_reason = ""
+        self.paused = False  # the transport's write buffer is full
+        self.on_flow: Callable[[bool], None] = _nothing_bool
+
+    def _attach(self, vhost: Any) -> None:
+        """The core's events for this connection: flow control pauses reading, the broker
+        may close us, and deliveries wait while our output is over its high-water mark."""
+        vhost.on_reading = lambda paused: self.on_flow(paused)
+        vhost.on_force_close = self._force_close
+        vhost.write_blocked = lambda: self.write_blocked
+
+    @property
+    def write_blocked(self) -> bool:
+        return self.paused or sum(map(len, self.out)) >= WRITE_HIGH_WATER
+
+    def writable(self) -> None:
+        """The transport drained: consumers skipped meanwhile get their turn."""
+        self.paused = False
+        if self.vhost is not None and self.state == _CONNECTED:
+            self.vhost.resume()
+
+    def _force_close(self, text: str) -> None:
+        if self.version == p.MQTT5:
+            self.send_packet(p.Disconnect(e.ADMINISTRATIVE_ACTION, {"reason_string": text[:200]}))
+        self._closed(text, publish_will=True)
 
     # -- IO-facing API ------------------------------------------------------------------------
     def feed(self, data: bytes, now: float) -> None:
@@ -83,6 +108,8 @@ class MQTTSession:
             self.fail(e.MQTTError("internal error", e.IMPLEMENTATION_SPECIFIC_ERROR))
         finally:
             self._in_feed = False
+            if self.state == _CONNECTED:
+                self.vhost.after_read()  # type: ignore[union-attr]
 
     def data_to_send(self) -> bytes:
         if not self.out:
@@ -143,6 +170,8 @@ class MQTTSession:
             self._check_will(c.will)
         self.will = c.will
         self.reader.max_packet_size = self.settings.max_packet_size
+        self._attach(self.vhost)
+        self.registry.retained.ensure_loaded(self.vhost)
         self.registry.register(self.vhost.name, self.client_id, self)  # type: ignore[union-attr]
         key = (self.vhost.name, self.client_id)  # type: ignore[union-attr]
         if self.clean_start:
@@ -237,7 +266,7 @@ class MQTTSession:
             self._refuse_publish(m, exc)
             return
         if m.retain:
-            self.registry.retained.put(self.vhost.name, Retained(  # type: ignore[union-attr]
+            self.registry.retained.put(self.vhost, Retained(
                 topic, m.payload, m.qos, _retained_props(m.properties)))
         msg = convert.to_amqp(self.settings.exchange, topic, m.payload, m.qos, m.properties,
                               self.client_id, m.retain)
@@ -398,7 +427,7 @@ class MQTTSession:
             except Refused:
                 return
             if will.retain:
-                registry.retained.put(vhost_name, Retained(will.topic, will.payload, will.qos,
+                registry.retained.put(vhost, Retained(will.topic, will.payload, will.qos,
                                                            _retained_props(will.properties)))
             vhost.publish(convert.to_amqp(exchange, will.topic, will.payload, will.qos,
                                           will.properties, client_id, will.retain), _ignore)
@@ -420,6 +449,10 @@ def _ignore(ok: bool) -> None:
 
 
 def _nothing() -> None:
+    pass
+
+
+def _nothing_bool(_: bool) -> None:
     pass
 
 

@@ -49,6 +49,7 @@ class FakeCore:
         self.auto_confirm = True
         self.pending_confirms: list[Callable[[bool], None]] = []
         self.published: list[OutgoingMessage] = []
+        self.retained_disk: dict[tuple[str, str], object] = {}
 
     def authenticate(self, username, password, loopback):
         user = self.users.get(username)
@@ -78,6 +79,21 @@ class FakeVhost:
         self.core, self.user, self.name = core, user, name
         self.consumers: list[FakeConsumer] = []
         self.outstanding: list[tuple[FakeConsumer, Any]] = []
+
+    def after_read(self):
+        pass
+
+    def resume(self):
+        pass
+
+    def store_retained(self, topic, retained):
+        if retained is None:
+            self.core.retained_disk.pop((self.name, topic), None)
+        else:
+            self.core.retained_disk[(self.name, topic)] = retained
+
+    def load_retained(self):
+        return [r for (v, _), r in self.core.retained_disk.items() if v == self.name]
 
     def check(self, permission, resource, name, routing_key=None):
         ok = self.user.write_ok if permission == "write" else self.user.read_ok
