@@ -16,6 +16,7 @@ from typing import Any, Callable
 import structlog
 
 from amqpbroker import errors
+from amqpbroker.broker.changes import ChangeStream
 from amqpbroker.broker.persister import Persister
 from amqpbroker.broker.session import Session, SessionEvents
 from amqpbroker.clock import Scheduler
@@ -42,6 +43,9 @@ class BrokerCore:
         self.scheduler = scheduler if scheduler is not None else Scheduler()
         self.store = store
         self.definitions = definitions
+        # The one ordered stream of durable changes: the model produces them, this applies
+        # them to the stores; replication and events tap it (broker/changes.py).
+        self.changes = ChangeStream(store, definitions)
         # The memory store needs no fsync: confirms go out as soon as messages are enqueued.
         self.store_needs_sync = store is not None and getattr(store, "needs_sync", True)
         self.persister = Persister()
@@ -71,7 +75,8 @@ class BrokerCore:
     def add_vhost(self, name: str, grant_to: str | None = None) -> VirtualHost:
         vhost = self.vhosts.get(name)
         if vhost is None:
-            vhost = VirtualHost(name, self.store, self.definitions, self.scheduler)
+            vhost = VirtualHost(name, self.changes, self.scheduler,
+                                message_changes=self.store is not None)
             vhost.streams = self.streams
             self.vhosts[name] = vhost
         if grant_to is not None and grant_to in self.users:

@@ -52,7 +52,7 @@ from amqpbroker.model.queue_features import FLOW_HIGH, FLOW_LOW, QueueFeatures
 
 if TYPE_CHECKING:
     from amqpbroker.model.vhost import VirtualHost
-    from amqpbroker.store.base import MessageStore
+    from amqpbroker.model.changes import DurableChanges
 
 log = structlog.get_logger("amqpbroker")
 
@@ -91,7 +91,7 @@ class Queue(QueueFeatures, Destination):
         exclusive_owner: Any = None,
         auto_delete: bool = False,
         arguments: dict[str, Any] | None = None,
-        store: "MessageStore | None" = None,
+        changes: "DurableChanges | None" = None,
         host: "VirtualHost | None" = None,
         quorum: bool = False,
     ) -> None:
@@ -102,9 +102,10 @@ class Queue(QueueFeatures, Destination):
         self.exclusive_owner = exclusive_owner
         self.auto_delete = auto_delete
         self.arguments = arguments or {}
-        # Only durable queues write persistent messages to the store (spec 1.4.2 / RabbitMQ
-        # "persistence": a persistent message in a transient queue is not persisted).
-        self.store = store if durable else None
+        # Only durable queues produce durable changes for persistent messages (spec 1.4.2 /
+        # RabbitMQ "persistence": a persistent message in a transient queue is not persisted).
+        # The core applies them to the store (model/changes.py): the model does no IO.
+        self.changes = changes if durable else None
         self.ready: deque[Entry] = deque()
         self.consumers: list[ConsumerLike] = []
         self.exclusive_consumer: ConsumerLike | None = None
@@ -152,9 +153,9 @@ class Queue(QueueFeatures, Destination):
         Raises `Rejected` when x-overflow=reject-publish(-dlx) refuses it."""
         if self.features:
             return self._publish_f(msg)
-        store = self.store
-        if store is not None and msg.persistent:
-            store.add(self.key, msg)
+        changes = self.changes
+        if changes is not None and msg.persistent:
+            changes.add(self.key, msg)
         if not self.ready and self.consumers:
             consumer = self._next_consumer()
             if consumer is not None:
@@ -212,8 +213,8 @@ class Queue(QueueFeatures, Destination):
 
     def _hand_out(self, consumer: ConsumerLike, msg: Message, redelivered: bool) -> None:
         self.unacked += 1
-        if self.store is not None and msg.persistent:
-            self.store.mark_delivered(self.key, msg)
+        if self.changes is not None and msg.persistent:
+            self.changes.mark_delivered(self.key, msg)
         consumer.deliver(self, msg, redelivered)
 
     def get(self) -> tuple[Message, bool] | None:
@@ -224,8 +225,8 @@ class Queue(QueueFeatures, Destination):
             return None
         msg, redelivered = self.ready.popleft()
         self.unacked += 1
-        if self.store is not None and msg.persistent:
-            self.store.mark_delivered(self.key, msg)
+        if self.changes is not None and msg.persistent:
+            self.changes.mark_delivered(self.key, msg)
         return msg, redelivered
 
     def settle(self, msg: Message) -> None:
@@ -233,8 +234,8 @@ class Queue(QueueFeatures, Destination):
         self.unacked -= 1
         if self.features:
             self._held.pop(msg, None)
-        if self.store is not None and (msg.persistent or self.persist_all) and not self.deleted:
-            self.store.remove(self.key, msg)
+        if self.changes is not None and (msg.persistent or self.persist_all) and not self.deleted:
+            self.changes.remove(self.key, msg)
 
     def reject(self, msg: Message) -> None:
         """A delivery rejected without requeue: dead-lettered if the queue has a dead
@@ -254,10 +255,10 @@ class Queue(QueueFeatures, Destination):
 
     def purge(self) -> int:
         count = len(self.ready)
-        if self.store is not None:
+        if self.changes is not None:
             for entry in self.ready:
                 if entry[0].persistent or self.persist_all:
-                    self.store.remove(self.key, entry[0])
+                    self.changes.remove(self.key, entry[0])
         self.ready.clear()
         self.ready_bytes = 0
         if self.flow_waiters:

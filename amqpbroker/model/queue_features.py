@@ -121,8 +121,8 @@ class QueueFeatures:
             if f.overflow == REJECT_PUBLISH_DLX and f.dead_letter_exchange is not None:
                 self._dead_letter(msg, MAXLEN)
             raise Rejected(self.name)
-        if self.store is not None and (msg.persistent or self.persist_all):
-            self.store.add(self.key, msg)
+        if self.changes is not None and (msg.persistent or self.persist_all):
+            self.changes.add(self.key, msg)
         now = self.clock.now()
         entry = (msg, False, self._deadline(msg, now), 0)
         if not self.ready and self.consumers:
@@ -182,8 +182,8 @@ class QueueFeatures:
     def _hand_out_f(self, consumer: ConsumerLike, entry: Entry) -> None:
         msg, redelivered, expires_at, returns = entry
         self.unacked += 1
-        if self.store is not None and (msg.persistent or self.persist_all):
-            self.store.mark_delivered(self.key, msg)
+        if self.changes is not None and (msg.persistent or self.persist_all):
+            self.changes.mark_delivered(self.key, msg)
         if expires_at is not None or returns or self.features.delivery_limit is not None:  # type: ignore[union-attr]
             self._held[msg] = (expires_at, returns)
         consumer.deliver(self, msg, redelivered)
@@ -219,8 +219,8 @@ class QueueFeatures:
         entry = self._pop()
         msg, redelivered, expires_at, returns = entry
         self.unacked += 1
-        if self.store is not None and (msg.persistent or self.persist_all):
-            self.store.mark_delivered(self.key, msg)
+        if self.changes is not None and (msg.persistent or self.persist_all):
+            self.changes.mark_delivered(self.key, msg)
         if expires_at is not None or returns or self.features.delivery_limit is not None:  # type: ignore[union-attr]
             self._held[msg] = (expires_at, returns)
         if self._timed:  # the new head may be expired already
@@ -284,8 +284,8 @@ class QueueFeatures:
         msg = entry[0]
         if self.features.dead_letter_exchange is not None:  # type: ignore[union-attr]
             self._dead_letter(msg, reason)
-        if self.store is not None and (msg.persistent or self.persist_all):
-            self.store.remove(self.key, msg)
+        if self.changes is not None and (msg.persistent or self.persist_all):
+            self.changes.remove(self.key, msg)
 
     def _dead_letter(self, msg: Message, reason: str) -> None:
         if self.host is not None:

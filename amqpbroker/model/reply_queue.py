@@ -29,6 +29,7 @@ def new_address() -> str:
 
 class ReplyQueue(Destination):
     queue_type = "reply-to"
+    dead_letter_target = False
     durable = False
     auto_delete = False
     exclusive_owner = None
@@ -39,6 +40,7 @@ class ReplyQueue(Destination):
     unacked = 0
     consumer_timeout_ms = None
     key = ""
+    changes = None
 
     def __init__(self, vhost: str, name: str, on_gone: Callable[["ReplyQueue"], None]) -> None:
         self.vhost = vhost

@@ -1,11 +1,14 @@
 """Stream queues (issue 11): RabbitMQ's declare and consume rules, and the queue object.
 
-Plain synchronous Python over `store.stream_log.StreamLog`. For the integrator:
+Plain synchronous Python over a stream log (`store.stream_log.StreamLog` on disk, or its
+in-memory twin `store.stream_memory.MemoryStreamLog`), which the core opens and hands in:
+the model never opens files (issue 14). For the integrator:
 
 Declare (queue.declare with x-queue-type=stream, YAML topology, recovery replay)::
 
     validate_stream_arguments(name, vhost, durable, exclusive, auto_delete, arguments)
-    q = StreamQueue.open(root_dir, vhost, name, arguments, sync=True, clock=scheduler.wall)
+    q = amqpbroker.streams.open_stream(root_dir, vhost, name, arguments, sync=True,
+                                       clock=scheduler.wall)
 
 `validate_stream_arguments` raises `errors.PreconditionFailed` worded as RabbitMQ 4.x
 (rabbit_amqqueue:check_declare_arguments, then rabbit_stream_queue:declare):
@@ -69,14 +72,13 @@ from amqpbroker.model.queue import queue_key
 from amqpbroker.model.queue_args import _Atom, _int, _term, _text, amqp_type_name
 from amqpbroker.model.quorum import check_properties
 from amqpbroker.protocol import tables
-from amqpbroker.store.stream_log import (
-    DEFAULT_SEGMENT_BYTES, StreamCursor, StreamLog, parse_interval,
-)
+from amqpbroker.durations import parse_interval
 
 __all__ = ["StreamQueue", "StreamConfig", "ConsumerOptions", "validate_stream_arguments",
            "parse_stream_arguments", "parse_consumer_arguments", "parse_offset_spec",
            "check_stream_consume", "stream_directory"]
 
+DEFAULT_SEGMENT_BYTES = 500_000_000  # RabbitMQ's default x-stream-max-segment-size-bytes
 MAX_SEGMENT_SIZE_BYTES = 3_000_000_000  # RabbitMQ's ?MAX_STREAM_MAX_SEGMENT_SIZE (3 GB)
 LEADER_LOCATORS = ("client-local", "balanced", "random", "least-leaders", "min-masters")
 OFFSET_HEADER = "x-stream-offset"
@@ -297,7 +299,7 @@ def stream_directory(root: str | Path, vhost: str, name: str) -> Path:
 class _Reader:
     __slots__ = ("cursor", "tracking")
 
-    def __init__(self, cursor: StreamCursor, tracking: str | None) -> None:
+    def __init__(self, cursor: Any, tracking: str | None) -> None:
         self.cursor = cursor
         self.tracking = tracking
 
@@ -315,10 +317,10 @@ class StreamQueue(Destination):
     exclusive_owner = None
     exclusive_consumer = None
     features = None
-    store = None
+    changes = None  # its log is its durable state (the core syncs it)
     consumer_timeout_ms = None
 
-    def __init__(self, vhost: str, name: str, log: StreamLog | None, *,
+    def __init__(self, vhost: str, name: str, log: Any, *,
                  arguments: dict[str, Any] | None = None) -> None:
         self.vhost = vhost
         self.name = name
@@ -335,18 +337,6 @@ class StreamQueue(Destination):
         self.scheduler: Any = None  # see the module docstring (deferred dispatch)
         self.on_tracking: Callable[[], None] | None = None
         self._dispatch_pending = False
-
-    @classmethod
-    def open(cls, root: str | Path, vhost: str, name: str, arguments: dict[str, Any] | None = None,
-             *, sync: bool = True, clock: Callable[[], float] = time.time) -> StreamQueue:
-        """Create or recover the stream's log under `root` (arguments already validated)."""
-        config = parse_stream_arguments(arguments)
-        log = StreamLog(stream_directory(root, vhost, name),
-                        max_segment_bytes=config.max_segment_size_bytes,
-                        max_bytes=config.max_length_bytes, max_age_ms=config.max_age_ms,
-                        sync=sync, clock=clock)
-        log.enforce_retention()
-        return cls(vhost, name, log, arguments=arguments)
 
     # -- counts ---------------------------------------------------------------------------
     @property

@@ -30,7 +30,7 @@ from amqpbroker.model.queue_types import (
 )
 
 if TYPE_CHECKING:
-    from amqpbroker.store.base import DefinitionStore, MessageStore
+    from amqpbroker.model.changes import DurableChanges
 
 # https://www.rabbitmq.com/docs/exchanges#default-exchange and the amq.* set RabbitMQ
 # predeclares in every vhost.
@@ -47,15 +47,18 @@ class VirtualHost:
     def __init__(
         self,
         name: str,
-        store: "MessageStore | None" = None,
-        definitions: "DefinitionStore | None" = None,
+        changes: "DurableChanges | None" = None,
         scheduler: Scheduler | None = None,
+        *,
+        message_changes: bool = True,
     ) -> None:
         self.name = name
+        # Durable topology changes go to `changes.definition`; durable queues' message
+        # changes to the same stream when `message_changes` (a broker with a message store).
+        self.definitions = changes
+        self.changes = changes if message_changes else None
         # Clock and timers for queue features (TTL, x-expires): the core's, or a private one.
         self.scheduler = scheduler if scheduler is not None else Scheduler()
-        self.store = store
-        self.definitions = definitions
         self.streams: Any = None  # the core's StreamRegistry: where stream queues' logs live
         self.exchanges: dict[str, Exchange] = {}
         self.queues: dict[str, Destination] = {}
@@ -250,8 +253,8 @@ class VirtualHost:
         for ex in list(self.exchanges.values()):
             if ex.unbind_all(q):
                 self._maybe_auto_delete_exchange(ex)
-        if q.store is not None:
-            q.store.delete_queue(q.key)
+        if q.changes is not None:
+            q.changes.delete_queue(q.key)
         if q.is_stream:
             q.delete()  # its log's files go too
         else:
@@ -393,7 +396,7 @@ class VirtualHost:
     def _record(self, op: dict[str, Any]) -> None:
         if self.definitions is not None and not self._replaying:
             op["vhost"] = self.name
-            self.definitions.append(op)
+            self.definitions.definition(op)
 
 
 def _binding_op(kind: str, source: Exchange, dest: Destination | Exchange, key: str,

@@ -17,6 +17,7 @@ from amqpbroker.model.quorum import QuorumReady, quorum_config
 from amqpbroker.model.stream import StreamQueue
 from amqpbroker.model.vhost import VirtualHost
 from amqpbroker.protocol.properties import scan_properties
+from amqpbroker.broker.changes import ChangeStream
 from amqpbroker.store.memory import MemoryMessageStore
 
 QUORUM = {"x-queue-type": "quorum"}
@@ -35,7 +36,7 @@ def clock() -> ManualScheduler:
 
 @pytest.fixture
 def vh(clock: ManualScheduler) -> VirtualHost:
-    return VirtualHost("/", store=MemoryMessageStore(), scheduler=clock)
+    return VirtualHost("/", ChangeStream(MemoryMessageStore(), None), scheduler=clock)
 
 
 def test_quorum_ready_returns_first_then_high_two_to_one():
@@ -77,11 +78,11 @@ def test_quorum_queue_stores_every_message_and_expires_heads(vh, clock):
     q = vh.declare_queue("qq", durable=True, arguments={**QUORUM, "x-message-ttl": 100})
     assert q.is_quorum and q.persist_all and q.features is not None
     q.publish(message(b"transient", delivery_mode=1))
-    assert vh.store.recover()["/\x00qq"][0][0].body == b"transient"
+    assert vh.changes.store.recover()["/\x00qq"][0][0].body == b"transient"
     got = q.get()
     assert got is not None and not got[0].persistent  # delivered as published
     q.settle(got[0])
-    assert "/\x00qq" not in vh.store.recover()
+    assert "/\x00qq" not in vh.changes.store.recover()
     q.publish(message(b"old", priority=9))
     clock.advance(0.2)
     assert q.message_count == 0 and q.get() is None
