@@ -150,7 +150,7 @@ class Server:
         self.protocols: set[AMQPProtocol] = set()
         self.servers: list[asyncio.AbstractServer] = []
         self.port = 0
-        self.mqtt: Any = None  # server_mqtt.MQTTListeners when an MQTT listener is on
+        self.mqtt: Any = None  # mqtt_listener.MQTTListeners when an MQTT listener is on
         self._ticker: asyncio.TimerHandle | None = None
         self._sync_task: asyncio.Future[Any] | None = None
         core.scheduler.attach(self.loop)  # model timers (TTL, x-expires, consumer timeout)
@@ -170,7 +170,7 @@ class Server:
             return
         from amqpbroker.mqtt.core_port import CoreAdapter
         from amqpbroker.mqtt.registry import MQTTRegistry
-        from amqpbroker.server_mqtt import MQTTListeners
+        from amqpbroker.mqtt_listener import MQTTListeners
 
         self.mqtt = MQTTListeners(MQTTRegistry(CoreAdapter(self.core), s.mqtt), self.maybe_sync)
         if s.mqtt_port is not None:
