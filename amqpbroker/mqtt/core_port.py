@@ -19,8 +19,10 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, Callable
 
 import structlog
+from pamqp import encode
 
 from amqpbroker import errors
+
 from amqpbroker.message import Message
 from amqpbroker.mqtt.port import Delivery, OutgoingMessage, Refused
 from amqpbroker.mqtt.registry import Retained
@@ -31,9 +33,6 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("amqpbroker")
 RETAINED_PREFIX = "mqtt-retained-"
-_AMQP_PROPS = ("content_type", "correlation_id", "reply_to", "expiration", "delivery_mode",
-               "message_id", "timestamp", "type", "app_id", "user_id", "priority",
-               "content_encoding")
 
 
 class CoreAdapter:
@@ -234,7 +233,7 @@ class VhostAdapter:
         body = msg.body
         if body is None:
             body = self.core.store.load_body(msg)  # type: ignore[union-attr]
-        consumer.on_delivery(Delivery(msg.routing_key, body, _properties_of(msg), redelivered,
+        consumer.on_delivery(Delivery(msg.routing_key, body, _Properties(msg), redelivered,  # type: ignore[arg-type]
                                       lambda ack: self._settle(tag, ack), msg.exchange))
 
     def _settle(self, tag: int, ack: bool) -> None:
@@ -323,23 +322,85 @@ def retained_queue_name(topic: str) -> str:
     return RETAINED_PREFIX + hashlib.sha1(topic.encode("utf-8")).hexdigest()
 
 
+# AMQP basic property flags (0-9-1 section 4.2.6.1) and their order on the wire.
+_FLAGS = (("content_type", 0x8000), ("headers", 0x2000), ("delivery_mode", 0x1000),
+          ("correlation_id", 0x0400), ("reply_to", 0x0200), ("expiration", 0x0100))
+_header_cache: dict[tuple[Any, ...], bytes] = {}
+
+
 def _to_message(out: OutgoingMessage) -> Message:
-    props = dict(out.properties)
-    headers = props.pop("headers", None)
-    expiration = props.pop("expiration", None)
-    return Message.create(out.exchange, out.routing_key, out.body, persistent=out.persistent,
-                          expiration=expiration, headers=headers, **props)
+    """The neutral Message of an MQTT publish, its property bytes encoded directly (the
+    few properties MQTT maps to; pamqp's general encoder costs more than the rest of a
+    publish). The headers of plain MQTT publishes repeat, so their encoding is cached."""
+    props = out.properties
+    headers = props.get("headers") or {}
+    flags = 0
+    parts: list[bytes] = []
+    for name, flag in _FLAGS:
+        if name == "delivery_mode":
+            value: Any = 2 if out.persistent else 1
+        else:
+            value = props.get(name)
+            if value is None or (name == "headers" and not value):
+                continue
+        flags |= flag
+        if name == "headers":
+            parts.append(_encode_headers(value))
+        elif name == "delivery_mode":
+            parts.append(bytes((value,)))
+        else:
+            raw = str(value).encode("utf-8")[:255]
+            parts.append(bytes((len(raw),)) + raw)
+    raw_props = flags.to_bytes(2, "big") + b"".join(parts)
+    msg = Message(out.exchange, out.routing_key, raw_props, out.body, len(out.body),
+                  out.persistent, 0, props.get("expiration"))
+    msg._headers = headers  # already known: spare the lazy decode on delivery
+    return msg
 
 
-def _properties_of(msg: Message) -> dict[str, Any]:
-    decoded = msg.decoded_properties()
-    out = {}
-    for name in _AMQP_PROPS:
-        value = getattr(decoded, name, None)
-        if value is not None:
-            out[name] = value
-    out["headers"] = decoded.headers or {}
-    return out
+def _encode_headers(headers: dict[str, Any]) -> bytes:
+    key = tuple(headers.items()) if len(headers) <= 4 else None
+    if key is not None:
+        try:
+            cached = _header_cache.get(key)
+        except TypeError:  # an unhashable value (bytes are fine; nothing else is expected)
+            key, cached = None, None
+        if cached is not None:
+            return cached
+    encoded = encode.field_table(headers)
+    if key is not None and len(_header_cache) < 4096:
+        _header_cache[key] = encoded
+    return encoded
+
+
+class _Properties:
+    """A delivery's AMQP properties, read lazily: MQTT 3.1.1 deliveries need only the
+    headers (cached on the message), MQTT 5 ones decode the rest once."""
+
+    __slots__ = ("msg", "_decoded")
+
+    def __init__(self, msg: Message) -> None:
+        self.msg = msg
+        self._decoded: Any = None
+
+    def get(self, name: str, default: Any = None) -> Any:
+        msg = self.msg
+        if name == "headers":
+            return msg.headers or {}
+        if name == "delivery_mode":
+            return 2 if msg.persistent else 1
+        if name == "expiration":
+            return msg.expiration
+        if self._decoded is None:
+            self._decoded = msg.decoded_properties()
+        value = getattr(self._decoded, name, None)
+        return default if value is None else value
+
+    def __getitem__(self, name: str) -> Any:
+        value = self.get(name)
+        if value is None:
+            raise KeyError(name)
+        return value
 
 
 def _ignore(ok: bool) -> None:

@@ -45,6 +45,7 @@ class MQTTSession:
         self.version = p.MQTT311
         self.reader = PacketReader(self.settings.max_packet_size_unauthenticated)
         self.out: list[bytes] = []
+        self.out_bytes = 0
         self.on_output: Callable[[], None] = _nothing
         self._in_feed = False
         self.last_recv = now
@@ -76,7 +77,7 @@ class MQTTSession:
 
     @property
     def write_blocked(self) -> bool:
-        return self.paused or sum(map(len, self.out)) >= WRITE_HIGH_WATER
+        return self.paused or self.out_bytes >= WRITE_HIGH_WATER
 
     def writable(self) -> None:
         """The transport drained: consumers skipped meanwhile get their turn."""
@@ -116,6 +117,7 @@ class MQTTSession:
             return b""
         data = b"".join(self.out)
         self.out.clear()
+        self.out_bytes = 0
         return data
 
     def tick(self, now: float) -> None:
@@ -138,7 +140,11 @@ class MQTTSession:
 
     # -- output ---------------------------------------------------------------------------------
     def send_packet(self, packet: p.Packet) -> None:
-        self.out.append(encode_packet(packet, self.version))
+        self.send(encode_packet(packet, self.version))
+
+    def send(self, data: bytes) -> None:
+        self.out.append(data)
+        self.out_bytes += len(data)
         if not self._in_feed:
             self.on_output()
 

@@ -234,9 +234,7 @@ class Subscriptions:
             self.inflight[m.packet_id] = (d, m.qos)
         elif d is not None:
             d.settle(True)
-        session.out.append(data)
-        if not session._in_feed:
-            session.on_output()
+        session.send(data)
 
     def _packet_id(self) -> int:
         for _ in range(65536):
