@@ -101,14 +101,17 @@ class Paho:
 
     def disconnect(self) -> None:
         self.client.disconnect()
+        self.stop()
+
+    def stop(self) -> None:
+        """Stop the network thread and close every socket paho holds (its wake-up socket
+        pair too: left to the garbage collector they raise ResourceWarning)."""
         self.client.loop_stop()
+        self.client._reset_sockets()
 
     def drop(self) -> None:
         """Vanish without DISCONNECT (the will fires)."""
-        self.client.loop_stop()
-        sock = self.client.socket()
-        if sock is not None:
-            sock.close()
+        self.stop()
 
 
 def wait_until(cond: Any, timeout: float = TIMEOUT) -> bool:
@@ -121,3 +124,10 @@ def wait_until(cond: Any, timeout: float = TIMEOUT) -> bool:
 
 
 __all__ = ["Paho", "V311", "V5", "mqtt_broker", "props", "wait_until", "threading"]
+
+
+def collect_garbage() -> None:
+    """Collect the clients a test dropped now, so that an unclosed socket is reported in
+    the test that leaked it (warnings are errors) rather than in a later one."""
+    import gc
+    gc.collect()

@@ -13,9 +13,15 @@ import aio_pika
 import pytest
 
 from .harness import require_node
-from .mqtt_clients import V5, V311, Paho, mqtt_broker, props
+from .mqtt_clients import collect_garbage, V5, V311, Paho, mqtt_broker, props
 
 pytestmark = pytest.mark.interop
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_sockets():
+    yield
+    collect_garbage()
 NODE_DIR = Path(__file__).parent / "node"
 
 

@@ -17,9 +17,15 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from .mqtt_clients import V5, V311, Paho, mqtt_broker, props
+from .mqtt_clients import collect_garbage, V5, V311, Paho, mqtt_broker, props
 
 pytestmark = pytest.mark.interop
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_sockets():
+    yield
+    collect_garbage()
 
 
 def test_persistent_session_and_retained_survive_restart(tmp_path):
@@ -110,6 +116,7 @@ def test_kill_9_loses_no_pubacked_qos1_message(tmp_path, seed):
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
         pub.loop_stop()
+        pub._reset_sockets()
         confirmed = {mids[m] for m in list(acked_mids)}
         assert confirmed, "no PUBACK before the kill: nothing was tested"
         log.write_text("")

@@ -8,9 +8,15 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
 
-from .mqtt_clients import V5, V311, Paho, mqtt_broker, props, wait_until
+from .mqtt_clients import collect_garbage, V5, V311, Paho, mqtt_broker, props, wait_until
 
 pytestmark = pytest.mark.interop
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_sockets():
+    yield
+    collect_garbage()
 VERSIONS = pytest.mark.parametrize("version", [V311, V5], ids=["3.1.1", "5.0"])
 
 
@@ -42,7 +48,7 @@ def test_bad_password_is_refused(broker, version):
     c = Paho(broker.mqtt_port, "bad", version, password="wrong")
     # 3.1.1 return code 4 / 5.0 reason 0x86 (paho reports both as 0x86)
     assert str(c.rc) == "Bad user name or password" and c.rc.value == 0x86
-    c.client.loop_stop()
+    c.stop()
 
 
 @VERSIONS
@@ -115,7 +121,7 @@ def test_client_id_takeover_5(broker):
     rc = first.disconnects.get(timeout=10)
     assert isinstance(rc, ReasonCode) and rc.value == 0x8E  # Session taken over
     second.disconnect()
-    first.client.loop_stop()
+    first.stop()
 
 
 def test_mqtt5_properties_round_trip(broker):

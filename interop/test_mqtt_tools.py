@@ -12,9 +12,15 @@ import aiomqtt
 import pytest
 
 from .harness import require_node
-from .mqtt_clients import V5, Paho, mqtt_broker
+from .mqtt_clients import collect_garbage, V5, Paho, mqtt_broker
 
 pytestmark = pytest.mark.interop
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_sockets():
+    yield
+    collect_garbage()
 NODE_DIR = __import__("pathlib").Path(__file__).parent / "node"
 
 
@@ -106,3 +112,4 @@ def test_websocket_wrong_path_is_404(broker):
     with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(f"http://127.0.0.1:{broker.mqtt_ws_port}/other", timeout=5)
     assert info.value.code == 404
+    info.value.close()

@@ -225,6 +225,20 @@ def _encode_connack(a: p.ConnAck, version: int) -> tuple[int, bytes]:
     return 0x20, bytes((int(a.session_present), a.reason_code)) + _props(a, version)
 
 
+def encode_publish(topic: str, payload: bytes, qos: int, retain: bool, dup: bool,
+                   packet_id: int, version: int, properties: dict[str, Any] | None) -> bytes:
+    """A PUBLISH without building a `Publish` first (the delivery hot path)."""
+    first = 0x30 | (0x08 if dup else 0) | (qos << 1) | (1 if retain else 0)
+    raw = topic.encode("utf-8")
+    parts = [struct.pack(">H", len(raw)), raw]
+    if qos:
+        parts.append(struct.pack(">H", packet_id))
+    if version == p.MQTT5:
+        parts.append(props.encode(properties))
+    head = b"".join(parts)
+    return bytes((first,)) + encode_varint(len(head) + len(payload)) + head + payload
+
+
 def _encode_publish(m: p.Publish, version: int) -> tuple[int, bytes]:
     first = 0x30 | (0x08 if m.dup else 0) | (m.qos << 1) | (1 if m.retain else 0)
     pid = struct.pack(">H", m.packet_id) if m.qos else b""

@@ -21,6 +21,7 @@ from amqpbroker.mqtt.port import Delivery, OutgoingMessage
 
 QOS_HEADER = "x-mqtt-publish-qos"
 PUBLISHER_HEADER = "x-mqtt-publisher"  # for no-local (5.0 3.8.3.1)
+_TOPICS: dict[str, str] = {}  # routing key -> MQTT topic, a bounded cache of the hot path
 _RESERVED = (QOS_HEADER, PUBLISHER_HEADER, "x-correlation-id",
              "x-mqtt-payload-format-indicator", "x-mqtt-retain")
 
@@ -67,7 +68,12 @@ def from_amqp(d: Delivery, version: int) -> tuple[str, int, dict[str, Any], str]
     props: dict[str, Any] = {}
     if version == 5:
         props = _properties_v5(amqp, headers)
-    return topics.to_topic(d.routing_key), qos, props, publisher if isinstance(publisher, str) else ""
+    topic = _TOPICS.get(d.routing_key)
+    if topic is None:
+        if len(_TOPICS) > 8192:
+            _TOPICS.clear()
+        topic = _TOPICS[d.routing_key] = topics.to_topic(d.routing_key)
+    return topic, qos, props, publisher if isinstance(publisher, str) else ""
 
 
 def _properties_v5(amqp: dict[str, Any], headers: dict[str, Any]) -> dict[str, Any]:

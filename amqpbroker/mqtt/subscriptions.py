@@ -22,7 +22,7 @@ import structlog
 
 from amqpbroker.mqtt import convert, errors as e, topics
 from amqpbroker.mqtt import packets as p
-from amqpbroker.mqtt.codec import encode_packet
+from amqpbroker.mqtt.codec import encode_publish
 from amqpbroker.mqtt.port import Delivery, Refused
 
 if TYPE_CHECKING:
@@ -57,6 +57,7 @@ class Subscriptions:
         self.released: set[int] = set()        # QoS 2: PUBREL sent, PUBCOMP awaited
         self.next_id = 0
         self.client_receive_maximum = 65535
+        self._matches: dict[tuple[str, str], _Match] = {}
 
     @property
     def vhost(self) -> Any:
@@ -166,6 +167,7 @@ class Subscriptions:
         except Refused as exc:
             raise e.MQTTError(exc.text, e.NOT_AUTHORIZED) from None
         self.subs[topic_filter] = sub
+        self._matches.clear()
         self._consume(queue)
         return sub, old is None
 
@@ -174,6 +176,7 @@ class Subscriptions:
         exchange = self.session.settings.exchange
         for topic_filter in u.topic_filters:
             sub = self.subs.pop(topic_filter, None)
+            self._matches.clear()
             if sub is None:
                 codes.append(e.NO_SUBSCRIPTION_EXISTED)
                 continue
@@ -196,7 +199,7 @@ class Subscriptions:
             props = dict(r.properties) if session.version == p.MQTT5 else {}
             if sub.ident and session.version == p.MQTT5:
                 props["subscription_identifier"] = [sub.ident]
-            self._send(p.Publish(r.topic, r.payload, qos, True, False, 0, props), None)
+            self._send(r.topic, r.payload, qos, True, False, props, None)
 
     # -- deliveries out ---------------------------------------------------------------------------
     def deliver(self, queue: str, d: Delivery) -> None:
@@ -204,34 +207,41 @@ class Subscriptions:
         if session.closed:
             return
         topic, pub_qos, props, publisher = convert.from_amqp(d, session.version)
-        matching = [s for s in self.subs.values()
-                    if s.queue == queue and topics.matches(s.match, topic)]
-        if publisher == session.client_id:
-            matching = [s for s in matching if not s.options.no_local]
-        if not matching:
+        key = (queue, topic)
+        match = self._matches.get(key)
+        if match is None:  # cached until the subscriptions change
+            match = self._match(queue, topic)
+            if len(self._matches) > 4096:
+                self._matches.clear()
+            self._matches[key] = match
+        if publisher == session.client_id and match.any_no_local:
+            match = _Match([s for s in match.subs if not s.options.no_local])
+        if not match.subs:
             d.settle(True)  # 3.8.3.1 no local, or a subscription just removed
             return
-        qos = min(pub_qos, max(s.options.qos for s in matching))
-        retain = any(s.options.retain_as_published for s in matching) and bool(
+        qos = pub_qos if pub_qos <= match.max_qos else match.max_qos
+        retain = match.retain_as_published and bool(
             (d.properties.get("headers") or {}).get("x-mqtt-retain"))
-        if session.version == p.MQTT5:
-            idents = sorted({s.ident for s in matching if s.ident})
-            if idents:
-                props["subscription_identifier"] = idents
-        self._send(p.Publish(topic, d.body, qos, retain, bool(d.redelivered and qos), 0, props), d)
+        if match.idents and session.version == p.MQTT5:
+            props["subscription_identifier"] = match.idents
+        self._send(topic, d.body, qos, retain, bool(d.redelivered and qos), props, d)
 
-    def _send(self, m: p.Publish, d: Delivery | None) -> None:
+    def _match(self, queue: str, topic: str) -> "_Match":
+        return _Match([s for s in self.subs.values()
+                       if s.queue == queue and topics.matches(s.match, topic)])
+
+    def _send(self, topic: str, payload: bytes, qos: int, retain: bool, dup: bool,
+              props: dict[str, Any], d: Delivery | None) -> None:
         session = self.session
-        if m.qos:
-            m.packet_id = self._packet_id()
-        data = encode_packet(m, session.version)
+        pid = self._packet_id() if qos else 0
+        data = encode_publish(topic, payload, qos, retain, dup, pid, session.version, props)
         limit = session.client_max_packet
         if limit and len(data) > limit:  # 3.1.2-25: discarded as if delivered
             if d is not None:
                 d.settle(True)
             return
-        if m.qos:
-            self.inflight[m.packet_id] = (d, m.qos)
+        if qos:
+            self.inflight[pid] = (d, qos)
         elif d is not None:
             d.settle(True)
         session.send(data)
@@ -266,3 +276,16 @@ class Subscriptions:
 
     def on_pubcomp(self, a: p.PubComp) -> None:
         self.released.discard(a.packet_id)
+
+
+class _Match:
+    """The subscriptions of one queue that match one topic, and what they imply."""
+
+    __slots__ = ("subs", "max_qos", "retain_as_published", "idents", "any_no_local")
+
+    def __init__(self, subs: list[Sub]) -> None:
+        self.subs = subs
+        self.max_qos = max((s.options.qos for s in subs), default=0)
+        self.retain_as_published = any(s.options.retain_as_published for s in subs)
+        self.idents = sorted({s.ident for s in subs if s.ident})
+        self.any_no_local = any(s.options.no_local for s in subs)
