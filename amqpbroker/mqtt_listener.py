@@ -207,8 +207,11 @@ class MQTTListeners:
                 return
             await WebSocketConnection(self, ws).run()
 
+        # One WebSocket message carries at most one packet's worth: a larger one is refused
+        # by the library (close 1009) before it is buffered whole.
+        max_size = self.registry.settings.max_packet_size + 8
         server = await serve(handler, host, port, subprotocols=[WS_SUBPROTOCOL],
-                             process_request=check_path, max_size=None, compression=None)
+                             process_request=check_path, max_size=max_size, compression=None)
         self.servers.append(server)
         self.ws_port = list(server.sockets)[0].getsockname()[1]
         return self.ws_port

@@ -410,3 +410,10 @@ def test_session_expiry_5(world):
     assert core.queue("/", "mqtt-subscription-eqos1").arguments["x-expires"] == 300_000
     c = Client(reg, 5)
     assert c.connect("e", clean=False, properties={"session_expiry_interval": 300}).session_present
+
+
+def test_mqtt_31_clients_are_served_as_311(world):
+    core, reg = world
+    c = Client(reg, 3)
+    assert c.connect("old") == p.ConnAck(False, 0)
+    assert c.send(p.PingReq()) == [p.PingResp()]
