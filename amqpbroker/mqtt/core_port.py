@@ -62,7 +62,7 @@ class MQTTConsumer:
     """A consumer as the core's queues see it (`ConsumerLike`): credit = prefetch."""
 
     __slots__ = ("adapter", "queue", "prefetch", "on_delivery", "unacked", "tag", "active",
-                 "exclusive", "priority", "arguments")
+                 "exclusive", "priority", "arguments", "no_ack")
 
     def __init__(self, adapter: "VhostAdapter", queue: Any, prefetch: int,
                  on_delivery: Callable[[Delivery], None]) -> None:
@@ -76,12 +76,13 @@ class MQTTConsumer:
         self.exclusive = False
         self.priority = 0
         self.arguments: dict[str, Any] = {}
+        self.no_ack = False
 
     def can_take(self) -> bool:
         if self.adapter.write_blocked():
             self.adapter.starved = True
             return False
-        return self.active and self.unacked < self.prefetch
+        return self.active and (self.no_ack or self.unacked < self.prefetch)
 
     def deliver(self, queue: Any, msg: Message, redelivered: bool) -> None:
         self.unacked += 1
@@ -215,18 +216,27 @@ class VhostAdapter:
         self.session.check_alarm()
 
     # -- consuming ----------------------------------------------------------------------------------
-    def consume(self, queue: str, prefetch: int, on_delivery: Callable[[Delivery], None]) -> Any:
+    def consume(self, queue: str, prefetch: int, on_delivery: Callable[[Delivery], None],
+                no_ack: bool = False) -> Any:
         try:
-            q = self.session.check_consume(queue, exclusive=False, no_ack=False,
+            q = self.session.check_consume(queue, exclusive=False, no_ack=no_ack,
                                            prefetch=prefetch, global_prefetch=0, arguments={})
         except errors.AMQPError as exc:
             raise Refused("access", exc.reply_text) from None
         consumer = MQTTConsumer(self, q, max(1, prefetch), on_delivery)
+        consumer.no_ack = no_ack
         self.consumers.append(consumer)
         self.session.consume(q, consumer)
         return consumer
 
     def deliver(self, consumer: MQTTConsumer, queue: Any, msg: Message, redelivered: bool) -> None:
+        if consumer.no_ack:  # settled as it is handed out, as an AMQP no-ack consumer
+            queue.settle(msg)
+            consumer.unacked -= 1
+            body = msg.body if msg.body is not None else self.core.store.load_body(msg)  # type: ignore[union-attr]
+            consumer.on_delivery(Delivery(msg.routing_key, body, _Properties(msg), redelivered,  # type: ignore[arg-type]
+                                          _settled, msg.exchange))
+            return
         self.next_delivery += 1
         tag = self.next_delivery
         self.outstanding[tag] = (queue, msg, consumer)
@@ -405,3 +415,7 @@ class _Properties:
 
 def _ignore(ok: bool) -> None:
     pass
+
+
+def _settled(ack: bool) -> None:
+    pass  # a no-ack delivery: already settled

@@ -79,9 +79,10 @@ class VhostPort(Protocol):
         """Route and enqueue; `on_safe(True)` once routed (and fsynced if it reached a
         durable queue) — the core's publisher confirm; `on_safe(False)` if refused."""
 
-    def consume(self, queue: str, prefetch: int,
-                on_delivery: Callable[[Delivery], None]) -> Any:
-        """Start a consumer with `prefetch` unsettled deliveries at most; returns a handle."""
+    def consume(self, queue: str, prefetch: int, on_delivery: Callable[[Delivery], None],
+                no_ack: bool = False) -> Any:
+        """Start a consumer with `prefetch` unsettled deliveries at most (no limit and
+        settled at once with `no_ack`); returns a handle."""
 
     def cancel(self, handle: Any) -> None: ...
 

@@ -119,8 +119,11 @@ class Subscriptions:
         if queue in self.consumers:
             return
         prefetch = min(self.session.settings.prefetch, self.client_receive_maximum)
+        # The QoS 0 queue's deliveries are never acknowledged by the client: consume it
+        # without acks (RabbitMQ's QoS 0 queue type is at-most-once the same way).
+        no_ack = queue == topics.queue_name(self.session.client_id, 0)
         self.consumers[queue] = self.vhost.consume(
-            queue, prefetch, lambda d, q=queue: self.deliver(q, d))
+            queue, prefetch, lambda d, q=queue: self.deliver(q, d), no_ack=no_ack)
 
     # -- SUBSCRIBE / UNSUBSCRIBE ------------------------------------------------------------------
     def on_subscribe(self, s: p.Subscribe) -> None:

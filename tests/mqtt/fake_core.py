@@ -142,7 +142,7 @@ class FakeVhost:
         else:
             self.core.pending_confirms.append(on_safe)
 
-    def consume(self, queue, prefetch, on_delivery):
+    def consume(self, queue, prefetch, on_delivery, no_ack=False):
         q = self.core.queues[(self.name, queue)]
         c = FakeConsumer(self, q, prefetch, on_delivery)
         q.consumers.append(c)
