@@ -74,7 +74,7 @@ def _serve(data_dir: str, log: Path) -> tuple[subprocess.Popen, int]:
         proc = subprocess.Popen(cmd, stderr=err, stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline and proc.poll() is None:
-        if f"MQTT on port {port}" in log.read_text(errors="replace"):
+        if f"MQTT port {port}" in log.read_text(errors="replace"):
             return proc, port
         time.sleep(0.05)
     proc.kill()
