@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import socket
 import time
 from typing import Any, Callable
@@ -18,6 +19,10 @@ from amqpbroker.mqtt.registry import MQTTRegistry
 from amqpbroker.mqtt.session import MQTTSession
 
 log = structlog.get_logger("amqpbroker")
+# The websockets library logs every listener start and handshake at INFO through stdlib
+# logging: our own log lines (mqtt.*) say what matters.
+_WS_LOG = logging.getLogger("amqpbroker.mqtt_websocket")
+_WS_LOG.setLevel(logging.WARNING)
 WS_PATH = "/ws"
 WS_SUBPROTOCOL = "mqtt"
 
@@ -211,7 +216,8 @@ class MQTTListeners:
         # by the library (close 1009) before it is buffered whole.
         max_size = self.registry.settings.max_packet_size + 8
         server = await serve(handler, host, port, subprotocols=[WS_SUBPROTOCOL],
-                             process_request=check_path, max_size=max_size, compression=None)
+                             process_request=check_path, max_size=max_size, compression=None,
+                             logger=_WS_LOG)
         self.servers.append(server)
         self.ws_port = list(server.sockets)[0].getsockname()[1]
         return self.ws_port
