@@ -5,6 +5,7 @@
     amqpbroker definitions export [--data-dir DIR] [--config FILE] [--format yaml|json]
     amqpbroker definitions import FILE [--data-dir DIR] [--config FILE]
     amqpbroker perf ...                              the load generator
+    amqpbroker ctl COMMAND ...                       rabbitmqctl's commands (docs/management.md)
 
 Exit codes: 0 success, 1 invalid configuration (or conflicts), 2 bad command line.
 """
@@ -31,6 +32,8 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
                    help="MQTT listener port (default 1883; 0 turns it off)")
     p.add_argument("--mqtt-ws-port", type=int,
                    help="MQTT over WebSocket port, path /ws (default 15675; 0 turns it off)")
+    p.add_argument("--management-port", type=int, metavar="P",
+                   help="management HTTP API port (default 15672; 0 turns it off)")
     p.add_argument("--data-dir", help="where durable data lives")
     p.add_argument("--in-memory", action="store_true", help="keep nothing on disk")
     p.add_argument("--no-sync", action="store_true",
@@ -90,6 +93,8 @@ def build_settings(args: argparse.Namespace, config: Any = None) -> Settings:
         settings.mqtt_port = args.mqtt_port or None
     if args.mqtt_ws_port is not None:
         settings.mqtt_ws_port = args.mqtt_ws_port or None
+    if args.management_port is not None:
+        settings.management_port = args.management_port or None
     if args.data_dir:
         settings.data_dir = args.data_dir
     if args.in_memory:
@@ -157,7 +162,9 @@ async def serve(settings: Settings, config: Any = None) -> int:
     if settings.tls is not None:
         loop.add_signal_handler(signal.SIGHUP, _reload_certificates, broker)
     ports = ([f"port {broker.port}"] if settings.port is not None else []) + (
-        [f"amqps port {broker.tls_port}"] if settings.tls is not None else []) + [
+        [f"amqps port {broker.tls_port}"] if settings.tls is not None else []) + (
+        [f"management API on port {broker.management_port}"]
+        if broker.management is not None else []) + [
         f"{name} port {port}" for name, port in
         (("MQTT", broker.mqtt_port), ("Web-MQTT", broker.mqtt_ws_port)) if port]
     print(f"amqpbroker {__version__} listening on {', '.join(ports)}", file=sys.stderr,
@@ -245,6 +252,10 @@ def main(argv: list[str] | None = None) -> int:
         from amqpbroker.perf import main as perf_main
 
         return perf_main(argv[1:])
+    if argv and argv[0] == "ctl":  # rabbitmqctl's commands over the management API
+        from amqpbroker.ctl import main as ctl_main
+
+        return ctl_main(argv[1:])
     parser = argparse.ArgumentParser(prog="amqpbroker", description="AMQP 0-9-1 broker")
     parser.add_argument("--version", action="version", version=__version__)
     sub = parser.add_subparsers(dest="command")
