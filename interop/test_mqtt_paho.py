@@ -202,3 +202,27 @@ def test_server_assigned_client_id_5(broker):
     c = Paho(broker.mqtt_port, "", V5)
     assert c.connack_props.AssignedClientIdentifier
     c.disconnect()
+
+
+def test_topic_permissions(broker):
+    from amqpbroker.broker.admin import Admin
+
+    def grant():
+        admin = Admin(broker.core)
+        admin.set_topic_permission("guest", "/", "amq.topic", write="^tp\\.{client_id}\\.",
+                                   read="^tp\\.")
+    broker.call_soon(grant)
+    try:
+        c = Paho(broker.mqtt_port, "dev7", V5)
+        c.subscribe("tp/#", 1)
+        c.publish("tp/dev7/ok", b"allowed", 1)
+        assert c.get().payload == b"allowed"
+        info = c.client.publish("tp/other/x", b"refused", 1)
+        info.wait_for_publish(10)
+        assert info.rc == 0  # paho reports the PUBACK; the broker answered 0x87
+        assert c.nothing(0.5)
+        codes = c.subscribe("elsewhere/#", 1)
+        assert codes[0].value == 0x87
+        c.disconnect()
+    finally:
+        broker.call_soon(lambda: broker.core.runtime.topic_permissions.clear())

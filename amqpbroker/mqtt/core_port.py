@@ -111,6 +111,10 @@ class VhostAdapter:
         self.on_force_close: Callable[[str], None] = lambda text: None
         self.write_blocked: Callable[[], bool] = lambda: False
 
+    def set_client_id(self, client_id: str) -> None:
+        """For `{client_id}` in topic permission patterns."""
+        self.session.client_id = client_id
+
     def start(self) -> None:
         self.name = self.session.vhost.name
         self.publisher = self.session.publisher(self)
@@ -146,10 +150,12 @@ class VhostAdapter:
     # -- permissions and topology -----------------------------------------------------------------
     def check(self, permission: str, resource: str, name: str,
               routing_key: str | None = None) -> None:
-        # Topic permissions (per routing key) are not implemented by the core: the
-        # exchange's write/read grant decides (docs/mqtt.md).
+        # With a routing key, the topic permission too (RabbitMQ's topic authorisation,
+        # https://www.rabbitmq.com/docs/access-control#topic-authorisation).
         try:
             self.session.allow(permission, resource, name)  # type: ignore[arg-type]
+            if routing_key is not None:
+                self.session.allow_topic(name, permission, routing_key)  # type: ignore[arg-type]
         except errors.AMQPError as exc:
             raise Refused("access", exc.reply_text) from None
 

@@ -89,6 +89,9 @@ class VhostPort(Protocol):
     def close(self) -> None:
         """The connection ended: unsettled deliveries go back to their queues."""
 
+    def set_client_id(self, client_id: str) -> None:
+        """The MQTT client id, for `{client_id}` in topic permission patterns."""
+
     def after_read(self) -> None:
         """A read was processed (the core blocks a publisher during a resource alarm)."""
 

@@ -71,6 +71,7 @@ class MQTTSession:
     def _attach(self, vhost: Any) -> None:
         """The core's events for this connection: flow control pauses reading, the broker
         may close us, and deliveries wait while our output is over its high-water mark."""
+        vhost.set_client_id(self.client_id)
         vhost.on_reading = lambda paused: self.on_flow(paused)
         vhost.on_force_close = self._force_close
         vhost.write_blocked = lambda: self.write_blocked
@@ -168,6 +169,7 @@ class MQTTSession:
         self.clean_start = c.clean_start
         self.client_id = c.client_id or self._assign_client_id(c)
         self._authenticate(c)
+        self._attach(self.vhost)
         self.keepalive = c.keepalive
         self.session_expiry = self._session_expiry(c)
         self.client_max_packet = c.properties.get("maximum_packet_size", 0)
@@ -176,7 +178,6 @@ class MQTTSession:
             self._check_will(c.will)
         self.will = c.will
         self.reader.max_packet_size = self.settings.max_packet_size
-        self._attach(self.vhost)
         self.registry.retained.ensure_loaded(self.vhost)
         self.registry.register(self.vhost.name, self.client_id, self)  # type: ignore[union-attr]
         key = (self.vhost.name, self.client_id)  # type: ignore[union-attr]

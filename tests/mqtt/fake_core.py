@@ -83,6 +83,9 @@ class FakeVhost:
     def after_read(self):
         pass
 
+    def set_client_id(self, client_id):
+        self.client_id = client_id
+
     def resume(self):
         pass
 
