@@ -28,6 +28,10 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", action="append",
                    help="address to listen on (repeatable; default: every IPv4 and IPv6 address)")
     p.add_argument("--port", type=int, help="port (default 5672; 0 picks a free one)")
+    p.add_argument("--mqtt-port", type=int,
+                   help="MQTT listener port (default 1883; 0 turns it off)")
+    p.add_argument("--mqtt-ws-port", type=int,
+                   help="MQTT over WebSocket port, path /ws (default 15675; 0 turns it off)")
     p.add_argument("--management-port", type=int, metavar="P",
                    help="management HTTP API port (default 15672; 0 turns it off)")
     p.add_argument("--data-dir", help="where durable data lives")
@@ -85,6 +89,10 @@ def build_settings(args: argparse.Namespace, config: Any = None) -> Settings:
         settings.host = args.host if len(args.host) > 1 else args.host[0]
     if args.port is not None:
         settings.port = args.port
+    if args.mqtt_port is not None:
+        settings.mqtt_port = args.mqtt_port or None
+    if args.mqtt_ws_port is not None:
+        settings.mqtt_ws_port = args.mqtt_ws_port or None
     if args.management_port is not None:
         settings.management_port = args.management_port or None
     if args.data_dir:
@@ -156,7 +164,9 @@ async def serve(settings: Settings, config: Any = None) -> int:
     ports = ([f"port {broker.port}"] if settings.port is not None else []) + (
         [f"amqps port {broker.tls_port}"] if settings.tls is not None else []) + (
         [f"management API on port {broker.management_port}"]
-        if broker.management is not None else [])
+        if broker.management is not None else []) + [
+        f"{name} port {port}" for name, port in
+        (("MQTT", broker.mqtt_port), ("Web-MQTT", broker.mqtt_ws_port)) if port]
     print(f"amqpbroker {__version__} listening on {', '.join(ports)}", file=sys.stderr,
           flush=True)
     await stop.wait()

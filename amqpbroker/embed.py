@@ -69,7 +69,10 @@ class Broker:
 
             self.config = load_config(config)
         if settings is None:
+            # MQTT listeners are off in the embedded broker unless asked (mqtt_port=0: a
+            # free port), as every listener but AMQP's.
             overrides = {"data_dir": None, "host": "127.0.0.1", "port": 0,
+                         "mqtt_port": None, "mqtt_ws_port": None,
                          "management_port": None,
                          **(self.config.setting_values if self.config else {}), **overrides}
             settings = Settings()
@@ -86,6 +89,16 @@ class Broker:
     def port(self) -> int:
         assert self.server is not None, "broker not started"
         return self.server.port
+
+    @property
+    def mqtt_port(self) -> int | None:
+        """The MQTT listener's port, None when it is off."""
+        return self.server.mqtt_port if self.server is not None else None
+
+    @property
+    def mqtt_ws_port(self) -> int | None:
+        """The MQTT-over-WebSocket listener's port (path `/ws`), None when it is off."""
+        return self.server.mqtt_ws_port if self.server is not None else None
 
     @property
     def tls_port(self) -> int:
@@ -127,6 +140,7 @@ class Broker:
             if s.tls is not None:  # amqps: off unless asked; a free port unless given
                 await self.server.start_tls(s.host if s.tls_host is None else s.tls_host,
                                             0 if s.tls_port is None else s.tls_port, s.tls)
+            await self.server.start_mqtt(s.host)  # MQTT and Web-MQTT, when their ports are set
             await self._start_management()
         except BaseException:
             # a conflicting config or a busy port must not leave stores or the lock held

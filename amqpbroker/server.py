@@ -230,6 +230,7 @@ class Server:
         self.protocols: set[AMQPProtocol] = set()
         self.servers: list[asyncio.AbstractServer] = []
         self.port = 0
+        self.mqtt: Any = None  # mqtt_listener.MQTTListeners when an MQTT listener is on
         self.tls_port = 0
         self.tls_context: ssl.SSLContext | None = None
         s = core.settings
@@ -273,15 +274,42 @@ class Server:
         if self._ticker is None:
             self._ticker = self.loop.call_later(TICK_SECONDS, self._tick)
 
+    async def start_mqtt(self, host: str | list[str] | None) -> None:
+        """MQTT and Web-MQTT listeners (issue 20), when their ports are set."""
+        s = self.core.settings
+        if s.mqtt_port is None and s.mqtt_ws_port is None:
+            return
+        from amqpbroker.mqtt.core_port import CoreAdapter
+        from amqpbroker.mqtt.registry import MQTTRegistry
+        from amqpbroker.mqtt_listener import MQTTListeners
+
+        self.mqtt = MQTTListeners(MQTTRegistry(CoreAdapter(self.core), s.mqtt), self.maybe_sync)
+        if s.mqtt_port is not None:
+            await self.mqtt.start_tcp(host, s.mqtt_port)
+        if s.mqtt_ws_port is not None:
+            await self.mqtt.start_websocket(host, s.mqtt_ws_port, s.mqtt_ws_path)
+        self._start_ticker()
+
+    @property
+    def mqtt_port(self) -> int | None:
+        return self.mqtt.port or None if self.mqtt is not None else None
+
+    @property
+    def mqtt_ws_port(self) -> int | None:
+        return self.mqtt.ws_port or None if self.mqtt is not None else None
+
     @property
     def addresses(self) -> list[str]:
+        servers = self.servers + (self.mqtt.servers if self.mqtt is not None else [])
         return [f"{s.getsockname()[0]}:{s.getsockname()[1]}"
-                for srv in self.servers for s in srv.sockets]
+                for srv in servers for s in srv.sockets]
 
     def _tick(self) -> None:
         now = time.monotonic()
         for proto in list(self.protocols):
             proto.tick(now)
+        if self.mqtt is not None:
+            self.mqtt.tick(now)
         rss = _rss_bytes()
         if rss:
             limit = self.core.memory_limit()
@@ -329,6 +357,8 @@ class Server:
         timeout = self.core.settings.shutdown_timeout if timeout is None else timeout
         for srv in self.servers:
             srv.close()
+        if self.mqtt is not None:
+            await self.mqtt.stop()
         for proto in list(self.protocols):
             if proto.conn is not None:
                 proto.conn.close(320, "CONNECTION_FORCED - broker shutdown")

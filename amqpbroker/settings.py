@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from amqpbroker.mqtt.options import MQTTSettings
 from amqpbroker.tls import TLSOptions
 
 
@@ -18,6 +19,12 @@ class Settings:
     # Listeners: RabbitMQ listens on every IPv4 and IPv6 address on 5672.
     host: str | list[str] | None = None
     port: int = 5672
+    # MQTT (1883) and MQTT over WebSocket (15675, path /ws), on the same addresses as AMQP.
+    # None = off; 0 = a free port. `serve` turns both on; the embedded Broker only if asked.
+    mqtt_port: int | None = 1883
+    mqtt_ws_port: int | None = 15675
+    mqtt_ws_path: str = "/ws"
+    mqtt: MQTTSettings = field(default_factory=MQTTSettings)
     # The management HTTP API (docs/management.md): RabbitMQ's port 15672; None = off
     # (`--management-port 0`). 0 here picks a free port (the embedded Broker's
     # `management=True`). No host: the AMQP listener's addresses.

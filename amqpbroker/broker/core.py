@@ -135,11 +135,19 @@ class BrokerCore:
         """Replay durable definitions, then put recovered messages back in their queues."""
         started = time.monotonic()
         ops = self.definitions.load() if self.definitions is not None else []
-        for op in ops:
-            if op["op"] in runtime.OPS:  # users, vhosts, policies... changed live
-                runtime.replay(self, op)
-            else:
-                self.add_vhost(op["vhost"]).apply(op)
+        # A replayed queue deletion must not reach the message store: its deletion was
+        # applied when it happened (leftovers are dropped below), and the store may not be
+        # touched before recover() (a durable queue deleted, then a restart, crashed here).
+        delete_queue = self.changes.delete_queue
+        self.changes.delete_queue = _ignore_key
+        try:
+            for op in ops:
+                if op["op"] in runtime.OPS:  # users, vhosts, policies... changed live
+                    runtime.replay(self, op)
+                else:
+                    self.add_vhost(op["vhost"]).apply(op)
+        finally:
+            self.changes.delete_queue = delete_queue
         by_key = {q.key: q for v in self.vhosts.values() for q in v.queues.values()}
         messages = 0
         if self.store is not None:
@@ -226,3 +234,7 @@ class BrokerCore:
             self.store.close()
         if self.definitions is not None:
             self.definitions.close()
+
+
+def _ignore_key(key: str) -> None:
+    pass

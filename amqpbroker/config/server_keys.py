@@ -10,11 +10,27 @@ from amqpbroker.config.checker import Checker
 
 SERVER_KEYS = ("listeners", "data_dir", "sync", "limits", "logging", "loopback_users",
                "shutdown_timeout", "tls", "ssl_cert_login_from", "ssl_cert_login_san_type",
-               "ssl_cert_login_san_index")
+               "ssl_cert_login_san_index", "mqtt")
 # listener protocol -> RabbitMQ's default port
-LISTENER_PORTS = {"amqp": 5672, "amqps": 5671, "management": 15672}
+LISTENER_PORTS = {"amqp": 5672, "amqps": 5671, "management": 15672, "mqtt": 1883,
+                  "web-mqtt": 15675}
+_MQTT_PORT_FIELDS = {"mqtt": "mqtt_port", "web-mqtt": "mqtt_ws_port"}
 # Settings field prefix per protocol: port, host -> tls_port, management_port, ...
 LISTENER_FIELDS = {"amqp": "", "amqps": "tls_", "management": "management_"}
+# key under `mqtt:` -> (MQTTSettings field, kind, minimum, maximum); RabbitMQ's mqtt.* names
+MQTT_KEYS: dict[str, tuple[str, str, int | None, int | None]] = {
+    "exchange": ("exchange", "str", None, None),
+    "vhost": ("vhost", "str", None, None),
+    "allow_anonymous": ("allow_anonymous", "bool", None, None),
+    "default_user": ("default_user", "str", None, None),
+    "default_pass": ("default_password", "str", None, None),
+    "prefetch": ("prefetch", "int", 1, 65535),
+    "max_session_expiry_interval_seconds": ("max_session_expiry", "int", 0, 2**32 - 1),
+    "max_packet_size_authenticated": ("max_packet_size", "size", 1, 268_435_455),
+    "max_packet_size_unauthenticated": ("max_packet_size_unauthenticated", "size", 1,
+                                        268_435_455),
+    "topic_alias_maximum": ("topic_alias_maximum", "int", 0, 65535),
+}
 
 # key under `limits:` -> (Settings field, kind, minimum, maximum)
 LIMITS: dict[str, tuple[str, str, int | None, int | None]] = {
@@ -53,6 +69,8 @@ def read_server(c: Checker, doc: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if "listeners" in doc:
         _listeners(c, doc["listeners"], out)
+    if "mqtt" in doc:
+        _mqtt(c, doc["mqtt"], out)
     if "data_dir" in doc:
         if doc["data_dir"] is None:
             out["data_dir"] = None
@@ -97,7 +115,23 @@ def read_server(c: Checker, doc: dict[str, Any]) -> dict[str, Any]:
             out["loopback_users"] = tuple(users)
     return {k: v for k, v in out.items()
             if v is not None or k in ("data_dir", "host", "tls_host", "port", "management_host",
-                                      "management_port")}
+                                      "management_port", "mqtt_port", "mqtt_ws_port")}
+
+
+def _mqtt(c: Checker, value: Any, out: dict[str, Any]) -> None:
+    """`mqtt:` options of the MQTT translator (docs/mqtt.md)."""
+    import dataclasses
+
+    from amqpbroker.mqtt.options import MQTTSettings
+
+    m = c.mapping(value, ("mqtt",), MQTT_KEYS)
+    values = {}
+    for key, (name, kind, lo, hi) in MQTT_KEYS.items():
+        if key in m:
+            v = c.get(m, ("mqtt",), key, kind, None, minimum=lo, maximum=hi)
+            if v is not None:
+                values[name] = v
+    out["mqtt"] = dataclasses.replace(MQTTSettings(), **values)
 
 
 TLS_KEYS = ("certfile", "keyfile", "password", "cacertfile", "verify", "fail_if_no_peer_cert",
@@ -140,7 +174,9 @@ def _listeners(c: Checker, value: Any, out: dict[str, Any]) -> None:
     it on one or more addresses); no host = every IPv4 and IPv6 address. The list is
     complete for AMQP: without an `amqp` entry there is no plain AMQP listener. The
     management API (`protocol: management`, port 15672) stays on its default unless listed;
-    `port: null` turns it off."""
+    `port: null` turns it off. Without `mqtt` / `web-mqtt` entries there is no MQTT
+    listener; MQTT listeners bind the AMQP listener's addresses, `port: 0` turns them off
+    (as `--mqtt-port 0`)."""
     path = ("listeners",)
     items = c.sequence(value, path)
     if not items:
@@ -150,12 +186,22 @@ def _listeners(c: Checker, value: Any, out: dict[str, Any]) -> None:
     groups: dict[str, list[tuple[int, Any]]] = {}
     for i, item in enumerate(items):
         p = path + (i,)
-        m = c.mapping(item, p, ("protocol", "host", "port"))
+        m = c.mapping(item, p, ("protocol", "host", "port", "path"))
         if not isinstance(item, dict):
             continue
         protocol = c.get(m, p, "protocol", "str", "amqp", choices=tuple(LISTENER_PORTS))
-        if protocol is not None:
+        if "path" in m and protocol != "web-mqtt":
+            c.error(p + ("path",), "only a web-mqtt listener has a path")
+        if protocol in _MQTT_PORT_FIELDS:
+            port = c.get(m, p, "port", "int", LISTENER_PORTS[protocol], minimum=0,
+                         maximum=65535)
+            out[_MQTT_PORT_FIELDS[protocol]] = port or None
+            if "path" in m and protocol == "web-mqtt":
+                out["mqtt_ws_path"] = c.get(m, p, "path", "str", "/ws")
+        elif protocol is not None:
             groups.setdefault(protocol, []).append((i, m))
+    for field_name in _MQTT_PORT_FIELDS.values():
+        out.setdefault(field_name, None)  # the list is complete
     for protocol, entries in groups.items():
         prefix = LISTENER_FIELDS[protocol]
         if protocol == "management" and any(m.get("port", 0) is None for _, m in entries):

@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def start(*args: str) -> tuple[subprocess.Popen, int]:
-    proc = subprocess.Popen([sys.executable, "-m", "amqpbroker", "serve", "--management-port", "0", *args], cwd=REPO,
+    proc = subprocess.Popen([sys.executable, "-m", "amqpbroker", "serve", "--management-port", "0", "--mqtt-port", "0", "--mqtt-ws-port", "0", *args], cwd=REPO,
                             stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
     deadline = time.monotonic() + 15

@@ -42,8 +42,8 @@ def test_tls_problems_are_reported(certs, tmp_path):
         load_config(yaml_for(certs, "  - {protocol: amqps}", "ssl_cert_login_from: cn"))
     assert "ssl_cert_login_from: must be one of" in str(e.value)
     with pytest.raises(ConfigError) as e:
-        load_config(yaml_for(certs, "  - {protocol: mqtt}"))
-    assert "protocol: must be one of: amqp, amqps" in str(e.value)
+        load_config(yaml_for(certs, "  - {protocol: stomp}"))
+    assert "protocol: must be one of: amqp, amqps, management, mqtt, web-mqtt" in str(e.value)
 
 
 async def test_embedded_broker_with_yaml_amqps_only(certs):

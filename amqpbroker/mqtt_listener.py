@@ -1,0 +1,236 @@
+"""The asyncio shell of the MQTT listeners: plain TCP (1883) and WebSocket (15675, `/ws`,
+subprotocol `mqtt`). As boring as `server.py`: bytes in -> `MQTTSession.feed`, output out
+once per loop iteration. The WebSocket edge uses the `websockets` library; each binary
+message is fed to the session as bytes (MQTT packets may span messages, 6.0 of 5.0).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import socket
+import time
+from typing import Any, Callable
+
+import structlog
+
+from amqpbroker.mqtt.registry import MQTTRegistry
+from amqpbroker.mqtt.session import MQTTSession
+
+log = structlog.get_logger("amqpbroker")
+# The websockets library logs every listener start and handshake at INFO through stdlib
+# logging: our own log lines (mqtt.*) say what matters.
+_WS_LOG = logging.getLogger("amqpbroker.mqtt_websocket")
+_WS_LOG.setLevel(logging.WARNING)
+WS_PATH = "/ws"
+WS_SUBPROTOCOL = "mqtt"
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+class MQTTProtocol(asyncio.Protocol):
+    def __init__(self, listener: "MQTTListeners") -> None:
+        self.listener = listener
+        self.transport: asyncio.Transport | None = None
+        self.session: MQTTSession | None = None
+        self._flush_scheduled = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername") or ("?", 0)
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.session = MQTTSession(self.listener.registry, f"{peer[0]}:{peer[1]}",
+                                   time.monotonic(), loopback=_is_loopback(str(peer[0])))
+        self.session.on_output = self._schedule_flush
+        self.session.on_flow = self._set_reading
+        self.listener.connections.add(self)
+
+    def _set_reading(self, paused: bool) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if paused:
+            transport.pause_reading()
+        else:
+            transport.resume_reading()
+
+    def pause_writing(self) -> None:
+        if self.session is not None:
+            self.session.paused = True
+
+    def resume_writing(self) -> None:
+        if self.session is not None:
+            self.session.writable()
+            self.flush()
+
+    def data_received(self, data: bytes) -> None:
+        session = self.session
+        assert session is not None
+        session.feed(data, time.monotonic())
+        self.flush()
+        self.listener.after_io()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.listener.connections.discard(self)
+        if self.session is not None:
+            self.session.connection_lost("connection lost" if exc is None else str(exc))
+        self.listener.after_io()
+
+    def _schedule_flush(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        self._flush_scheduled = False
+        session, transport = self.session, self.transport
+        if session is None or transport is None or transport.is_closing():
+            return
+        data = session.data_to_send()
+        if data:
+            transport.write(data)
+        if session.closed:
+            transport.close()
+        elif session.vhost is not None and not session.write_blocked:
+            session.writable()  # deliveries skipped while the buffer was full resume
+            if session.out:
+                self._schedule_flush()
+
+    def tick(self, now: float) -> None:
+        if self.session is not None:
+            self.session.tick(now)
+            self.flush()
+
+    def shutdown(self) -> None:
+        if self.session is not None:
+            self.session.server_shutdown()
+        self.flush()
+        if self.transport is not None:
+            self.transport.close()
+
+
+class WebSocketConnection:
+    """One MQTT-over-WebSocket client (the `websockets` library's connection)."""
+
+    def __init__(self, listener: "MQTTListeners", ws: Any) -> None:
+        self.listener = listener
+        self.ws = ws
+        peer = ws.remote_address or ("?", 0)
+        self.session = MQTTSession(listener.registry, f"ws:{peer[0]}:{peer[1]}",
+                                   time.monotonic(), loopback=_is_loopback(str(peer[0])))
+        self.session.on_output = self._schedule_flush
+        self._flush_scheduled = False
+
+    async def run(self) -> None:
+        self.listener.connections.add(self)
+        try:
+            async for message in self.ws:
+                if isinstance(message, str):
+                    message = message.encode("utf-8")
+                self.session.feed(message, time.monotonic())
+                self.flush()
+                self.listener.after_io()
+                if self.session.closed:
+                    break
+        except Exception as exc:  # the peer vanished mid-frame: the session ends as lost
+            log.info("mqtt.websocket_error", peer=self.session.peer, error=str(exc))
+        finally:
+            self.listener.connections.discard(self)
+            self.session.connection_lost()
+            self.listener.after_io()
+            await self.ws.close()
+
+    def _schedule_flush(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        self._flush_scheduled = False
+        data = self.session.data_to_send()
+        if data:
+            asyncio.ensure_future(self._send(data))
+        elif self.session.closed:
+            asyncio.ensure_future(self.ws.close())
+
+    async def _send(self, data: bytes) -> None:
+        try:
+            await self.ws.send(data)
+            if self.session.closed:
+                await self.ws.close()
+        except Exception:
+            pass
+
+    def tick(self, now: float) -> None:
+        self.session.tick(now)
+        self.flush()
+
+    def shutdown(self) -> None:
+        self.session.server_shutdown()
+        self.flush()
+
+
+class MQTTListeners:
+    """The MQTT and Web-MQTT listeners of one broker, sharing one registry."""
+
+    def __init__(self, registry: MQTTRegistry, after_io: Callable[[], None]) -> None:
+        self.registry = registry
+        self.after_io = after_io  # the server's group commit kick (maybe_sync)
+        self.connections: set[Any] = set()
+        self.servers: list[Any] = []
+        self.port = 0
+        self.ws_port = 0
+
+    async def start_tcp(self, host: Any, port: int) -> int:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(lambda: MQTTProtocol(self), host=host, port=port,
+                                          reuse_address=True, backlog=1024)
+        self.servers.append(server)
+        self.port = server.sockets[0].getsockname()[1]
+        return self.port
+
+    async def start_websocket(self, host: Any, port: int, path: str = WS_PATH) -> int:
+        from websockets.asyncio.server import serve
+        from websockets.http11 import Response
+
+        def check_path(connection: Any, request: Any) -> Response | None:
+            if request.path.split("?")[0] != path:
+                return connection.respond(404, f"MQTT over WebSocket is served at {path}\n")
+            return None
+
+        async def handler(ws: Any) -> None:
+            if ws.subprotocol != WS_SUBPROTOCOL:
+                await ws.close(1002, "subprotocol mqtt required")
+                return
+            await WebSocketConnection(self, ws).run()
+
+        # One WebSocket message carries at most one packet's worth: a larger one is refused
+        # by the library (close 1009) before it is buffered whole.
+        max_size = self.registry.settings.max_packet_size + 8
+        server = await serve(handler, host, port, subprotocols=[WS_SUBPROTOCOL],
+                             process_request=check_path, max_size=max_size, compression=None,
+                             logger=_WS_LOG)
+        self.servers.append(server)
+        self.ws_port = list(server.sockets)[0].getsockname()[1]
+        return self.ws_port
+
+    def tick(self, now: float) -> None:
+        self.registry.tick(now)
+        for conn in list(self.connections):
+            conn.tick(now)
+
+    async def stop(self) -> None:
+        for server in self.servers:
+            server.close()
+        for conn in list(self.connections):
+            conn.shutdown()
+        for server in self.servers:
+            await server.wait_closed()
