@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 from typing import Any
@@ -32,6 +33,16 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-sync", action="store_true",
                    help="do not fsync before confirming (tests only: a crash can lose data)")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    c = p.add_argument_group("clustering (docs/clustering.md)")
+    c.add_argument("--cluster", metavar="etcd://HOST:PORT[,...]",
+                   help="join the cluster these etcd endpoints coordinate")
+    c.add_argument("--node-name", help="this node's unique name in the cluster")
+    c.add_argument("--replication-port", type=int, help="replication listener (default 5679)")
+    c.add_argument("--advertise-host",
+                   help="address other nodes reach this one at (default: the host name)")
+    c.add_argument("--cluster-secret-file",
+                   help="file holding the shared cluster secret (or set "
+                        "AMQPBROKER_CLUSTER_SECRET)")
     p.add_argument("--log-format", choices=["console", "json"])
 
 
@@ -80,10 +91,47 @@ def build_settings(args: argparse.Namespace, config: Any = None) -> Settings:
         settings.log_level = args.log_level
     if args.log_format:
         settings.log_format = args.log_format
+    if getattr(args, "cluster", None):
+        settings.cluster = args.cluster
+    if getattr(args, "node_name", None):
+        settings.node_name = args.node_name
+    if getattr(args, "replication_port", None) is not None:
+        settings.replication_port = args.replication_port
+    if getattr(args, "advertise_host", None):
+        settings.cluster_advertise_host = args.advertise_host
+    if getattr(args, "cluster_secret_file", None):
+        with open(args.cluster_secret_file, encoding="utf-8") as f:
+            settings.cluster_secret = f.read().strip()
+    elif os.environ.get("AMQPBROKER_CLUSTER_SECRET"):
+        settings.cluster_secret = os.environ["AMQPBROKER_CLUSTER_SECRET"]
     return settings
 
 
+async def serve_cluster(settings: Settings, config: Any = None) -> int:
+    """One node of an etcd-coordinated cluster (docs/clustering.md)."""
+    from amqpbroker.cluster.node import ClusterNode
+
+    if not settings.cluster_secret:
+        print("amqpbroker: a cluster node needs a shared secret (--cluster-secret-file, "
+              "AMQPBROKER_CLUSTER_SECRET or cluster.secret_file)", file=sys.stderr)
+        return 1
+    try:
+        node = ClusterNode(settings, config)
+    except ValueError as exc:
+        print(f"amqpbroker: {exc}", file=sys.stderr)
+        return 1
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"amqpbroker {__version__} cluster node {settings.node_name} on port "
+          f"{settings.port}", file=sys.stderr, flush=True)
+    return await node.run(stop)
+
+
 async def serve(settings: Settings, config: Any = None) -> int:
+    if settings.cluster:
+        return await serve_cluster(settings, config)
     from amqpbroker.config import ConfigError
     from amqpbroker.embed import Broker
 

@@ -8,7 +8,17 @@ from typing import Any
 from amqpbroker.config.checker import Checker
 
 SERVER_KEYS = ("listeners", "data_dir", "sync", "limits", "logging", "loopback_users",
-               "shutdown_timeout")
+               "shutdown_timeout", "cluster")
+# key under `cluster:` -> (Settings field, kind, minimum)
+CLUSTER_KEYS: dict[str, tuple[str, str, float | None]] = {
+    "etcd": ("cluster", "str", None),
+    "node_name": ("node_name", "str", None),
+    "replication_port": ("replication_port", "int", 0),
+    "name": ("cluster_name", "str", None),
+    "advertise_host": ("cluster_advertise_host", "str", None),
+    "lease_ttl": ("cluster_lease_ttl", "int", 2),
+    "lag_timeout": ("cluster_lag_timeout", "number", 0.1),
+}
 
 # key under `limits:` -> (Settings field, kind, minimum, maximum)
 LIMITS: dict[str, tuple[str, str, int | None, int | None]] = {
@@ -65,11 +75,30 @@ def read_server(c: Checker, doc: dict[str, Any]) -> dict[str, Any]:
     if "format" in logging:
         out["log_format"] = c.get(logging, ("logging",), "format", "str", None,
                                   choices=LOG_FORMATS)
+    _cluster(c, doc.get("cluster"), out)
     if "loopback_users" in doc:
         users = c.get(doc, (), "loopback_users", "str_list", None)
         if users is not None:
             out["loopback_users"] = tuple(users)
     return {k: v for k, v in out.items() if v is not None or k in ("data_dir", "host")}
+
+
+def _cluster(c: Checker, value: Any, out: dict[str, Any]) -> None:
+    """`cluster: {etcd, node_name, replication_port, secret_file, ...}` (docs/clustering.md)."""
+    path = ("cluster",)
+    m = c.mapping(value, path, (*CLUSTER_KEYS, "secret_file"))
+    for key, (name, kind, lo) in CLUSTER_KEYS.items():
+        if key in m:
+            out[name] = c.get(m, path, key, kind, None, minimum=lo,
+                              maximum=65535 if key == "replication_port" else None)
+    if "secret_file" in m:
+        secret_file = c.get(m, path, "secret_file", "str", None)
+        if secret_file is not None:
+            try:
+                with open(os.path.expanduser(secret_file), encoding="utf-8") as f:
+                    out["cluster_secret"] = f.read().strip()
+            except OSError as exc:
+                c.error(path + ("secret_file",), f"cannot read: {exc.strerror}")
 
 
 def _listeners(c: Checker, value: Any, out: dict[str, Any]) -> None:
