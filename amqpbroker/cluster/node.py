@@ -259,6 +259,9 @@ class ClusterNode:
         source = ReplicationSource(None, self.term, set_isr=self._set_isr,  # type: ignore[arg-type]
                                    lag_timeout=self.lag_timeout)
         self.source = source
+        source.lease_deadline = self.lease_deadline
+        # Keep the lease from now on: recovering a large data dir may take longer than it.
+        asyncio.ensure_future(self._keepalive_loop())
 
         def prepare(core: Any) -> None:
             source.core = core
@@ -278,14 +281,12 @@ class ClusterNode:
         core = broker.core
         source.drop_unknown_queues({q.key for v in core.vhosts.values()
                                     for q in v.queues.values()})
-        source.lease_deadline = self.lease_deadline
         broker.server.commit_gate = source
         self._repl_server = await asyncio.start_server(
             self._serve_follower, self.settings.host, self.settings.replication_port,
             reuse_address=True)
         self.role = "leader"
         log.info("cluster.leading", node=self.name, term=self.term, port=broker.port)
-        asyncio.ensure_future(self._keepalive_loop())
 
     async def _set_isr(self, followers: set[str]) -> bool:
         try:

@@ -123,6 +123,7 @@ class Node:
 class Cluster:
     def __init__(self, root: str, size: int = 3, lease_ttl: int = 2) -> None:
         self.root = root
+        os.makedirs(root, exist_ok=True)
         self.etcd = EtcdProcess(root)
         self.nodes = [Node(root, f"n{i + 1}", self.etcd.url, lease_ttl) for i in range(size)]
 
@@ -154,10 +155,11 @@ class Cluster:
         raise TimeoutError(f"timed out waiting for {what} (leader={self.leader()}, "
                            f"isr={self.isr()})")
 
-    def wait_leader(self, timeout: float = 30) -> str:
+    def wait_leader(self, timeout: float = 30, newer_than: int = 0) -> str:
+        """The leader's name once it serves (in a term after `newer_than`)."""
         def serving() -> str | None:
             got = self.leader()
-            if got is None:
+            if got is None or got[1] <= newer_than:
                 return None
             node = self.node(got[0])
             if not any(e.get("event") == "cluster.leading" and e.get("term") == got[1]

@@ -5,8 +5,13 @@ long one is tests/cluster/soak.py (docs/clustering.md)."""
 from __future__ import annotations
 
 import asyncio
+import os
+import struct
 
+import aio_pika
 import pytest
+
+from amqpbroker.cluster import wire
 
 from .harness import Cluster, Front
 from .history import History, check, confirming_from_logs
@@ -27,6 +32,7 @@ def cluster(tmp_path):
 async def test_leader_kills_and_freeze_keep_every_confirmed_message(cluster):
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, cluster.wait_isr, 3, 90)
+    await _members_only_and_followers_forward(cluster)
     front = Front(cluster)
     await front.start()
     history = History()
@@ -62,6 +68,28 @@ async def test_leader_kills_and_freeze_keep_every_confirmed_message(cluster):
     assert events, f"{deposed} did not step down after SIGCONT"
     # Every failover let publishers confirm again (target: within 5 s; generous here).
     assert all(0 < s < 20 for s in report["failover_seconds"]), report
+
+
+async def _members_only_and_followers_forward(cluster):
+    leader = cluster.node(cluster.wait_leader(30))
+    # The replication port: a peer without the cluster secret gets nothing but the nonce.
+    reader, writer = await asyncio.open_connection("127.0.0.1", leader.repl_port)
+    challenge = await reader.readexactly(16)
+    writer.write(struct.pack(">H", 8) + b"intruder" + os.urandom(16)
+                 + wire.proof("not-the-secret", b"F", challenge, "intruder"))
+    assert await asyncio.wait_for(reader.read(100), 10) == b""
+    writer.close()
+    assert any(e.get("event") == "cluster.replication_refused" for e in leader.log_events())
+    # An AMQP client of a follower is forwarded to the leader.
+    follower = next(n for n in cluster.nodes if n is not leader)
+    conn = await aio_pika.connect(f"amqp://guest:guest@127.0.0.1:{follower.port}/")
+    ch = await conn.channel()
+    await ch.declare_queue("declared-via-follower", durable=True)
+    await conn.close()
+    conn = await aio_pika.connect(f"amqp://guest:guest@127.0.0.1:{leader.port}/")
+    ch = await conn.channel()
+    await ch.declare_queue("declared-via-follower", passive=True)
+    await conn.close()
 
 
 def test_checker_finds_each_kind_of_violation():
