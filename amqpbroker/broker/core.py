@@ -58,6 +58,9 @@ class BrokerCore:
         self.vhosts: dict[str, VirtualHost] = {}
         self.users: dict[str, User] = {}
         self.sessions: set[Session] = set()  # open client sessions, every protocol
+        # The translators' client connections (any protocol), each with its `.session`:
+        # what the management API lists as connections and channels. Rules never use it.
+        self.connections: set[Any] = set()
         self.memory_alarm = False  # True while any resource alarm is set
         self.alarms: set[str] = set()  # "memory", "disk"
         self.started_at = time.time()

@@ -4,8 +4,19 @@ Plain synchronous Python. Consumers are duck-typed objects owned by the session 
 `session.consumer.Consumer`): the queue only asks `can_take()` and calls
 `deliver(queue, msg, redelivered)`, which must not call back into the queue.
 
-Delivery order: FIFO; requeued messages go back to the head in their original order (as
-RabbitMQ's classic queues do). Among consumers: highest `x-priority` first, round-robin
+Delivery order: FIFO; a requeued message goes back to its original position (RabbitMQ: "when
+a message is requeued, it will be placed in its original position in its queue, if
+possible", https://www.rabbitmq.com/docs/confirms), whichever way it comes back: reject or
+nack (one by one or multiple, in any order), recover, a cancelled consumer, a closed channel
+or connection, a consumer timeout. As RabbitMQ's classic queues do, the queue numbers its
+messages: ready entries are `(message, redelivered, seq)`, where `seq` is 0 until the message
+is first handed out and then the count of first hand-outs so far (a FIFO hands messages out
+in enqueue order, so that is the enqueue order); while the message is out its seq waits in
+`_out`, and a returned entry is merged back by it (`model.ready.merge_returned`). Numbering
+at the first hand-out costs queued messages nothing (a 3-tuple takes the memory of a
+2-tuple) and the per-message path one counter and one dict item per outstanding delivery.
+Quorum queues follow rabbit_fifo instead: returns first, in the order they were returned
+(`model.quorum.QuorumReady`). Among consumers: highest `x-priority` first, round-robin
 within a priority, skipping consumers without prefetch credit or whose socket is not
 writable (https://www.rabbitmq.com/docs/consumer-priority).
 
@@ -15,9 +26,9 @@ x-delivery-limit) live in the `QueueFeatures` mixin (`model/queue_features.py`).
 declared without any of them has `features = None` and every per-message method pays one
 attribute test for them; a featured queue takes the mixin's `_f` methods instead:
 
-* ready entries are compact tuples `(message, redelivered, expires_at, returns)`:
+* ready entries are compact tuples `(message, redelivered, expires_at, returns, seq)`:
   `expires_at` is a monotonic deadline or None, `returns` how often the message came back
-  (for x-delivery-limit); the ready list is a deque, or a `PriorityReady` (one FIFO per
+  (for x-delivery-limit), `seq` as above (always last); the ready list is a deque, or a `PriorityReady` (one FIFO per
   priority) for priority queues;
 * while a message is out with a consumer its deadline and return count wait in `_held`
   (RabbitMQ keeps the original expiry of a requeued message);
@@ -43,6 +54,7 @@ from amqpbroker.model.deadletter import REJECTED, Rejected
 from amqpbroker.model.destination import Destination
 from amqpbroker.message import Message
 from amqpbroker.model.quorum import quorum_config
+from amqpbroker.model.ready import merge_returned
 from amqpbroker.model.queue_args import (
     QueueConfig,
     consumer_timeout_of,
@@ -69,7 +81,7 @@ class ConsumerLike(Protocol):
     def deliver(self, queue: "Queue", msg: Message, redelivered: bool) -> None: ...
 
 
-Entry = tuple  # (Message, redelivered: bool); featured queues: see the module docstring
+Entry = tuple  # (Message, redelivered: bool, seq: int); featured queues: see the docstring
 _NEVER = float("inf")
 _fallback_scheduler = Scheduler()  # for queues built without a vhost (bare model tests)
 
@@ -107,6 +119,8 @@ class Queue(QueueFeatures, Destination):
         # The core applies them to the store (model/changes.py): the model does no IO.
         self.changes = changes if durable else None
         self.ready: deque[Entry] = deque()
+        self._seq = 0  # messages handed out for the first time so far (see the docstring)
+        self._out: dict[Message, int] = {}  # seq of each message out with a consumer
         self.consumers: list[ConsumerLike] = []
         self.exclusive_consumer: ConsumerLike | None = None
         self.had_consumer = False
@@ -159,16 +173,19 @@ class Queue(QueueFeatures, Destination):
         if not self.ready and self.consumers:
             consumer = self._next_consumer()
             if consumer is not None:
-                self._hand_out(consumer, msg, False)
+                self._hand_out(consumer, msg, False, 0)
                 return
-        self.ready.append((msg, False))
+        self.ready.append((msg, False, 0))
 
     def requeue(self, entries: Iterable[Entry]) -> None:
-        """Put messages back at the head, keeping their relative order."""
+        """Put messages that were handed out back at their original positions."""
         if self.features:
             self._return_f(entries)
             return
-        self.ready.extendleft(reversed([(m, True) for m, _ in entries]))
+        out = self._out
+        back = [(m, True, out.pop(m, 0)) for m, *_ in entries]
+        if back:
+            merge_returned(self.ready, back)
         self.dispatch()
 
     def restore(self, msg: Message, redelivered: bool) -> None:
@@ -182,10 +199,10 @@ class Queue(QueueFeatures, Destination):
             deadline = self._deadline(msg, self.clock.now())
             if deadline is not None and msg.enqueued_ms:
                 deadline -= max(0.0, self.clock.wall() - msg.enqueued_ms / 1000.0)
-            self._push((msg, redelivered, deadline, 0))
+            self._restore_f((msg, redelivered, deadline, 0, 0))
             self._schedule_expiry()
             return
-        self.ready.append((msg, redelivered))
+        self.ready.append((msg, redelivered, 0))
 
     # -- messages out ----------------------------------------------------------------------
     def dispatch(self) -> None:
@@ -198,8 +215,8 @@ class Queue(QueueFeatures, Destination):
             consumer = self._next_consumer()
             if consumer is None:
                 break
-            msg, redelivered = ready.popleft()
-            self._hand_out(consumer, msg, redelivered)
+            msg, redelivered, seq = ready.popleft()
+            self._hand_out(consumer, msg, redelivered, seq)
         if self.flow_waiters and len(ready) <= FLOW_LOW:
             self.release_flow()
 
@@ -211,8 +228,12 @@ class Queue(QueueFeatures, Destination):
         for waiter in waiters:
             waiter.flow_released(self)
 
-    def _hand_out(self, consumer: ConsumerLike, msg: Message, redelivered: bool) -> None:
+    def _hand_out(self, consumer: ConsumerLike, msg: Message, redelivered: bool,
+                  seq: int) -> None:
         self.unacked += 1
+        if not seq:
+            self._seq = seq = self._seq + 1
+        self._out[msg] = seq
         if self.changes is not None and msg.persistent:
             self.changes.mark_delivered(self.key, msg)
         consumer.deliver(self, msg, redelivered)
@@ -223,8 +244,11 @@ class Queue(QueueFeatures, Destination):
             return self._get_f()
         if not self.ready:
             return None
-        msg, redelivered = self.ready.popleft()
+        msg, redelivered, seq = self.ready.popleft()
         self.unacked += 1
+        if not seq:
+            self._seq = seq = self._seq + 1
+        self._out[msg] = seq
         if self.changes is not None and msg.persistent:
             self.changes.mark_delivered(self.key, msg)
         return msg, redelivered
@@ -232,6 +256,7 @@ class Queue(QueueFeatures, Destination):
     def settle(self, msg: Message) -> None:
         """An outstanding delivery is done with for good (ack, no-ack delivery, reject)."""
         self.unacked -= 1
+        self._out.pop(msg, None)
         if self.features:
             self._held.pop(msg, None)
         if self.changes is not None and (msg.persistent or self.persist_all) and not self.deleted:

@@ -27,7 +27,7 @@ from amqpbroker.model.queue_args import (
     QueueConfig,
     parse_expiration,
 )
-from amqpbroker.model.ready import PriorityReady
+from amqpbroker.model.ready import PriorityReady, merge_returned
 from amqpbroker.protocol import tables
 
 if TYPE_CHECKING:
@@ -61,7 +61,7 @@ class QueueFeatures:
             self.ready = PriorityReady(config.max_priority) if config.max_priority else deque()
         self.ready_bytes = 0
         for entry in old:  # only a plain queue switching on message expiry has entries
-            self._push((entry[0], entry[1], None, 0))
+            self._push((entry[0], entry[1], None, 0, entry[2]))
         if config.expires is not None:
             self._renew_lease()
 
@@ -83,6 +83,18 @@ class QueueFeatures:
         self.ready_bytes += entry[0].body_size
         if entry[2] is not None:
             self._timed = True
+
+    def _restore_f(self, entry: Entry) -> None:
+        """A message recovered from the store. A quorum queue's messages that had been
+        delivered before the restart go to its returns (rabbit_fifo returns what its
+        consumers held when they went down), in store (enqueue) order."""
+        if self.is_quorum and entry[1]:
+            self.ready.put_back([entry])  # type: ignore[union-attr]
+            self.ready_bytes += entry[0].body_size
+            if entry[2] is not None:
+                self._timed = True
+        else:
+            self._push(entry)
 
     def _pop(self) -> Entry:
         entry = self.ready.popleft()
@@ -124,7 +136,7 @@ class QueueFeatures:
         if self.changes is not None and (msg.persistent or self.persist_all):
             self.changes.add(self.key, msg)
         now = self.clock.now()
-        entry = (msg, False, self._deadline(msg, now), 0)
+        entry = (msg, False, self._deadline(msg, now), 0, 0)
         if not self.ready and self.consumers:
             consumer = self._pick()
             if consumer is not None:
@@ -144,30 +156,36 @@ class QueueFeatures:
         """Messages back from consumers: original deadline kept, x-delivery-limit applied."""
         f = self.features
         assert f is not None
-        held, limit = self._held, f.delivery_limit
+        held, out, limit = self._held, self._out, f.delivery_limit
         counted = limit is not None or self.is_quorum  # quorum queues always count returns
         back = []
         for item in entries:
             msg = item[0]
             expires_at, returns = held.pop(msg, (None, 0))
+            seq = out.pop(msg, 0)
             if self.deleted:
                 continue
             if counted:
                 returns += 1
                 # https://www.rabbitmq.com/docs/quorum-queues#poison-message-handling
                 if limit is not None and returns > limit:
-                    self._discard((msg, True, expires_at, returns), DELIVERY_LIMIT)
+                    self._discard((msg, True, expires_at, returns, seq), DELIVERY_LIMIT)
                     continue
                 msg = _with_delivery_count(msg, returns)
-            back.append((msg, True, expires_at, returns))
-        if self.deleted:
+            back.append((msg, True, expires_at, returns, seq))
+        if self.deleted or not back:
+            if not self.deleted:
+                self._dispatch_f()
             return
         ready = self.ready
-        for entry in reversed(back):
-            ready.appendleft(entry)
+        for entry in back:
             self.ready_bytes += entry[0].body_size
             if entry[2] is not None:
                 self._timed = True
+        if type(ready) is deque:
+            merge_returned(ready, back)
+        else:  # PriorityReady: by level; QuorumReady: to its returns, in order
+            ready.put_back(back)  # type: ignore[union-attr]
         if f.has_length_limit and f.overflow == DROP_HEAD:
             self._drop_over_limit()
         self._dispatch_f()
@@ -180,8 +198,11 @@ class QueueFeatures:
         return self._next_consumer()
 
     def _hand_out_f(self, consumer: ConsumerLike, entry: Entry) -> None:
-        msg, redelivered, expires_at, returns = entry
+        msg, redelivered, expires_at, returns, seq = entry
         self.unacked += 1
+        if not seq:
+            self._seq = seq = self._seq + 1
+        self._out[msg] = seq
         if self.changes is not None and (msg.persistent or self.persist_all):
             self.changes.mark_delivered(self.key, msg)
         if expires_at is not None or returns or self.features.delivery_limit is not None:  # type: ignore[union-attr]
@@ -217,8 +238,11 @@ class QueueFeatures:
         if not self.ready:
             return None
         entry = self._pop()
-        msg, redelivered, expires_at, returns = entry
+        msg, redelivered, expires_at, returns, seq = entry
         self.unacked += 1
+        if not seq:
+            self._seq = seq = self._seq + 1
+        self._out[msg] = seq
         if self.changes is not None and (msg.persistent or self.persist_all):
             self.changes.mark_delivered(self.key, msg)
         if expires_at is not None or returns or self.features.delivery_limit is not None:  # type: ignore[union-attr]

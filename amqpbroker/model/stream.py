@@ -69,7 +69,7 @@ from amqpbroker import errors
 from amqpbroker.message import Message
 from amqpbroker.model.destination import Destination
 from amqpbroker.model.queue import queue_key
-from amqpbroker.model.queue_args import _Atom, _int, _term, _text, amqp_type_name
+from amqpbroker.model.arguments import Atom, amqp_type_name, as_int, as_text, term
 from amqpbroker.model.quorum import check_properties
 from amqpbroker.protocol import tables
 from amqpbroker.durations import parse_interval
@@ -100,38 +100,38 @@ def _where(queue: str, vhost: str) -> str:
 
 
 def _non_neg(value: Any) -> Any:
-    err = _int(value)
-    return err if err is not None or value >= 0 else (_Atom("value_negative"), value)
+    err = as_int(value)
+    return err if err is not None or value >= 0 else (Atom("value_negative"), value)
 
 
 def _cluster_size(value: Any) -> Any:
     err = _non_neg(value)
-    return err if err is not None or value != 0 else (_Atom("value_zero"), value)
+    return err if err is not None or value != 0 else (Atom("value_zero"), value)
 
 
 def _max_age(value: Any) -> Any:
     text = value if isinstance(value, str) else None
     if text is None:
-        return (_Atom("unacceptable_type"), _Atom(amqp_type_name(value)))
-    return None if parse_interval(text) is not None else _Atom("invalid_max_age")
+        return (Atom("unacceptable_type"), Atom(amqp_type_name(value)))
+    return None if parse_interval(text) is not None else Atom("invalid_max_age")
 
 
 def _locator(value: Any) -> Any:
-    text = _text(value)
+    text = as_text(value)
     if text is None:
-        return (_Atom("unacceptable_type"), _Atom(amqp_type_name(value)))
-    return None if text in LEADER_LOCATORS else _Atom("invalid_queue_locator_arg")
+        return (Atom("unacceptable_type"), Atom(amqp_type_name(value)))
+    return None if text in LEADER_LOCATORS else Atom("invalid_queue_locator_arg")
 
 
 def _queue_type(value: Any) -> Any:
-    text = _text(value)
+    text = as_text(value)
     if text is None:
-        return (_Atom("unacceptable_type"), _Atom(amqp_type_name(value)))
+        return (Atom("unacceptable_type"), Atom(amqp_type_name(value)))
     return None if text == "stream" else f"unsupported queue type '{text}'"
 
 
 # rabbit_amqqueue:declare_args/0 order, restricted to the stream's queue_arguments
-_VALIDATORS: tuple[tuple[str, Callable[[Any], Any]], ...] = (
+VALIDATORS: tuple[tuple[str, Callable[[Any], Any]], ...] = (
     ("x-max-length-bytes", _non_neg),
     ("x-queue-type", _queue_type),
     ("x-max-age", _max_age),
@@ -146,11 +146,11 @@ def validate_stream_arguments(name: str, vhost: str, durable: bool, exclusive: b
     """Raise PreconditionFailed (RabbitMQ's wording) unless this declares a valid stream."""
     arguments = arguments or {}
     where = _where(name, vhost)
-    for key, check in _VALIDATORS:
+    for key, check in VALIDATORS:
         if key in arguments:
             err = check(arguments[key])
             if err is not None:
-                raise errors.PreconditionFailed(f"invalid arg '{key}' for {where}: {_term(err)}")
+                raise errors.PreconditionFailed(f"invalid arg '{key}' for {where}: {term(err)}")
     for key in arguments:
         if key in OTHER_TYPES_ONLY:
             raise errors.PreconditionFailed(
@@ -202,7 +202,7 @@ def parse_offset_spec(value: Any, queue: str, vhost: str) -> Any:
     if value is None:
         return "next"
     if isinstance(value, (str, bytes)):
-        text = _text(value)
+        text = as_text(value)
         if text in ("first", "last", "next") or parse_interval(text or "") is not None:
             return text
     elif isinstance(value, datetime.datetime):

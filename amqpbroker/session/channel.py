@@ -13,12 +13,11 @@ handler per method (`session/*_methods.py`, joined in `HANDLERS` below). A `Chan
 raised by any handler becomes Channel.Close in exactly one place, `fail()`; connection
 errors propagate to the connection.
 
-Consumer timeouts live in the `ConsumerTimeouts` mixin (`session/consumer_timeout.py`).
+Consumer timeouts are a part it owns, `self.timeouts` (`session/consumer_timeout.py`).
 """
 
 from __future__ import annotations
 
-from collections import deque
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import structlog
@@ -31,7 +30,7 @@ from amqpbroker.protocol import fastcodec
 from amqpbroker.protocol.methods import decode_method, method_ids
 from amqpbroker.protocol.properties import scan_properties
 from amqpbroker.session import direct_reply
-from amqpbroker.session.consumer_timeout import _NO_TIMEOUT, ConsumerTimeouts, _check_interval
+from amqpbroker.session.consumer_timeout import ConsumerTimeouts
 
 if TYPE_CHECKING:
     from amqpbroker.model.queue import Queue
@@ -46,7 +45,7 @@ _ACK = b"\x00\x3c\x00\x50"
 PUBLISH_IDS = (60, 40)
 
 
-class Channel(ConsumerTimeouts):
+class Channel:
     def __init__(self, conn: "ClientConnection", channel_id: int) -> None:
         self.conn = conn
         self.id = channel_id
@@ -72,11 +71,8 @@ class Channel(ConsumerTimeouts):
         self.global_prefetch = 0
         self.last_queue = ""
         self.tx: list[tuple[Any, ...]] | None = None
-        # Consumer timeout (see the module docstring): the check timer, and the marks
-        # (first tag delivered after the mark, time of the mark).
-        self._ct_marks: deque[tuple[int, float]] = deque()
-        self._ct_interval = _check_interval(self.core.settings.consumer_timeout_ms)
-        self._ct_timer: Any = None if self._ct_interval is not None else _NO_TIMEOUT
+        # Consumer timeouts (https://www.rabbitmq.com/docs/consumers#acknowledgement-timeout)
+        self.timeouts = ConsumerTimeouts(self, self.core.settings.consumer_timeout_ms)
 
     @property
     def unacked_count(self) -> int:
@@ -243,16 +239,17 @@ class Channel(ConsumerTimeouts):
         else:
             self.unacked[tag] = (queue, msg, consumer)
             consumer.unacked += 1
-            if self._ct_timer is None:
-                self._watch_unacked(tag)
+            timeouts = self.timeouts
+            if timeouts.timer is None:
+                timeouts.watch(tag)
 
     def hold_get(self, tag: int, queue: "Queue", msg: Message) -> None:
         """A basic.get delivery (no_ack=false) waits for its ack."""
         self.unacked[tag] = (queue, msg, None)
         if queue.consumer_timeout_ms is not None:
-            self.note_timeout(queue.consumer_timeout_ms)
-        if self._ct_timer is None:
-            self._watch_unacked(tag)
+            self.timeouts.note_timeout(queue.consumer_timeout_ms)
+        if self.timeouts.timer is None:
+            self.timeouts.watch(tag)
 
     def _body_of(self, msg: Message) -> bytes:
         body = msg.body
@@ -343,9 +340,7 @@ class Channel(ConsumerTimeouts):
             return
         self.closed = True
         self._publish = None
-        if self._ct_timer is not None and self._ct_timer is not _NO_TIMEOUT:
-            self._ct_timer.cancel()
-        self._ct_timer = _NO_TIMEOUT
+        self.timeouts.stop()
         left = [c.queue for c in self.consumers.values()]
         for consumer in list(self.consumers.values()):
             self.cancel_consumer(consumer, dispatch=False)

@@ -309,6 +309,7 @@ class ClientConnection:
         self.session = self.core.open_session(self.user, m.virtual_host, self)
         self.vhost = self.session.vhost
         self.state = _RUNNING
+        self.core.connections.add(self)
         self.send_method(0, commands.Connection.OpenOk())
         log.info("connection.opened", peer=self.peer, user=self.user.name,
                  vhost=self.vhost.name,
@@ -358,6 +359,7 @@ class ClientConnection:
         was_open = self.state in (_RUNNING, _CLOSING)
         self._release_resources()
         self.state = _CLOSED
+        self.core.connections.discard(self)
         if was_open:
             log.info("connection.closed", peer=self.peer,
                      user=getattr(self.user, "name", None),

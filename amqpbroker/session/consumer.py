@@ -35,7 +35,7 @@ class Consumer:
         self.timeout_ms = consumer_timeout_of(arguments)
         for timeout in (self.timeout_ms, queue.consumer_timeout_ms):
             if timeout is not None:
-                channel.note_timeout(timeout)
+                channel.timeouts.note_timeout(timeout)
 
     def can_take(self) -> bool:
         ch = self.channel
