@@ -68,6 +68,12 @@ def _config_parsers(sub: argparse._SubParsersAction) -> None:
     i.add_argument("--data-dir", help="data dir to write (default: the config's, or the "
                                       "default data dir)")
     i.add_argument("--config", help="configuration file (for its data_dir)")
+    c = sub.add_parser("cluster", help="cluster status from etcd (docs/clustering.md)")
+    csub = c.add_subparsers(dest="action", required=True)
+    st = csub.add_parser("status", help="members, leader and term, ISR, follower lag")
+    st.add_argument("--cluster", required=True, metavar="etcd://HOST:PORT[,...]")
+    st.add_argument("--cluster-name", default="amqpbroker")
+    st.add_argument("--json", action="store_true")
 
 
 def build_settings(args: argparse.Namespace, config: Any = None) -> Settings:
@@ -235,6 +241,10 @@ def main(argv: list[str] | None = None) -> int:
     from amqpbroker.store.records import StoreError
 
     try:
+        if args.command == "cluster":
+            from amqpbroker.cluster.status import print_status
+
+            return print_status(args.cluster, args.cluster_name, args.json)
         if args.command in ("check", "definitions"):
             logs.configure("warning", "console")  # stdout is for the result
             return _check(args) if args.command == "check" else _definitions(args)

@@ -135,6 +135,25 @@ class Etcd:
         await self._post("/v3/lease/revoke", {"ID": str(lease)})
 
 
+def keepalive_blocking(endpoints: list[str], lease: int) -> int:
+    """`Etcd.keepalive` without an event loop (urllib), for a thread that keeps the lease
+    while the event loop is busy recovering a data dir; the TTL left, <= 0 if gone."""
+    import urllib.request
+
+    body = json.dumps({"ID": str(lease)}).encode()
+    last: Exception | None = None
+    for endpoint in endpoints:
+        req = urllib.request.Request(endpoint + "/v3/lease/keepalive", body,
+                                     {"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=REQUEST_TIMEOUT) as resp:
+                data = json.loads(resp.read() or b"{}")
+            return int(data.get("result", data).get("TTL", 0))
+        except Exception as exc:  # next endpoint
+            last = exc
+    raise EtcdError(f"etcd unreachable ({endpoints}): {last!r}")
+
+
 # -- transaction helpers (etcd's Compare / RequestOp as JSON) -------------------------------
 def created_at(key: str, revision: int) -> dict[str, Any]:
     """Compare: `key`'s create_revision equals `revision` (0: the key does not exist)."""

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable
 
 import structlog
 
@@ -77,6 +77,7 @@ class ReplicationSource:
         self.queues: dict[str, dict[int, bool]] = {}  # queue_key -> store_id -> delivered
         self.messages: dict[int, list[Any]] = {}  # store_id -> [Message, queues]
         self._isr_busy = False
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- recovery: the shadow starts as what the store recovered -----------------------------
     def recovered(self, result: dict[str, list[tuple["Message", bool]]]) -> None:
@@ -213,8 +214,10 @@ class ReplicationSource:
         if link.name in self.isr:
             self._change_isr(remove={link.name})
 
-    def _change_isr(self, add: str | None = None, remove: set[str] = frozenset()) -> None:  # type: ignore[assignment]
-        asyncio.get_running_loop().create_task(self._update_isr(add, set(remove)))
+    def _change_isr(self, add: str | None = None, remove: Iterable[str] = ()) -> None:
+        task = asyncio.get_running_loop().create_task(self._update_isr(add, set(remove)))
+        self._tasks.add(task)  # the loop keeps only weak references to tasks
+        task.add_done_callback(self._tasks.discard)
 
     async def _update_isr(self, add: str | None, remove: set[str]) -> None:
         while self._isr_busy:

@@ -23,14 +23,15 @@ import asyncio
 import os
 import struct
 import sys
+import threading
 import time
 from typing import Any
 
 import structlog
 
 from amqpbroker.cluster import wire
-from amqpbroker.cluster.etcd import (Etcd, EtcdError, created_at, modified_at,
-                                     parse_endpoints, put_op)
+from amqpbroker.cluster.etcd import (Etcd, EtcdError, created_at, keepalive_blocking,
+                                     modified_at, parse_endpoints, put_op)
 from amqpbroker.cluster.leader import Link, ReplicationSource
 from amqpbroker.cluster.proxy import Forwarder
 from amqpbroker.cluster.replica import Replica
@@ -261,7 +262,7 @@ class ClusterNode:
         self.source = source
         source.lease_deadline = self.lease_deadline
         # Keep the lease from now on: recovering a large data dir may take longer than it.
-        asyncio.ensure_future(self._keepalive_loop())
+        self._keepalive = asyncio.ensure_future(self._keepalive_loop())
 
         def prepare(core: Any) -> None:
             source.core = core
@@ -276,7 +277,15 @@ class ClusterNode:
             core.changes.tap(source.observe)
 
         broker.prepare = prepare
-        await broker.start()
+        # Recovery runs on the event loop: a thread keeps the lease meanwhile.
+        keeper = _LeaseKeeper(self)
+        keeper.start()
+        try:
+            await broker.start()
+        finally:
+            keeper.stop()
+        if keeper.lost:
+            self.step_down("lease lost during recovery")
         self.broker = broker
         core = broker.core
         source.drop_unknown_queues({q.key for v in core.vhosts.values()
@@ -315,6 +324,10 @@ class ClusterNode:
             if ttl:
                 self.lease_deadline = source.lease_deadline = sent + ttl
                 source.check()
+                try:  # for `amqpbroker cluster status`: gone with our lease
+                    await self.etcd.put(self.prefix + "status", self.status(), self.lease)
+                except EtcdError:
+                    pass
             elif time.monotonic() >= self.lease_deadline:
                 self.step_down("lease deadline passed without a keep-alive")
             for _ in range(int(interval / 0.1) or 1):
@@ -415,3 +428,36 @@ class ClusterNode:
         else:
             out["applied"] = self.replica.applied
         return out
+
+
+class _LeaseKeeper(threading.Thread):
+    """Keeps the new leader's lease alive while its event loop replays the data dir (which
+    can take longer than the lease's TTL); it also moves the confirm deadline forward."""
+
+    def __init__(self, node: ClusterNode) -> None:
+        super().__init__(name="amqpbroker-lease", daemon=True)
+        self.node = node
+        self.lost = False
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        node = self.node
+        interval = max(node.lease_ttl / 4, 0.25)
+        while not self._stop_event.is_set():
+            sent = time.monotonic()
+            try:
+                ttl = keepalive_blocking(node.etcd.endpoints, node.lease)
+            except EtcdError:
+                ttl = None
+            if ttl is not None and ttl <= 0:
+                self.lost = True
+                return
+            if ttl:
+                node.lease_deadline = sent + ttl
+                if node.source is not None:
+                    node.source.lease_deadline = node.lease_deadline
+            self._stop_event.wait(interval)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join()

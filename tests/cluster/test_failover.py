@@ -5,8 +5,12 @@ long one is tests/cluster/soak.py (docs/clustering.md)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import struct
+import subprocess
+import sys
+import time
 
 import aio_pika
 import pytest
@@ -90,6 +94,20 @@ async def _members_only_and_followers_forward(cluster):
     ch = await conn.channel()
     await ch.declare_queue("declared-via-follower", passive=True)
     await conn.close()
+    # `amqpbroker cluster status` shows the leader, the ISR and both followers connected.
+    deadline = time.monotonic() + 20
+    while True:
+        out = subprocess.run([sys.executable, "-m", "amqpbroker", "cluster", "status", "--json",
+                              "--cluster", cluster.etcd.url.replace("http://", "etcd://")],
+                             capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out.stderr
+        status = json.loads(out.stdout)
+        followers = [n for n in status["nodes"] if n["role"] == "follower"]
+        if all(n.get("connected") for n in followers) or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.5)
+    assert status["leader"] == leader.name and sorted(status["isr"]) == ["n1", "n2", "n3"]
+    assert len(followers) == 2 and all(n["connected"] and n["lag"] >= 0 for n in followers)
 
 
 def test_checker_finds_each_kind_of_violation():
