@@ -83,6 +83,7 @@ class Node:
         self.etcd_url = etcd_url
         self.lease_ttl = lease_ttl
         self.proc: subprocess.Popen[bytes] | None = None
+        self.frozen = False  # SIGSTOPped: a load balancer's health check would skip it
         self.config = os.path.join(root, f"{name}.yaml")
         with open(self.config, "w") as f:
             f.write(f"cluster:\n  lease_ttl: {lease_ttl}\n  lag_timeout: 3\n")
@@ -102,6 +103,8 @@ class Node:
     def kill(self, sig: int = signal.SIGKILL) -> None:
         assert self.proc is not None
         self.proc.send_signal(sig)
+        if sig in (signal.SIGSTOP, signal.SIGCONT):
+            self.frozen = sig == signal.SIGSTOP
         if sig in (signal.SIGKILL, signal.SIGTERM):
             self.proc.wait(30)
 
@@ -207,7 +210,7 @@ class Front:
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nodes = [n for n in self.cluster.nodes if n.alive]
+        nodes = [n for n in self.cluster.nodes if n.alive and not n.frozen]
         self._rr += 1
         for i in range(len(nodes)):
             node = nodes[(self._rr + i) % len(nodes)]
