@@ -70,7 +70,11 @@ class EtcdProcess:
 
     def stop(self) -> None:
         self.proc.terminate()
-        self.proc.wait(10)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
         self.log.close()
 
 
@@ -179,18 +183,18 @@ class Cluster:
         for node in self.nodes:
             if node.alive:
                 assert node.proc is not None
-                if node.proc.poll() is None:
-                    try:
-                        os.kill(node.proc.pid, signal.SIGCONT)
-                    except OSError:
-                        pass
+                try:
+                    os.kill(node.proc.pid, signal.SIGCONT)  # a frozen node cannot exit
+                except OSError:
+                    pass
                 node.proc.terminate()
         for node in self.nodes:
             if node.proc is not None:
                 try:
-                    node.proc.wait(15)
+                    node.proc.wait(20)
                 except subprocess.TimeoutExpired:
                     node.proc.kill()
+                    node.proc.wait()  # reap it: no process outlives the test
         self.etcd.stop()
 
 

@@ -21,6 +21,12 @@ from .harness import Cluster, Front
 from .history import History, check, confirming_from_logs
 from .workload import Workload, freeze_leader, kill_leader, wait_until
 
+# aio-pika/aiormq leave warnings behind when the broker under one of their connections is
+# SIGKILLed mid-operation (a close coroutine dropped with its cancelled task); they are the
+# client library's noise, not what these tests check.
+pytestmark = [pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
+              pytest.mark.filterwarnings("ignore::ResourceWarning")]
+
 
 
 @pytest.fixture

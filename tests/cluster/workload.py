@@ -32,7 +32,7 @@ class Workload:
         self.reconnects = 0
 
     async def _connect(self) -> Any:
-        while True:
+        while True:  # bounded by the caller's run: it stops on running=False / stop
             try:
                 return await aio_pika.connect(self.url, timeout=5)
             except Exception:
