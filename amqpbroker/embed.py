@@ -83,11 +83,28 @@ class Broker:
         return self.server.port
 
     @property
+    def tls_port(self) -> int:
+        """The amqps listener's port (a free one unless `tls_port` was given)."""
+        assert self.server is not None and self.server.tls_port, "no amqps listener"
+        return self.server.tls_port
+
+    @property
     def url(self) -> str:
+        return f"amqp://guest:guest@{self._host()}:{self.port}/"
+
+    @property
+    def amqps_url(self) -> str:
+        return f"amqps://guest:guest@{self._host()}:{self.tls_port}/"
+
+    def _host(self) -> str:
         host = self.settings.host if isinstance(self.settings.host, str) else "127.0.0.1"
-        if host in ("0.0.0.0", "::", ""):
-            host = "127.0.0.1"
-        return f"amqp://guest:guest@{host}:{self.port}/"
+        return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+
+    def reload_certificates(self) -> None:
+        """Reload the TLS certificate and key files (SIGHUP, `ctl reload_certificates`):
+        new connections get them, established ones stay. Raises tls.TLSConfigError."""
+        assert self.server is not None and self.settings.tls is not None, "no amqps listener"
+        self.server.reload_certificates(self.settings.tls)
 
     async def start(self) -> "Broker":
         store, definitions, self._lock = open_stores(self.settings)
@@ -101,7 +118,12 @@ class Broker:
 
                 apply_config(self.core, self.config)
             self.server = Server(self.core)
-            await self.server.start(self.settings.host, self.settings.port)
+            s = self.settings
+            if s.port is not None:
+                await self.server.start(s.host, s.port)
+            if s.tls is not None:  # amqps: off unless asked; a free port unless given
+                await self.server.start_tls(s.host if s.tls_host is None else s.tls_host,
+                                            0 if s.tls_port is None else s.tls_port, s.tls)
         except BaseException:
             # a conflicting config or a busy port must not leave stores or the lock held
             self.core.close()

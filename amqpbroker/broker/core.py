@@ -20,6 +20,7 @@ from amqpbroker.broker.changes import ChangeStream
 from amqpbroker.broker.persister import Persister
 from amqpbroker.broker.session import Session, SessionEvents
 from amqpbroker.clock import Scheduler
+from amqpbroker.limits import SecurityCounters
 from amqpbroker.model.users import Permission, User, hash_password
 from amqpbroker.model.vhost import VirtualHost
 from amqpbroker.settings import Settings
@@ -58,6 +59,7 @@ class BrokerCore:
         self.vhosts: dict[str, VirtualHost] = {}
         self.users: dict[str, User] = {}
         self.sessions: set[Session] = set()  # open client sessions, every protocol
+        self.security = SecurityCounters()  # refused logins, handshakes, connections
         # The translators' client connections (any protocol), each with its `.session`:
         # what the management API lists as connections and channels. Rules never use it.
         self.connections: set[Any] = set()

@@ -271,8 +271,8 @@ def test_multiple_listeners_need_one_port():
           - {host: 127.0.0.1, port: 5672}
           - {port: 5673}
     """) == [
-        "<config>:3: listeners[1].port: every listener must use the same port for now "
-        "(listener 0 uses 5672, this one 5673)",
+        "<config>:3: listeners[1].port: every amqp listener must use the same port for now "
+        "(the first uses 5672, this one 5673)",
         "<config>:3: listeners[1]: a listener without host listens on every address; give "
         "every listener a host when there are several",
     ]
