@@ -76,6 +76,11 @@ class ClusterNode:
         self._follow_task: asyncio.Task[Any] | None = None
         self._repl_server: asyncio.AbstractServer | None = None
         self._stop = asyncio.Event()
+        from amqpbroker.cluster.tlslink import follower_context, leader_context
+
+        tls = getattr(settings, "tls", None)
+        self._leader_ssl = leader_context(tls)  # TLS on the replication port when set
+        self._follower_ssl = follower_context(tls)
 
     # -- entry point ----------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> int:
@@ -174,8 +179,9 @@ class ClusterNode:
 
     async def _replicate_from(self, info: dict[str, Any]) -> None:
         host, port = info["replication"].rsplit(":", 1)
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(host, int(port)), HANDSHAKE_TIMEOUT)
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(
+            host, int(port), ssl=self._follower_ssl,
+            server_hostname=host if self._follower_ssl else None), HANDSHAKE_TIMEOUT)
         sync_task: asyncio.Task[Any] | None = None
         try:
             challenge = await asyncio.wait_for(reader.readexactly(16), HANDSHAKE_TIMEOUT)
@@ -293,7 +299,7 @@ class ClusterNode:
         broker.server.commit_gate = source
         self._repl_server = await asyncio.start_server(
             self._serve_follower, self.settings.host, self.settings.replication_port,
-            reuse_address=True)
+            reuse_address=True, ssl=self._leader_ssl)
         self.role = "leader"
         log.info("cluster.leading", node=self.name, term=self.term, port=broker.port)
 

@@ -79,8 +79,10 @@ class EtcdProcess:
 
 
 class Node:
-    def __init__(self, root: str, name: str, etcd_url: str, lease_ttl: int = 2) -> None:
+    def __init__(self, root: str, name: str, etcd_url: str, lease_ttl: int = 2,
+                 tls: dict[str, str] | None = None) -> None:
         self.name = name
+        self.tls = tls  # {"cert", "key", "ca"}: TLS on amqps and the replication port
         self.port, self.repl_port = free_port(), free_port()
         self.data_dir = os.path.join(root, name)
         self.log_path = os.path.join(root, f"{name}.log")
@@ -100,9 +102,15 @@ class Node:
             "--host", "127.0.0.1", "--port", str(self.port), "--data-dir", self.data_dir,
             "--cluster", "etcd://" + self.etcd_url.split("//", 1)[1],
             "--node-name", self.name, "--replication-port", str(self.repl_port),
-            "--advertise-host", "127.0.0.1", "--log-format", "json",
+            "--advertise-host", "127.0.0.1", "--log-format", "json", *self._tls_args(),
         ], stdout=log, stderr=subprocess.STDOUT, env=env)
         log.close()
+
+    def _tls_args(self) -> list[str]:
+        if not self.tls:
+            return []
+        return ["--tls-port", str(free_port()), "--tls-cert", self.tls["cert"],
+                "--tls-key", self.tls["key"], "--tls-ca", self.tls["ca"]]
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         assert self.proc is not None
@@ -128,11 +136,13 @@ class Node:
 
 
 class Cluster:
-    def __init__(self, root: str, size: int = 3, lease_ttl: int = 2) -> None:
+    def __init__(self, root: str, size: int = 3, lease_ttl: int = 2,
+                 tls: dict[str, str] | None = None) -> None:
         self.root = root
         os.makedirs(root, exist_ok=True)
         self.etcd = EtcdProcess(root)
-        self.nodes = [Node(root, f"n{i + 1}", self.etcd.url, lease_ttl) for i in range(size)]
+        self.nodes = [Node(root, f"n{i + 1}", self.etcd.url, lease_ttl, tls)
+                      for i in range(size)]
 
     def start(self) -> None:
         for node in self.nodes:
