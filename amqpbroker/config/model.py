@@ -121,6 +121,8 @@ class Config:
     queues: list[QueueDef] = field(default_factory=list)
     bindings: list[BindingDef] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
+    # Policies, limits, topic permissions, parameters (config/runtime_keys.py).
+    runtime: Any = None
 
     def summary(self) -> str:
         s = self.settings

@@ -26,7 +26,9 @@ from amqpbroker.model.vhost import PREDECLARED
 
 TOPOLOGY_KEYS = ("vhosts", "users", "permissions", "exchanges", "queues", "bindings")
 METADATA_KEYS = ("rabbit_version", "rabbitmq_version", "product_name", "product_version")
-UNSUPPORTED_KEYS = ("policies", "parameters", "global_parameters", "topic_permissions")
+# Keys of RabbitMQ's definitions that nothing here reads (policies, limits, topic
+# permissions and parameters are read by config/runtime_keys.py).
+UNSUPPORTED_KEYS: tuple[str, ...] = ()
 PREDECLARED_NAMES = {name for name, _ in PREDECLARED}
 
 # Arguments whose type we can check before anything starts (name -> (kind, min, max)).
@@ -94,8 +96,6 @@ class TopologyReader:
             m = {"name": item} if isinstance(item, str) else self.c.mapping(
                 item, p, ("name",), ignored=("limits", "metadata", "description", "tags",
                                              "default_queue_type", "tracing"))
-            if m.get("limits"):
-                self.c.warn(p + ("limits",), "vhost limits are not supported; ignored")
             name = self.c.get(m, p, "name", "str", check=_name)
             if name is not None and self._unique("vhost", (name,), p, f"vhost '{name}'"):
                 out.append(VhostDef(name, self.c.at(p)))
@@ -110,8 +110,6 @@ class TopologyReader:
         keys = ("name", "password", "password_hash", "hashing_algorithm", "tags")
         for p, item in self._items("users"):
             m = self.c.mapping(item, p, keys, ignored=("limits",))
-            if m.get("limits"):
-                self.c.warn(p + ("limits",), "user limits are not supported; ignored")
             name = self.c.get(m, p, "name", "str", check=_name)
             unique = name is not None and self._unique("user", (name,), p, f"user '{name}'")
             algorithm = self.c.get(m, p, "hashing_algorithm", "str", SHA256,

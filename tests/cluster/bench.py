@@ -38,7 +38,8 @@ def single(root: str, duration: float, label: str) -> dict:
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "amqpbroker", "serve", "--host",
                              "127.0.0.1", "--port", str(port), "--data-dir",
-                             os.path.join(root, f"single-{label}"), "--log-level", "warning"],
+                             os.path.join(root, f"single-{label}"), "--log-level", "warning",
+                             "--management-port", "0"],
                             stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 30

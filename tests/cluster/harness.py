@@ -83,7 +83,7 @@ class Node:
                  tls: dict[str, str] | None = None) -> None:
         self.name = name
         self.tls = tls  # {"cert", "key", "ca"}: TLS on amqps and the replication port
-        self.port, self.repl_port = free_port(), free_port()
+        self.port, self.repl_port, self.mgmt_port = free_port(), free_port(), free_port()
         self.data_dir = os.path.join(root, name)
         self.log_path = os.path.join(root, f"{name}.log")
         self.etcd_url = etcd_url
@@ -103,6 +103,7 @@ class Node:
             "--cluster", "etcd://" + self.etcd_url.split("//", 1)[1],
             "--node-name", self.name, "--replication-port", str(self.repl_port),
             "--advertise-host", "127.0.0.1", "--log-format", "json", *self._tls_args(),
+            "--management-port", str(self.mgmt_port),
         ], stdout=log, stderr=subprocess.STDOUT, env=env)
         log.close()
 
