@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 from typing import Any
@@ -51,6 +52,16 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
                    help="with --tls-verify peer: refuse clients without a certificate")
     p.add_argument("--tls-ciphers", help="OpenSSL cipher list for TLS 1.2")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    c = p.add_argument_group("clustering (docs/clustering.md)")
+    c.add_argument("--cluster", metavar="etcd://HOST:PORT[,...]",
+                   help="join the cluster these etcd endpoints coordinate")
+    c.add_argument("--node-name", help="this node's unique name in the cluster")
+    c.add_argument("--replication-port", type=int, help="replication listener (default 5679)")
+    c.add_argument("--advertise-host",
+                   help="address other nodes reach this one at (default: the host name)")
+    c.add_argument("--cluster-secret-file",
+                   help="file holding the shared cluster secret (or set "
+                        "AMQPBROKER_CLUSTER_SECRET)")
     p.add_argument("--log-format", choices=["console", "json"])
 
 
@@ -76,6 +87,12 @@ def _config_parsers(sub: argparse._SubParsersAction) -> None:
     i.add_argument("--data-dir", help="data dir to write (default: the config's, or the "
                                       "default data dir)")
     i.add_argument("--config", help="configuration file (for its data_dir)")
+    c = sub.add_parser("cluster", help="cluster status from etcd (docs/clustering.md)")
+    csub = c.add_subparsers(dest="action", required=True)
+    st = csub.add_parser("status", help="members, leader and term, ISR, follower lag")
+    st.add_argument("--cluster", required=True, metavar="etcd://HOST:PORT[,...]")
+    st.add_argument("--cluster-name", default="amqpbroker")
+    st.add_argument("--json", action="store_true")
 
 
 def build_settings(args: argparse.Namespace, config: Any = None) -> Settings:
@@ -106,6 +123,19 @@ def build_settings(args: argparse.Namespace, config: Any = None) -> Settings:
         settings.log_level = args.log_level
     if args.log_format:
         settings.log_format = args.log_format
+    if getattr(args, "cluster", None):
+        settings.cluster = args.cluster
+    if getattr(args, "node_name", None):
+        settings.node_name = args.node_name
+    if getattr(args, "replication_port", None) is not None:
+        settings.replication_port = args.replication_port
+    if getattr(args, "advertise_host", None):
+        settings.cluster_advertise_host = args.advertise_host
+    if getattr(args, "cluster_secret_file", None):
+        with open(args.cluster_secret_file, encoding="utf-8") as f:
+            settings.cluster_secret = f.read().strip()
+    elif os.environ.get("AMQPBROKER_CLUSTER_SECRET"):
+        settings.cluster_secret = os.environ["AMQPBROKER_CLUSTER_SECRET"]
     return settings
 
 
@@ -139,7 +169,31 @@ def _tls_args(args: argparse.Namespace, settings: Settings) -> None:
         settings.tls_port = 5671  # RabbitMQ's amqps port
 
 
+async def serve_cluster(settings: Settings, config: Any = None) -> int:
+    """One node of an etcd-coordinated cluster (docs/clustering.md)."""
+    from amqpbroker.cluster.node import ClusterNode
+
+    if not settings.cluster_secret:
+        print("amqpbroker: a cluster node needs a shared secret (--cluster-secret-file, "
+              "AMQPBROKER_CLUSTER_SECRET or cluster.secret_file)", file=sys.stderr)
+        return 1
+    try:
+        node = ClusterNode(settings, config)
+    except ValueError as exc:
+        print(f"amqpbroker: {exc}", file=sys.stderr)
+        return 1
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"amqpbroker {__version__} cluster node {settings.node_name} on port "
+          f"{settings.port}", file=sys.stderr, flush=True)
+    return await node.run(stop)
+
+
 async def serve(settings: Settings, config: Any = None) -> int:
+    if settings.cluster:
+        return await serve_cluster(settings, config)
     from amqpbroker.config import ConfigError
     from amqpbroker.embed import Broker
 
@@ -268,6 +322,10 @@ def main(argv: list[str] | None = None) -> int:
     from amqpbroker.store.records import StoreError
 
     try:
+        if args.command == "cluster":
+            from amqpbroker.cluster.status import print_status
+
+            return print_status(args.cluster, args.cluster_name, args.json)
         if args.command in ("check", "definitions"):
             logs.configure("warning", "console")  # stdout is for the result
             return _check(args) if args.command == "check" else _definitions(args)

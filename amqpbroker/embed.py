@@ -84,6 +84,9 @@ class Broker:
         self.management: Any = None  # management.app.ManagementServer when on
         self.admin: Any = None  # broker.admin.Admin: the management plane's facade
         self._lock: Any = None
+        # Called with the new core before recovery (the cluster leader taps its change
+        # stream there, cluster/node.py); None otherwise.
+        self.prepare: Any = None
 
     @property
     def port(self) -> int:
@@ -128,6 +131,8 @@ class Broker:
         store, definitions, self._lock = open_stores(self.settings)
         self.core = BrokerCore(self.settings, store, definitions)
         try:  # the stored topology first, then the configuration's on top of it
+            if self.prepare is not None:
+                self.prepare(self.core)
             self.core.recover()
             if self.config is not None:
                 from amqpbroker.topology import apply_config

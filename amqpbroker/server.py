@@ -239,6 +239,9 @@ class Server:
         tables.MAX_DEPTH = s.max_table_depth
         self._ticker: asyncio.TimerHandle | None = None
         self._sync_task: asyncio.Future[Any] | None = None
+        # Cluster leader only (cluster/leader.py): confirms also wait for the in-sync
+        # replicas' acks; None on a single node, whose group commit is unchanged.
+        self.commit_gate: Any = None
         core.scheduler.attach(self.loop)  # model timers (TTL, x-expires, consumer timeout)
 
     async def start(self, host: str | list[str] | None, port: int) -> None:
@@ -338,17 +341,26 @@ class Server:
         if not persister.dirty or persister.running or self.core.store is None:
             return
         generation = persister.begin()
+        gate = self.commit_gate
+        position = gate.position() if gate is not None else 0
         # The message store and every stream log with unsynced appends, in one job.
         self._sync_task = self.loop.run_in_executor(None, self.core.sync_job())
-        self._sync_task.add_done_callback(lambda f: self._synced(f, generation))
+        self._sync_task.add_done_callback(lambda f: self._synced(f, generation, position))
 
-    def _synced(self, future: "asyncio.Future[Any]", generation: int) -> None:
+    def _synced(self, future: "asyncio.Future[Any]", generation: int, position: int) -> None:
         exc = future.exception()
         if exc is not None:
             log.error("store.sync_failed", error=str(exc))
             self.core.persister.fail(generation, exc)
+        elif self.commit_gate is not None:  # and the replicas' acks up to `position`
+            self.commit_gate.wait(position, lambda failed: self._replicated(generation))
+            return
         else:
             self.core.persister.complete(generation)
+        self.maybe_sync()
+
+    def _replicated(self, generation: int) -> None:
+        self.core.persister.complete(generation)
         self.maybe_sync()
 
     # -- shutdown ---------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass, field
 
 from amqpbroker.mqtt.options import MQTTSettings
@@ -87,3 +88,14 @@ class Settings:
     # Disk alarm: publishers are blocked while the data dir's file system has less free
     # space than this (RabbitMQ's disk_free_limit default is 50 MB).
     disk_free_limit: int = 50 * 1000 * 1000
+    # High availability (issue 21, docs/clustering.md): etcd endpoints ("etcd://h1:2379,..."),
+    # None = a single node, exactly as without clustering.
+    cluster: str | None = None
+    node_name: str | None = None
+    replication_port: int = 5679  # LavinMQ's replication port
+    cluster_secret: str | None = None  # shared by every member of the replication port
+    cluster_name: str = "amqpbroker"  # etcd key prefix /amqpbroker/<name>/
+    # Address other nodes use to reach this one's AMQP and replication listeners.
+    cluster_advertise_host: str = field(default_factory=socket.gethostname)
+    cluster_lease_ttl: int = 3  # seconds; the leader's etcd lease (failover takes ~ this)
+    cluster_lag_timeout: float = 3.0  # an ISR follower silent this long leaves the ISR

@@ -56,10 +56,10 @@ THIRD_PARTY: dict[str, set[str] | None] = {
 }
 # Only these may import asyncio: the server shell, embedding, the CLI, the pytest plugin,
 # the perf tool, and the network edges later issues add (management API, protocol
-# listeners, replication, shovel clients).
+# listeners, replication (the cluster package), shovel clients).
 ASYNCIO_EDGES = {"server", "embed", "cli", "pytest_plugin", "__main__", "perf",
                  "management", "mqtt_listener", "listeners", "replication", "shovel",
-                 "transport", "tls", "fuzz"}
+                 "transport", "tls", "fuzz", "cluster"}
 
 
 def ring_of(module: str) -> str:

@@ -10,7 +10,7 @@ from amqpbroker.config.checker import Checker
 
 SERVER_KEYS = ("listeners", "data_dir", "sync", "limits", "logging", "loopback_users",
                "shutdown_timeout", "tls", "ssl_cert_login_from", "ssl_cert_login_san_type",
-               "ssl_cert_login_san_index", "mqtt")
+               "ssl_cert_login_san_index", "mqtt", "cluster")
 # listener protocol -> RabbitMQ's default port
 LISTENER_PORTS = {"amqp": 5672, "amqps": 5671, "management": 15672, "mqtt": 1883,
                   "web-mqtt": 15675}
@@ -30,6 +30,17 @@ MQTT_KEYS: dict[str, tuple[str, str, int | None, int | None]] = {
     "max_packet_size_unauthenticated": ("max_packet_size_unauthenticated", "size", 1,
                                         268_435_455),
     "topic_alias_maximum": ("topic_alias_maximum", "int", 0, 65535),
+}
+
+# key under `cluster:` -> (Settings field, kind, minimum)
+CLUSTER_KEYS: dict[str, tuple[str, str, float | None]] = {
+    "etcd": ("cluster", "str", None),
+    "node_name": ("node_name", "str", None),
+    "replication_port": ("replication_port", "int", 0),
+    "name": ("cluster_name", "str", None),
+    "advertise_host": ("cluster_advertise_host", "str", None),
+    "lease_ttl": ("cluster_lease_ttl", "int", 2),
+    "lag_timeout": ("cluster_lag_timeout", "number", 0.1),
 }
 
 # key under `limits:` -> (Settings field, kind, minimum, maximum)
@@ -109,6 +120,7 @@ def read_server(c: Checker, doc: dict[str, Any]) -> dict[str, Any]:
     if out.get("tls_port") is not None and "tls" not in out:
         c.error(("listeners",), "an amqps listener needs the `tls` section "
                                 "(certfile, keyfile, ...)")
+    _cluster(c, doc.get("cluster"), out)
     if "loopback_users" in doc:
         users = c.get(doc, (), "loopback_users", "str_list", None)
         if users is not None:
@@ -167,6 +179,24 @@ def _tls(c: Checker, value: Any, out: dict[str, Any]) -> None:
 
 def _path(value: str | None) -> str | None:
     return os.path.expanduser(value) if value else None
+
+
+def _cluster(c: Checker, value: Any, out: dict[str, Any]) -> None:
+    """`cluster: {etcd, node_name, replication_port, secret_file, ...}` (docs/clustering.md)."""
+    path = ("cluster",)
+    m = c.mapping(value, path, (*CLUSTER_KEYS, "secret_file"))
+    for key, (name, kind, lo) in CLUSTER_KEYS.items():
+        if key in m:
+            out[name] = c.get(m, path, key, kind, None, minimum=lo,
+                              maximum=65535 if key == "replication_port" else None)
+    if "secret_file" in m:
+        secret_file = c.get(m, path, "secret_file", "str", None)
+        if secret_file is not None:
+            try:
+                with open(os.path.expanduser(secret_file), encoding="utf-8") as f:
+                    out["cluster_secret"] = f.read().strip()
+            except OSError as exc:
+                c.error(path + ("secret_file",), f"cannot read: {exc.strerror}")
 
 
 def _listeners(c: Checker, value: Any, out: dict[str, Any]) -> None:
