@@ -42,7 +42,7 @@ class Broker:
         self.port = free_port()
         self.mport = free_port() if self.management else 0
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "amqpbroker", "serve", "--host", "127.0.0.1", "--port",
+            [sys.executable, "-m", "amqpbroker", "serve", "--mqtt-port", "0", "--mqtt-ws-port", "0", "--host", "127.0.0.1", "--port",
              str(self.port), "--management-port", str(self.mport), "--data-dir",
              str(work / f"data-{self.port}"), "--log-level", "warning"],
             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -37,7 +37,7 @@ from amqpbroker.protocol.frames import PROTOCOL_HEADER
 class BrokerProcess:
     def __init__(self) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "amqpbroker", "serve", "--in-memory", "--port", "0",
+            [sys.executable, "-m", "amqpbroker", "serve", "--mqtt-port", "0", "--mqtt-ws-port", "0", "--in-memory", "--port", "0",
              "--host", "127.0.0.1", "--log-level", "error"],
             stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 60

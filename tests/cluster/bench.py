@@ -36,7 +36,7 @@ def perf(port: int, duration: float, label: str) -> dict:
 
 def single(root: str, duration: float, label: str) -> dict:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "amqpbroker", "serve", "--host",
+    proc = subprocess.Popen([sys.executable, "-m", "amqpbroker", "serve", "--mqtt-port", "0", "--mqtt-ws-port", "0", "--host",
                              "127.0.0.1", "--port", str(port), "--data-dir",
                              os.path.join(root, f"single-{label}"), "--log-level", "warning",
                              "--management-port", "0"],

@@ -98,7 +98,7 @@ class Node:
         env = dict(os.environ, AMQPBROKER_CLUSTER_SECRET=SECRET)
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([
-            sys.executable, "-m", "amqpbroker", "serve", "--config", self.config,
+            sys.executable, "-m", "amqpbroker", "serve", "--mqtt-port", "0", "--mqtt-ws-port", "0", "--config", self.config,
             "--host", "127.0.0.1", "--port", str(self.port), "--data-dir", self.data_dir,
             "--cluster", "etcd://" + self.etcd_url.split("//", 1)[1],
             "--node-name", self.name, "--replication-port", str(self.repl_port),
