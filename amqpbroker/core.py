@@ -21,6 +21,7 @@ from amqpbroker.model.users import Permission, User, hash_password
 from amqpbroker.model.vhost import VirtualHost
 from amqpbroker.settings import Settings
 from amqpbroker.store.base import DefinitionStore, MessageStore
+from amqpbroker.store.delayed import parse_delayed_key
 from amqpbroker.streams import StreamRegistry
 
 if TYPE_CHECKING:
@@ -89,6 +90,8 @@ class BrokerCore:
         # The memory store needs no fsync: confirms go out as soon as messages are enqueued.
         self.store_needs_sync = store is not None and getattr(store, "needs_sync", True)
         self.persister = Persister()
+        # The server's "start a group commit if one is needed" (for changes made by timers).
+        self.kick_sync: Callable[[], None] = lambda: None
         # Stream queues' logs: under the data dir, in a temporary directory in memory mode,
         # detached (no files) for a core without a message store (offline tools).
         self.streams: StreamRegistry | None = None
@@ -117,6 +120,7 @@ class BrokerCore:
         if vhost is None:
             vhost = VirtualHost(name, self.store, self.definitions, self.scheduler)
             vhost.streams = self.streams
+            vhost.delayed.on_dirty = self._delayed_dirty
             self.vhosts[name] = vhost
         if grant_to is not None and grant_to in self.users:
             self.users[grant_to].permissions.setdefault(name, Permission())
@@ -142,6 +146,11 @@ class BrokerCore:
     def _streams_dirty(self) -> None:
         """A tracked stream offset moved: the next sync round makes it durable."""
         self.persister.dirty = True
+
+    def _delayed_dirty(self) -> None:
+        """Due delayed messages were routed: the store changed, sync it soon."""
+        self.persister.dirty = True
+        self.kick_sync()
 
     def sync_job(self) -> Callable[[], None]:
         """What one sync round runs in the worker thread: the message store's sync, then
@@ -170,6 +179,9 @@ class BrokerCore:
         messages = 0
         if self.store is not None:
             for key, entries in self.store.recover().items():
+                if self._restore_delayed(key, entries):
+                    messages += len(entries)
+                    continue
                 q = by_key.get(key)
                 if q is None:  # queue gone from definitions: forget its messages
                     self.store.delete_queue(key)
@@ -185,6 +197,19 @@ class BrokerCore:
                  "seconds": round(time.monotonic() - started, 3)}
         log.info("recovery.done", **stats)
         return stats
+
+    def _restore_delayed(self, key: str, entries: list) -> bool:
+        """Messages a durable x-delayed-message exchange held (store/delayed.py)."""
+        where = parse_delayed_key(key)
+        if where is None:
+            return False
+        vhost = self.vhosts.get(where[0])
+        ex = vhost.exchanges.get(where[1]) if vhost is not None else None
+        if ex is None or not ex.delays or not ex.durable:
+            self.store.delete_queue(key)  # type: ignore[union-attr]  # exchange gone
+        else:
+            vhost.delayed.restore(ex, [msg for msg, _ in entries])  # type: ignore[union-attr]
+        return True
 
     # -- authentication -------------------------------------------------------------------
     def authenticate(self, username: str, password: str, loopback: bool) -> User:

@@ -153,6 +153,7 @@ class Server:
         self._ticker: asyncio.TimerHandle | None = None
         self._sync_task: asyncio.Future[Any] | None = None
         core.scheduler.attach(self.loop)  # model timers (TTL, x-expires, consumer timeout)
+        core.kick_sync = self.maybe_sync  # timers that write to the store (delayed messages)
 
     async def start(self, host: str | list[str] | None, port: int) -> None:
         server = await self.loop.create_server(

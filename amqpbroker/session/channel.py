@@ -19,6 +19,7 @@ from pamqp import commands
 
 from amqpbroker import errors
 from amqpbroker.model import permissions
+from amqpbroker.model.delayed import delay_of
 from amqpbroker.model.message import Message
 from amqpbroker.model.queue import FLOW_HIGH, Rejected
 from amqpbroker.model.queue_args import parse_expiration
@@ -26,6 +27,7 @@ from amqpbroker.protocol import fastcodec
 from amqpbroker.protocol.methods import decode_method, method_ids
 from amqpbroker.protocol.properties import scan_properties
 from amqpbroker.session import direct_reply
+from amqpbroker.session.delayed_publish import publish_delayed
 from amqpbroker.session.consumer_timeout import _NO_TIMEOUT, ConsumerTimeouts, _check_interval
 
 if TYPE_CHECKING:
@@ -212,6 +214,11 @@ class Channel(ConsumerTimeouts):
         if ex.internal:
             raise errors.AccessRefused(
                 f"cannot publish to internal exchange '{msg.exchange}' in vhost '{vhost.name}'")
+        if ex.delays:
+            delay = delay_of(msg)
+            if delay:  # x-delayed-message: held, routed later (session/delayed_publish.py)
+                publish_delayed(self, ex, msg, mandatory, delay)
+                return
         queues = vhost.route(ex, msg)
         if msg.expiration is not None:  # per-message TTL: plain queues start tracking it
             for q in queues:

@@ -62,6 +62,12 @@ class MessageStore(ABC):
     def load_body(self, msg: Message) -> bytes:
         """The body of a message whose `body` was paged out (is None)."""
 
+    def load_message(self, store_id: int) -> Message:
+        """A stored message, body included, by its store id (delayed messages wait in
+        the store as ids only: store/delayed.py). Its `enqueued_ms` is the time of the
+        first add."""
+        raise NotImplementedError
+
     @abstractmethod
     def delete_queue(self, queue_key: str) -> None:
         """Forget every message of a deleted queue."""
