@@ -29,6 +29,7 @@ import structlog
 from amqpbroker import errors
 from amqpbroker.model.exchange_base import Exchange
 from amqpbroker.model.message import Message
+from amqpbroker.protocol import header_field
 from amqpbroker.store.delayed import (
     DelayedStore,
     MemoryDelayedStore,
@@ -44,6 +45,10 @@ log = structlog.get_logger("amqpbroker")
 DELAYED_TYPE = "x-delayed-message"
 MAX_DELAY_MS = 2**32 - 1  # the plugin's limit (Erlang's maximum timer)
 BATCH = 512  # messages routed per timer callback before yielding to the loop
+# Messages due within this many ms keep their body in RAM (within the store's memory
+# budget, which pages them out like any other): no disk read when they fire. Later ones
+# are read back from the store, so a million far-future delays cost RAM for ints only.
+KEEP_BODY_MS = 10_000
 _M64 = (1 << 64) - 1
 
 
@@ -82,10 +87,10 @@ def lavinmq_delayed(arguments: Mapping[str, Any]) -> bool:
 
 def delay_of(msg: Message) -> int:
     """The message's x-delay in ms if it is to be delayed, else 0."""
-    headers = msg.headers
-    if not headers:
+    try:  # a short scan of the property bytes, no pamqp decode (protocol/header_field.py)
+        value = header_field.read(msg.properties, "x-delay")
+    except ValueError:
         return 0
-    value = headers.get("x-delay")
     if value is None or isinstance(value, bool):
         return 0
     if isinstance(value, (bytes, bytearray)):
@@ -148,7 +153,7 @@ class DelayedMessages:
         p = self._entry(ex)
         now_ms = int(self.scheduler.wall() * 1000)
         msg.enqueued_ms = now_ms
-        handle = p.store.add(p.key, msg)
+        handle = p.store.add(p.key, msg, keep_body=delay_ms <= KEEP_BODY_MS)
         self._push(p, ((now_ms + delay_ms) << 64) | handle)
         return p.store.durable
 
@@ -209,16 +214,12 @@ class DelayedMessages:
         """Route a due message through its exchange's bindings; True if the store was
         written (it always is for a durable exchange: the delayed record is removed)."""
         from amqpbroker.model.queue import Rejected
-        from amqpbroker.protocol.properties import with_headers
 
         delay = delay_of(msg)
-        headers = msg.headers
-        if delay and headers is not None:
+        if delay:
             # The plugin's swap_delay_header: -delay marks "already delayed".
-            headers = dict(headers)
-            headers["x-delay"] = -delay
-            msg.properties = with_headers(msg.properties, headers)
-            msg._headers = headers
+            msg.properties = header_field.replace_int(msg.properties, "x-delay", -delay)
+            msg._headers = False  # decoded again if a headers exchange needs them
         msg.enqueued_ms = 0  # TTL in the queues counts from now
         vhost = self.vhost
         ex = p.exchange

@@ -45,8 +45,9 @@ class DelayedStore(ABC):
     durable = False  # True: an `add` is on disk after the next group commit
 
     @abstractmethod
-    def add(self, key: str, msg: Message) -> int:
-        """Keep `msg` for exchange `key`; returns its handle."""
+    def add(self, key: str, msg: Message, keep_body: bool = False) -> int:
+        """Keep `msg` for exchange `key`; returns its handle. `keep_body`: it is due
+        soon, keep its body in RAM if the store can (it is read back anyway)."""
 
     @abstractmethod
     def load(self, handle: int) -> Message:
@@ -67,7 +68,7 @@ class MemoryDelayedStore(DelayedStore):
         self._ids = itertools.count(1)
         self._by_key: dict[str, set[int]] = {}
 
-    def add(self, key: str, msg: Message) -> int:
+    def add(self, key: str, msg: Message, keep_body: bool = False) -> int:
         handle = next(self._ids)
         self._msgs[handle] = msg
         self._by_key.setdefault(key, set()).add(handle)
@@ -98,9 +99,12 @@ class MessageStoreDelayed(DelayedStore):
     def __init__(self, store: MessageStore) -> None:
         self.store = store
 
-    def add(self, key: str, msg: Message) -> int:
+    def add(self, key: str, msg: Message, keep_body: bool = False) -> int:
         msg.store_id = 0  # always a new record, even for a message that was stored before
         self.store.add(key, msg)
+        if not keep_body:
+            # Only the timer index's int stays in RAM; the body is read back when due.
+            self.store.release_body(msg)
         return msg.store_id
 
     def load(self, handle: int) -> Message:

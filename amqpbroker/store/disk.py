@@ -418,6 +418,12 @@ class DiskMessageStore(SegmentMaintenance, MessageStore):
                 loc, clen = meta & M64, (meta >> 64) & M32
             return self._read_body(loc >> 32, loc & M32, clen, sid)
 
+    def release_body(self, msg: Message) -> None:
+        with self._lock:
+            held = self._held.pop(msg.store_id, None)
+            if held is not None:
+                self._held_bytes -= held.body_size
+
     def load_message(self, store_id: int) -> Message:
         self._ensure()
         with self._lock:
