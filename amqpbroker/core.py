@@ -99,6 +99,8 @@ class BrokerCore:
             self.streams = StreamRegistry(self.settings.data_dir, sync=self.settings.sync,
                                           scheduler=self.scheduler, on_dirty=self._streams_dirty)
         self.vhosts: dict[str, VirtualHost] = {}
+        # Told of every runtime parameter change in any vhost (the shovel manager).
+        self.parameter_listeners: list[Any] = []
         self.users: dict[str, User] = {}
         self.connections: set[Any] = set()
         self.memory_alarm = False  # True while any resource alarm is set
@@ -121,6 +123,7 @@ class BrokerCore:
             vhost = VirtualHost(name, self.store, self.definitions, self.scheduler)
             vhost.streams = self.streams
             vhost.delayed.on_dirty = self._delayed_dirty
+            vhost.parameters.listeners = self.parameter_listeners
             self.vhosts[name] = vhost
         if grant_to is not None and grant_to in self.users:
             self.users[grant_to].permissions.setdefault(name, Permission())

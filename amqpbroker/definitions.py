@@ -76,7 +76,7 @@ def export_definitions(core: BrokerCore, config: Config | None = None) -> dict[s
     if config is not None:
         out["permissions"] = [{"user": p.user, "vhost": p.vhost, "configure": p.configure,
                                "write": p.write, "read": p.read} for p in config.permissions]
-    exchanges, queues, bindings = [], [], []
+    exchanges, queues, bindings, parameters = [], [], [], []
     for vhost in core.vhosts.values():
         for op in vhost.durable_ops():
             if op["op"] == "exchange.declare":
@@ -91,7 +91,11 @@ def export_definitions(core: BrokerCore, config: Config | None = None) -> dict[s
                 bindings.append({k: op[k] for k in ("source", "vhost", "destination",
                                                      "destination_type", "routing_key",
                                                      "arguments")})
+            elif op["op"] == "parameter.set":
+                parameters.append({k: op[k] for k in ("vhost", "component", "name", "value")})
     out.update(exchanges=exchanges, queues=queues, bindings=bindings)
+    if parameters:
+        out["parameters"] = parameters
     return out
 
 

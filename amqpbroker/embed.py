@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import platform
 import dataclasses
+from urllib.parse import quote
 import os
 import threading
 from contextlib import contextmanager
@@ -72,6 +73,7 @@ class Broker:
         self.settings = dataclasses.replace(settings, **overrides)
         self.core: BrokerCore | None = None
         self.server: Server | None = None
+        self.shovels: Any = None  # amqpbroker.shovel.manager.ShovelManager once started
         self._lock: Any = None
 
     @property
@@ -97,6 +99,7 @@ class Broker:
                 apply_config(self.core, self.config)
             self.server = Server(self.core)
             await self.server.start(self.settings.host, self.settings.port)
+            self._start_shovels()
         except BaseException:
             # a conflicting config or a busy port must not leave stores or the lock held
             self.core.close()
@@ -108,7 +111,23 @@ class Broker:
                  pamqp=_version_of("pamqp"), loop=type(asyncio.get_running_loop()).__module__)
         return self
 
+    def _start_shovels(self) -> None:
+        """Dynamic shovels (docs/shovel.md); `amqp://` in a shovel URI means this broker,
+        reached through its own listener as the default user."""
+        from amqpbroker.shovel.manager import ShovelManager, vhost_url
+
+        assert self.core is not None
+        s = self.settings
+        host = self.url.split("@", 1)[1].rsplit(":", 1)[0]
+        base = (f"amqp://{quote(s.default_user, safe='')}:{quote(s.default_password, safe='')}"
+                f"@{host}:{self.port}/")
+        self.shovels = ShovelManager(self.core, lambda vhost: vhost_url(base, vhost))
+        self.shovels.start()
+
     async def stop(self) -> None:
+        if self.shovels is not None:
+            await self.shovels.stop()
+            self.shovels = None
         if self.server is not None:
             await self.server.stop()
             self.server = None

@@ -30,7 +30,7 @@ log = structlog.get_logger("amqpbroker")
 
 def _vhost_names(config: Config) -> list[str]:
     names = {v.name for v in config.vhosts}
-    for items in (config.exchanges, config.queues, config.bindings):
+    for items in (config.exchanges, config.queues, config.bindings, config.parameters):
         names.update(item.vhost for item in items)
     return sorted(names)
 
@@ -126,6 +126,11 @@ def apply_config(core: "BrokerCore", config: Config) -> dict[str, int]:
         before = _binding_count(source)
         vhost.bind(dest, b.source, b.routing_key, b.arguments)
         created["bindings"] += _binding_count(source) - before
+    for prm in config.parameters:  # e.g. shovels (model/parameters.py)
+        vhost = core.vhosts[prm.vhost]
+        if vhost.parameters.get(prm.component, prm.name) != prm.value:
+            created["parameters"] = created.get("parameters", 0) + 1
+            vhost.parameters.set(prm.component, prm.name, prm.value)
     log.info("config.applied", source=config.source, **created)
     for warning in config.warnings:
         log.warning("config.warning", problem=str(warning))

@@ -95,10 +95,11 @@ def parse(doc: Any, reader: Reader, base: Settings | None = None) -> Config:
     exchanges = t.exchanges()
     queues = t.queues()
     bindings = t.bindings(exchanges, queues)
+    parameters = t.parameters()
     if c.problems:
         raise ConfigError(_by_line(c.problems))
     return Config(reader.source, settings, values, vhosts, users, permissions, exchanges,
-                  queues, bindings, _by_line(c.warnings))
+                  queues, bindings, _by_line(c.warnings), parameters)
 
 
 def _by_line(problems: list[Problem]) -> list[Problem]:

@@ -14,6 +14,7 @@ from amqpbroker.config.checker import Checker, describe
 from amqpbroker.config.model import (
     BindingDef,
     ExchangeDef,
+    ParameterDef,
     PermissionDef,
     QueueDef,
     UserDef,
@@ -24,9 +25,13 @@ from amqpbroker.model.users import SHA256, hash_password, password_hash_problem
 from amqpbroker.model.queue_args import QUEUE_TYPES
 from amqpbroker.model.vhost import PREDECLARED
 
-TOPOLOGY_KEYS = ("vhosts", "users", "permissions", "exchanges", "queues", "bindings")
+TOPOLOGY_KEYS = ("vhosts", "users", "permissions", "exchanges", "queues", "bindings",
+                 "parameters")
 METADATA_KEYS = ("rabbit_version", "rabbitmq_version", "product_name", "product_version")
-UNSUPPORTED_KEYS = ("policies", "parameters", "global_parameters", "topic_permissions")
+UNSUPPORTED_KEYS = ("policies", "global_parameters", "topic_permissions")
+# Runtime parameter components this broker runs (model/parameters.py); entries of others
+# are warned about and ignored.
+PARAMETER_COMPONENTS = ("shovel",)
 PREDECLARED_NAMES = {name for name, _ in PREDECLARED}
 
 # Arguments whose type we can check before anything starts (name -> (kind, min, max)).
@@ -241,6 +246,35 @@ class TopologyReader:
                 continue
             out.append(BindingDef(vhost, source, dest, dest_type, key, args, self.c.at(p)))
         self._dangling(exchanges, queues, known)
+        return out
+
+    def parameters(self) -> list[ParameterDef]:
+        """RabbitMQ definitions' `parameters`: {vhost, component, name, value}."""
+        from amqpbroker.shovel.spec import ShovelSpecError, parse_spec
+
+        out: list[ParameterDef] = []
+        for p, item in self._items("parameters"):
+            m = self.c.mapping(item, p, ("vhost", "component", "name", "value"))
+            vhost = self._vhost(m, p)
+            component = self.c.get(m, p, "component", "str")
+            name = self.c.get(m, p, "name", "str", check=_name)
+            value = m.get("value")
+            if component is not None and component not in PARAMETER_COMPONENTS:
+                self.c.warn(p + ("component",), f"component '{component}' is not supported "
+                                                "by amqpbroker; entry ignored")
+                continue
+            if component == "shovel":
+                try:
+                    parse_spec(value)
+                except ShovelSpecError as exc:
+                    for problem in exc.problems:
+                        self.c.error(p + ("value",), problem)
+                    continue
+            if None in (vhost, component, name) or not self._unique(
+                    "parameter", (vhost, component, name), p,
+                    f"{component} '{name}' in vhost '{vhost}'"):
+                continue
+            out.append(ParameterDef(vhost, component, name, value, self.c.at(p)))
         return out
 
     # -- helpers -----------------------------------------------------------------------------

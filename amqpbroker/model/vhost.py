@@ -22,6 +22,7 @@ from amqpbroker.model.exchanges import (
 )
 from amqpbroker.model.message import Message
 from amqpbroker.model.names import server_named
+from amqpbroker.model.parameters import Parameters
 from amqpbroker.model.queue import Queue
 from amqpbroker.model.queue_types import (
     check_delete,
@@ -70,6 +71,8 @@ class VirtualHost:
         self._replaying = False
         # Messages waiting in x-delayed-message exchanges (model/delayed.py).
         self.delayed = DelayedMessages(self)
+        # Runtime parameters, e.g. shovel definitions (model/parameters.py).
+        self.parameters = Parameters(self)
 
     # -- lookups ------------------------------------------------------------------------
     def exchange(self, name: str) -> Exchange:
@@ -375,6 +378,8 @@ class VirtualHost:
                     op["destination"])
                 if dest is not None and op["source"] in self.exchanges:
                     getattr(self, kind)(dest, op["source"], op["routing_key"], op["arguments"])
+            elif kind in ("parameter.set", "parameter.clear"):
+                self.parameters.apply(op)
         finally:
             self._replaying = False
 
@@ -397,6 +402,7 @@ class VirtualHost:
                     op = _binding_op("bind", ex, dest, key, args)
                     op["vhost"] = self.name
                     yield op
+        yield from self.parameters.durable_ops()
 
     def _record(self, op: dict[str, Any]) -> None:
         if self.definitions is not None and not self._replaying:

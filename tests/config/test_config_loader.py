@@ -137,7 +137,7 @@ def test_every_problem_is_listed_with_its_line():
         "(every queue is bound to it)",
         "<config>:26: colour: unknown key 'colour' (expected one of: listeners, data_dir, sync, "
         "limits, logging, loopback_users, shutdown_timeout, vhosts, users, permissions, "
-        "exchanges, queues, bindings)",
+        "exchanges, queues, bindings, parameters)",
     ]
     assert found == expected
 
