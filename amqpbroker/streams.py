@@ -24,19 +24,35 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 import structlog
 
-from amqpbroker.model.stream import StreamQueue
+from amqpbroker.model.stream import StreamQueue, parse_stream_arguments, stream_directory
+from amqpbroker.store.stream_log import StreamLog
 
 if TYPE_CHECKING:
     from amqpbroker.clock import Scheduler
-    from amqpbroker.store.stream_log import StreamLog
 
 log = structlog.get_logger("amqpbroker")
 
 RETENTION_INTERVAL = 1.0  # seconds between two retention checks of every stream
+
+
+def open_stream(root: str | Path, vhost: str, name: str,
+                arguments: dict[str, Any] | None = None, *, sync: bool = True,
+                clock: Callable[[], float] = time.time) -> StreamQueue:
+    """Create or recover a stream's log under `root` and the queue over it (arguments
+    already validated). The model never opens files: this is where its log comes from."""
+    config = parse_stream_arguments(arguments)
+    stream_log = StreamLog(stream_directory(root, vhost, name),
+                           max_segment_bytes=config.max_segment_size_bytes,
+                           max_bytes=config.max_length_bytes, max_age_ms=config.max_age_ms,
+                           sync=sync, clock=clock)
+    stream_log.enforce_retention()
+    return StreamQueue(vhost, name, stream_log, arguments=arguments)
 
 
 class StreamRegistry:
@@ -61,8 +77,8 @@ class StreamRegistry:
 
     def open(self, vhost: str, name: str, arguments: dict[str, Any]) -> StreamQueue:
         """Create or recover a stream queue's log (arguments already validated)."""
-        q = StreamQueue.open(self.root, vhost, name, arguments, sync=self.sync,
-                             clock=self.scheduler.wall)
+        q = open_stream(self.root, vhost, name, arguments, sync=self.sync,
+                        clock=self.scheduler.wall)
         q.scheduler = self.scheduler
         q.on_tracking = self.on_dirty
         self.queues[q.key] = q

@@ -250,7 +250,7 @@ class TopologyReader:
 
     def parameters(self) -> list[ParameterDef]:
         """RabbitMQ definitions' `parameters`: {vhost, component, name, value}."""
-        from amqpbroker.shovel.spec import ShovelSpecError, parse_spec
+        from amqpbroker.model.shovel_spec import ShovelSpecError, parse_spec
 
         out: list[ParameterDef] = []
         for p, item in self._items("parameters"):

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from amqpbroker.model.message import Message
+from amqpbroker.message import Message
 from amqpbroker.protocol import tables
 
 if TYPE_CHECKING:
@@ -137,10 +137,12 @@ def dead_letter(vhost: "VirtualHost", source: "Queue", msg: Message, reason: str
         return
     body = msg.body
     if body is None:
-        body = vhost.store.load_body(msg)  # type: ignore[union-attr]
+        body = vhost.changes.load_body(msg)  # type: ignore[union-attr]
     copy, deaths = dead_lettered_copy(msg, body, source.name, reason, ex.name,
                                       config.dead_letter_routing_key, wall_now)
     for target in vhost.route(ex, copy):
+        if not target.dead_letter_target:  # direct reply-to: see model/reply_queue.py
+            continue
         if is_cycle(target.name, deaths):
             key = (vhost.name, source.name, target.name)
             if key not in _reported_cycles and len(_reported_cycles) < 1000:

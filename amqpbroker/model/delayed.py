@@ -28,12 +28,12 @@ import structlog
 
 from amqpbroker import errors
 from amqpbroker.model.exchange_base import Exchange
-from amqpbroker.model.message import Message
+from amqpbroker.message import Message
 from amqpbroker.protocol import header_field
-from amqpbroker.store.delayed import (
+from amqpbroker.model.delayed_store import (
     DelayedStore,
     MemoryDelayedStore,
-    MessageStoreDelayed,
+    ChangesDelayed,
     delayed_key,
 )
 
@@ -132,11 +132,11 @@ class DelayedMessages:
         self.lateness: list[float] | None = None
 
     def _store_for(self, ex: Exchange) -> DelayedStore:
-        store = self.vhost.store
-        if not ex.durable or store is None:
+        changes = self.vhost.changes  # None: no message store (memory-only core)
+        if not ex.durable or changes is None:
             return self.memory
         if self._durable is None:
-            self._durable = MessageStoreDelayed(store)
+            self._durable = ChangesDelayed(changes)
         return self._durable
 
     def _entry(self, ex: Exchange) -> _Pending:
@@ -213,7 +213,7 @@ class DelayedMessages:
     def _route(self, p: _Pending, handle: int, msg: Message) -> bool:
         """Route a due message through its exchange's bindings; True if the store was
         written (it always is for a durable exchange: the delayed record is removed)."""
-        from amqpbroker.model.queue import Rejected
+        from amqpbroker.model.deadletter import Rejected
 
         delay = delay_of(msg)
         if delay:

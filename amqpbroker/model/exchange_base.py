@@ -27,6 +27,9 @@ class Exchange:
     """Common binding bookkeeping; subclasses keep a routing index in sync."""
 
     type: ClassVar[str] = ""
+    # Bindings point at exchanges and at destinations (model.destination): routing tells
+    # them apart by this flag.
+    is_exchange: ClassVar[bool] = True
     # Only the headers exchange looks at message headers, so the channel can
     # skip decoding them for every other type.
     needs_headers: ClassVar[bool] = False

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-from amqpbroker.shovel.spec import parse_spec
+from amqpbroker.model.shovel_spec import parse_spec
 
 if TYPE_CHECKING:
     from amqpbroker.model.vhost import VirtualHost

@@ -4,8 +4,19 @@ Plain synchronous Python. Consumers are duck-typed objects owned by the session 
 `session.consumer.Consumer`): the queue only asks `can_take()` and calls
 `deliver(queue, msg, redelivered)`, which must not call back into the queue.
 
-Delivery order: FIFO; requeued messages go back to the head in their original order (as
-RabbitMQ's classic queues do). Among consumers: highest `x-priority` first, round-robin
+Delivery order: FIFO; a requeued message goes back to its original position (RabbitMQ: "when
+a message is requeued, it will be placed in its original position in its queue, if
+possible", https://www.rabbitmq.com/docs/confirms), whichever way it comes back: reject or
+nack (one by one or multiple, in any order), recover, a cancelled consumer, a closed channel
+or connection, a consumer timeout. As RabbitMQ's classic queues do, the queue numbers its
+messages: ready entries are `(message, redelivered, seq)`, where `seq` is 0 until the message
+is first handed out and then the count of first hand-outs so far (a FIFO hands messages out
+in enqueue order, so that is the enqueue order); while the message is out its seq waits in
+`_out`, and a returned entry is merged back by it (`model.ready.merge_returned`). Numbering
+at the first hand-out costs queued messages nothing (a 3-tuple takes the memory of a
+2-tuple) and the per-message path one counter and one dict item per outstanding delivery.
+Quorum queues follow rabbit_fifo instead: returns first, in the order they were returned
+(`model.quorum.QuorumReady`). Among consumers: highest `x-priority` first, round-robin
 within a priority, skipping consumers without prefetch credit or whose socket is not
 writable (https://www.rabbitmq.com/docs/consumer-priority).
 
@@ -15,9 +26,9 @@ x-delivery-limit) live in the `QueueFeatures` mixin (`model/queue_features.py`).
 declared without any of them has `features = None` and every per-message method pays one
 attribute test for them; a featured queue takes the mixin's `_f` methods instead:
 
-* ready entries are compact tuples `(message, redelivered, expires_at, returns)`:
+* ready entries are compact tuples `(message, redelivered, expires_at, returns, seq)`:
   `expires_at` is a monotonic deadline or None, `returns` how often the message came back
-  (for x-delivery-limit); the ready list is a deque, or a `PriorityReady` (one FIFO per
+  (for x-delivery-limit), `seq` as above (always last); the ready list is a deque, or a `PriorityReady` (one FIFO per
   priority) for priority queues;
 * while a message is out with a consumer its deadline and return count wait in `_held`
   (RabbitMQ keeps the original expiry of a requeued message);
@@ -40,8 +51,10 @@ import structlog
 
 from amqpbroker.clock import Scheduler
 from amqpbroker.model.deadletter import REJECTED, Rejected
-from amqpbroker.model.message import Message
+from amqpbroker.model.destination import Destination
+from amqpbroker.message import Message
 from amqpbroker.model.quorum import quorum_config
+from amqpbroker.model.ready import merge_returned
 from amqpbroker.model.queue_args import (
     QueueConfig,
     consumer_timeout_of,
@@ -51,7 +64,7 @@ from amqpbroker.model.queue_features import FLOW_HIGH, FLOW_LOW, QueueFeatures
 
 if TYPE_CHECKING:
     from amqpbroker.model.vhost import VirtualHost
-    from amqpbroker.store.base import MessageStore
+    from amqpbroker.model.changes import DurableChanges
 
 log = structlog.get_logger("amqpbroker")
 
@@ -68,7 +81,7 @@ class ConsumerLike(Protocol):
     def deliver(self, queue: "Queue", msg: Message, redelivered: bool) -> None: ...
 
 
-Entry = tuple  # (Message, redelivered: bool); featured queues: see the module docstring
+Entry = tuple  # (Message, redelivered: bool, seq: int); featured queues: see the docstring
 _NEVER = float("inf")
 _fallback_scheduler = Scheduler()  # for queues built without a vhost (bare model tests)
 
@@ -78,8 +91,8 @@ class FlowWaiter(Protocol):
     def flow_released(self, queue: "Queue") -> None: ...
 
 
-class Queue(QueueFeatures):
-    is_stream = False
+class Queue(QueueFeatures, Destination):
+    """A classic queue, or a quorum queue (`quorum=True`): see the module docstring."""
 
     def __init__(
         self,
@@ -90,7 +103,7 @@ class Queue(QueueFeatures):
         exclusive_owner: Any = None,
         auto_delete: bool = False,
         arguments: dict[str, Any] | None = None,
-        store: "MessageStore | None" = None,
+        changes: "DurableChanges | None" = None,
         host: "VirtualHost | None" = None,
         quorum: bool = False,
     ) -> None:
@@ -101,10 +114,13 @@ class Queue(QueueFeatures):
         self.exclusive_owner = exclusive_owner
         self.auto_delete = auto_delete
         self.arguments = arguments or {}
-        # Only durable queues write persistent messages to the store (spec 1.4.2 / RabbitMQ
-        # "persistence": a persistent message in a transient queue is not persisted).
-        self.store = store if durable else None
+        # Only durable queues produce durable changes for persistent messages (spec 1.4.2 /
+        # RabbitMQ "persistence": a persistent message in a transient queue is not persisted).
+        # The core applies them to the store (model/changes.py): the model does no IO.
+        self.changes = changes if durable else None
         self.ready: deque[Entry] = deque()
+        self._seq = 0  # messages handed out for the first time so far (see the docstring)
+        self._out: dict[Message, int] = {}  # seq of each message out with a consumer
         self.consumers: list[ConsumerLike] = []
         self.exclusive_consumer: ConsumerLike | None = None
         self.had_consumer = False
@@ -127,6 +143,7 @@ class Queue(QueueFeatures):
         # deliveries keep the publisher's delivery_mode (RabbitMQ: quorum queues are
         # always persistent).
         self.is_quorum = self.persist_all = quorum
+        self.queue_type = "quorum" if quorum else "classic"
         if quorum:
             self._enable(quorum_config(self.arguments, name, vhost))
         elif self.arguments:
@@ -150,22 +167,25 @@ class Queue(QueueFeatures):
         Raises `Rejected` when x-overflow=reject-publish(-dlx) refuses it."""
         if self.features:
             return self._publish_f(msg)
-        store = self.store
-        if store is not None and msg.persistent:
-            store.add(self.key, msg)
+        changes = self.changes
+        if changes is not None and msg.persistent:
+            changes.add(self.key, msg)
         if not self.ready and self.consumers:
             consumer = self._next_consumer()
             if consumer is not None:
-                self._hand_out(consumer, msg, False)
+                self._hand_out(consumer, msg, False, 0)
                 return
-        self.ready.append((msg, False))
+        self.ready.append((msg, False, 0))
 
     def requeue(self, entries: Iterable[Entry]) -> None:
-        """Put messages back at the head, keeping their relative order."""
+        """Put messages that were handed out back at their original positions."""
         if self.features:
             self._return_f(entries)
             return
-        self.ready.extendleft(reversed([(m, True) for m, _ in entries]))
+        out = self._out
+        back = [(m, True, out.pop(m, 0)) for m, *_ in entries]
+        if back:
+            merge_returned(self.ready, back)
         self.dispatch()
 
     def restore(self, msg: Message, redelivered: bool) -> None:
@@ -179,10 +199,10 @@ class Queue(QueueFeatures):
             deadline = self._deadline(msg, self.clock.now())
             if deadline is not None and msg.enqueued_ms:
                 deadline -= max(0.0, self.clock.wall() - msg.enqueued_ms / 1000.0)
-            self._push((msg, redelivered, deadline, 0))
+            self._restore_f((msg, redelivered, deadline, 0, 0))
             self._schedule_expiry()
             return
-        self.ready.append((msg, redelivered))
+        self.ready.append((msg, redelivered, 0))
 
     # -- messages out ----------------------------------------------------------------------
     def dispatch(self) -> None:
@@ -195,8 +215,8 @@ class Queue(QueueFeatures):
             consumer = self._next_consumer()
             if consumer is None:
                 break
-            msg, redelivered = ready.popleft()
-            self._hand_out(consumer, msg, redelivered)
+            msg, redelivered, seq = ready.popleft()
+            self._hand_out(consumer, msg, redelivered, seq)
         if self.flow_waiters and len(ready) <= FLOW_LOW:
             self.release_flow()
 
@@ -208,10 +228,14 @@ class Queue(QueueFeatures):
         for waiter in waiters:
             waiter.flow_released(self)
 
-    def _hand_out(self, consumer: ConsumerLike, msg: Message, redelivered: bool) -> None:
+    def _hand_out(self, consumer: ConsumerLike, msg: Message, redelivered: bool,
+                  seq: int) -> None:
         self.unacked += 1
-        if self.store is not None and msg.persistent:
-            self.store.mark_delivered(self.key, msg)
+        if not seq:
+            self._seq = seq = self._seq + 1
+        self._out[msg] = seq
+        if self.changes is not None and msg.persistent:
+            self.changes.mark_delivered(self.key, msg)
         consumer.deliver(self, msg, redelivered)
 
     def get(self) -> tuple[Message, bool] | None:
@@ -220,19 +244,23 @@ class Queue(QueueFeatures):
             return self._get_f()
         if not self.ready:
             return None
-        msg, redelivered = self.ready.popleft()
+        msg, redelivered, seq = self.ready.popleft()
         self.unacked += 1
-        if self.store is not None and msg.persistent:
-            self.store.mark_delivered(self.key, msg)
+        if not seq:
+            self._seq = seq = self._seq + 1
+        self._out[msg] = seq
+        if self.changes is not None and msg.persistent:
+            self.changes.mark_delivered(self.key, msg)
         return msg, redelivered
 
     def settle(self, msg: Message) -> None:
         """An outstanding delivery is done with for good (ack, no-ack delivery, reject)."""
         self.unacked -= 1
+        self._out.pop(msg, None)
         if self.features:
             self._held.pop(msg, None)
-        if self.store is not None and (msg.persistent or self.persist_all) and not self.deleted:
-            self.store.remove(self.key, msg)
+        if self.changes is not None and (msg.persistent or self.persist_all) and not self.deleted:
+            self.changes.remove(self.key, msg)
 
     def reject(self, msg: Message) -> None:
         """A delivery rejected without requeue: dead-lettered if the queue has a dead
@@ -252,10 +280,10 @@ class Queue(QueueFeatures):
 
     def purge(self) -> int:
         count = len(self.ready)
-        if self.store is not None:
+        if self.changes is not None:
             for entry in self.ready:
                 if entry[0].persistent or self.persist_all:
-                    self.store.remove(self.key, entry[0])
+                    self.changes.remove(self.key, entry[0])
         self.ready.clear()
         self.ready_bytes = 0
         if self.flow_waiters:

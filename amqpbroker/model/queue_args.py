@@ -23,14 +23,13 @@ References: https://www.rabbitmq.com/docs/queues#optional-arguments, /docs/ttl,
 
 from __future__ import annotations
 
-import datetime
-import decimal
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping
 
 import structlog
 
 from amqpbroker import errors
+from amqpbroker.model.arguments import Atom, amqp_type_name, as_int, as_text, term
 
 log = structlog.get_logger("amqpbroker")
 
@@ -73,173 +72,112 @@ class QueueConfig:
         return self.max_length is not None or self.max_length_bytes is not None
 
 
-# -- wording helpers ----------------------------------------------------------------------
-
-class _Atom(str):
-    """An Erlang atom in an error term (printed bare by `_term`)."""
-
-
-def _term(value: Any) -> str:
-    """Format a value the way Erlang's ~p prints the matching term."""
-    if isinstance(value, _Atom):
-        return str(value)
-    if isinstance(value, tuple):
-        return "{" + ",".join(_term(v) for v in value) + "}"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):  # a charlist: ~p prints it quoted
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return str(value)
-
-
-def amqp_type_name(value: Any) -> str:
-    """RabbitMQ's name for the field type a decoded argument value had on the wire.
-
-    Integers decode to int whatever their width; RabbitMQ would say byte/short/signedint/
-    long, we say "long" (what most clients send)."""
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "long"
-    if isinstance(value, float):
-        return "double"
-    if isinstance(value, (str, bytes)):
-        return "longstr"
-    if isinstance(value, bytearray):
-        return "binary"
-    if isinstance(value, Mapping):
-        return "table"
-    if isinstance(value, (list, tuple)):
-        return "array"
-    if isinstance(value, datetime.datetime):
-        return "timestamp"
-    if isinstance(value, decimal.Decimal):
-        return "decimal"
-    if value is None:
-        return "void"
-    return type(value).__name__
-
-
-def _text(value: Any) -> str | None:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return None
-
-
 # -- validators (None = fine, else the error term) ------------------------------------------
 
-def _int(value: Any) -> Any:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return None
-    return f"expected integer, got {amqp_type_name(value)}"
-
-
 def _non_neg_int(value: Any) -> Any:
-    err = _int(value)
+    err = as_int(value)
     if err is None and value < 0:
-        return (_Atom("value_negative"), value)
+        return (Atom("value_negative"), value)
     return err
 
 
 def _expiry(value: int) -> Any:
     if value > MAX_EXPIRY_MS:
-        return (_Atom("value_too_big"), value)
+        return (Atom("value_too_big"), value)
     if value < 0:
-        return (_Atom("value_negative"), value)
+        return (Atom("value_negative"), value)
     return None
 
 
-def _check_expires(value: Any, args: Mapping[str, Any]) -> Any:
-    err = _int(value)
+def check_expires(value: Any, args: Mapping[str, Any]) -> Any:
+    err = as_int(value)
     if err is not None:
         return err
     if value == 0:
-        return (_Atom("value_zero"), value)
+        return (Atom("value_zero"), value)
     return _expiry(value)
 
 
-def _check_message_ttl(value: Any, args: Mapping[str, Any]) -> Any:
-    err = _int(value)
+def check_message_ttl(value: Any, args: Mapping[str, Any]) -> Any:
+    err = as_int(value)
     return err if err is not None else _expiry(value)
 
 
-def _check_dlx(value: Any, args: Mapping[str, Any]) -> Any:
-    if _text(value) is None:
-        return (_Atom("unacceptable_type"), _Atom(amqp_type_name(value)))
+def check_dlx(value: Any, args: Mapping[str, Any]) -> Any:
+    if as_text(value) is None:
+        return (Atom("unacceptable_type"), Atom(amqp_type_name(value)))
     return None
 
 
-def _check_dlrk(value: Any, args: Mapping[str, Any]) -> Any:
-    if _text(value) is None:
-        return (_Atom("unacceptable_type"), _Atom(amqp_type_name(value)))
+def check_dlrk(value: Any, args: Mapping[str, Any]) -> Any:
+    if as_text(value) is None:
+        return (Atom("unacceptable_type"), Atom(amqp_type_name(value)))
     if args.get("x-dead-letter-exchange") is None:
-        return _Atom("routing_key_but_no_dlx_defined")
+        return Atom("routing_key_but_no_dlx_defined")
     return None
 
 
-def _check_non_neg(value: Any, args: Mapping[str, Any]) -> Any:
+def check_non_neg(value: Any, args: Mapping[str, Any]) -> Any:
     return _non_neg_int(value)
 
 
-def _check_max_priority(value: Any, args: Mapping[str, Any]) -> Any:
+def check_max_priority(value: Any, args: Mapping[str, Any]) -> Any:
     err = _non_neg_int(value)
     if err is None and value > MAX_PRIORITY:
-        return (_Atom("max_value_exceeded"), value)
+        return (Atom("max_value_exceeded"), value)
     return err
 
 
-def _check_overflow(value: Any, args: Mapping[str, Any]) -> Any:
-    text = _text(value)
+def check_overflow(value: Any, args: Mapping[str, Any]) -> Any:
+    text = as_text(value)
     if text is None:
-        return (_Atom("unacceptable_type"), _Atom(amqp_type_name(value)))
-    return None if text in OVERFLOW_MODES else _Atom("invalid_overflow")
+        return (Atom("unacceptable_type"), Atom(amqp_type_name(value)))
+    return None if text in OVERFLOW_MODES else Atom("invalid_overflow")
 
 
-def _check_queue_mode(value: Any, args: Mapping[str, Any]) -> Any:
-    text = _text(value)
+def check_queue_mode(value: Any, args: Mapping[str, Any]) -> Any:
+    text = as_text(value)
     if text is None:
-        return (_Atom("unacceptable_type"), _Atom(amqp_type_name(value)))
+        return (Atom("unacceptable_type"), Atom(amqp_type_name(value)))
     return None if text in QUEUE_MODES else f"unsupported queue mode '{text}'"
 
 
-def _check_queue_version(value: Any, args: Mapping[str, Any]) -> Any:
+def check_queue_version(value: Any, args: Mapping[str, Any]) -> Any:
     err = _non_neg_int(value)
     if err is None and value not in (1, 2):
         return f"unsupported queue version '{value}'"
     return err
 
 
-def _check_bool(value: Any, args: Mapping[str, Any]) -> Any:
+def check_bool(value: Any, args: Mapping[str, Any]) -> Any:
     if isinstance(value, bool):
         return None
-    return (_Atom("unacceptable_type"), _Atom(amqp_type_name(value)))
+    return (Atom("unacceptable_type"), Atom(amqp_type_name(value)))
 
 
-def _check_delivery_limit(value: Any, args: Mapping[str, Any]) -> Any:
-    return _int(value)  # a negative limit means "no limit" (RabbitMQ 4.x quorum queues)
+def check_delivery_limit(value: Any, args: Mapping[str, Any]) -> Any:
+    return as_int(value)  # a negative limit means "no limit" (RabbitMQ 4.x quorum queues)
 
 
 # In RabbitMQ's order (rabbit_amqqueue:declare_args/0): the first invalid one is reported.
-_VALIDATORS: tuple[tuple[str, Callable[[Any, Mapping[str, Any]], Any]], ...] = (
-    ("x-expires", _check_expires),
-    ("x-message-ttl", _check_message_ttl),
-    ("x-dead-letter-exchange", _check_dlx),
-    ("x-dead-letter-routing-key", _check_dlrk),
-    ("x-max-length", _check_non_neg),
-    ("x-max-length-bytes", _check_non_neg),
-    ("x-max-priority", _check_max_priority),
-    ("x-overflow", _check_overflow),
-    ("x-queue-mode", _check_queue_mode),
-    ("x-queue-version", _check_queue_version),
-    ("x-single-active-consumer", _check_bool),
-    ("x-delivery-limit", _check_delivery_limit),
-    ("x-consumer-timeout", _check_non_neg),
+VALIDATORS: tuple[tuple[str, Callable[[Any, Mapping[str, Any]], Any]], ...] = (
+    ("x-expires", check_expires),
+    ("x-message-ttl", check_message_ttl),
+    ("x-dead-letter-exchange", check_dlx),
+    ("x-dead-letter-routing-key", check_dlrk),
+    ("x-max-length", check_non_neg),
+    ("x-max-length-bytes", check_non_neg),
+    ("x-max-priority", check_max_priority),
+    ("x-overflow", check_overflow),
+    ("x-queue-mode", check_queue_mode),
+    ("x-queue-version", check_queue_version),
+    ("x-single-active-consumer", check_bool),
+    ("x-delivery-limit", check_delivery_limit),
+    ("x-consumer-timeout", check_non_neg),
 )
 
 
-def _describe(queue: str, vhost: str) -> str:
+def describe(queue: str, vhost: str) -> str:
     return f"queue '{queue}' in vhost '{vhost}'"
 
 
@@ -254,15 +192,15 @@ def check_queue_type(arguments: Mapping[str, Any], queue: str, vhost: str) -> st
     value = arguments.get("x-queue-type")
     if value is None:
         return "classic"
-    text = _text(value)
-    where = f"invalid arg 'x-queue-type' for {_describe(queue, vhost)}"
+    text = as_text(value)
+    where = f"invalid arg 'x-queue-type' for {describe(queue, vhost)}"
     if text is None:
         raise errors.PreconditionFailed(
-            f"{where}: {_term((_Atom('unacceptable_type'), _Atom(amqp_type_name(value))))}")
+            f"{where}: {term((Atom('unacceptable_type'), Atom(amqp_type_name(value))))}")
     if text in QUEUE_TYPES:
         return text
     reason = f"unsupported queue type '{text}'"
-    raise errors.PreconditionFailed(f"{where}: {_term(reason)}")
+    raise errors.PreconditionFailed(f"{where}: {term(reason)}")
 
 
 def validate_queue_arguments(arguments: Mapping[str, Any] | None, queue: str,
@@ -284,16 +222,16 @@ def validate_queue_arguments(arguments: Mapping[str, Any] | None, queue: str,
 
 def _validate(arguments: Mapping[str, Any], queue: str, vhost: str) -> None:
     queue_type = check_queue_type(arguments, queue, vhost)
-    for key, check in _VALIDATORS:
+    for key, check in VALIDATORS:
         if key in arguments and arguments[key] is not None:
             err = check(arguments[key], arguments)
             if err is not None:
                 raise errors.PreconditionFailed(
-                    f"invalid arg '{key}' for {_describe(queue, vhost)}: {_term(err)}")
+                    f"invalid arg '{key}' for {describe(queue, vhost)}: {term(err)}")
     for key in arguments:
         if key in _OTHER_TYPES_ONLY:
             raise errors.PreconditionFailed(
-                f"invalid arg '{key}' for {_describe(queue, vhost)} of queue type "
+                f"invalid arg '{key}' for {describe(queue, vhost)} of queue type "
                 f"rabbit_{queue_type}_queue")
 
 
@@ -311,9 +249,9 @@ def parse_queue_arguments(arguments: Mapping[str, Any] | None) -> QueueConfig | 
         return None
 
     max_priority = num("x-max-priority") or 0
-    dlx = _text(arguments.get("x-dead-letter-exchange"))
-    dlrk = _text(arguments.get("x-dead-letter-routing-key")) if dlx is not None else None
-    overflow = _text(arguments.get("x-overflow"))
+    dlx = as_text(arguments.get("x-dead-letter-exchange"))
+    dlrk = as_text(arguments.get("x-dead-letter-routing-key")) if dlx is not None else None
+    overflow = as_text(arguments.get("x-overflow"))
     config = QueueConfig(
         message_ttl=num("x-message-ttl"),
         expires=num("x-expires", 1),
@@ -358,12 +296,12 @@ def parse_expiration(expiration: str) -> int:
     while j < len(s) and "0" <= s[j] <= "9":
         j += 1
     if j == i:
-        reason: Any = _Atom("no_integer")
+        reason: Any = Atom("no_integer")
     elif j < len(s):
-        reason = (_Atom("leftover_string"), s[j:])
+        reason = (Atom("leftover_string"), s[j:])
     else:
         value = int(s[:j])
         reason = _expiry(value)
         if reason is None:
             return value
-    raise errors.PreconditionFailed(f"invalid expiration '{expiration}': {_term(reason)}")
+    raise errors.PreconditionFailed(f"invalid expiration '{expiration}': {term(reason)}")

@@ -19,7 +19,7 @@ from amqpbroker.model.deadletter import (
     Rejected,
     dead_letter,
 )
-from amqpbroker.model.message import Message
+from amqpbroker.message import Message
 from amqpbroker.model.quorum import QuorumReady
 from amqpbroker.model.queue_args import (
     DROP_HEAD,
@@ -27,7 +27,7 @@ from amqpbroker.model.queue_args import (
     QueueConfig,
     parse_expiration,
 )
-from amqpbroker.model.ready import PriorityReady
+from amqpbroker.model.ready import PriorityReady, merge_returned
 from amqpbroker.protocol import tables
 
 if TYPE_CHECKING:
@@ -61,7 +61,7 @@ class QueueFeatures:
             self.ready = PriorityReady(config.max_priority) if config.max_priority else deque()
         self.ready_bytes = 0
         for entry in old:  # only a plain queue switching on message expiry has entries
-            self._push((entry[0], entry[1], None, 0))
+            self._push((entry[0], entry[1], None, 0, entry[2]))
         if config.expires is not None:
             self._renew_lease()
 
@@ -83,6 +83,18 @@ class QueueFeatures:
         self.ready_bytes += entry[0].body_size
         if entry[2] is not None:
             self._timed = True
+
+    def _restore_f(self, entry: Entry) -> None:
+        """A message recovered from the store. A quorum queue's messages that had been
+        delivered before the restart go to its returns (rabbit_fifo returns what its
+        consumers held when they went down), in store (enqueue) order."""
+        if self.is_quorum and entry[1]:
+            self.ready.put_back([entry])  # type: ignore[union-attr]
+            self.ready_bytes += entry[0].body_size
+            if entry[2] is not None:
+                self._timed = True
+        else:
+            self._push(entry)
 
     def _pop(self) -> Entry:
         entry = self.ready.popleft()
@@ -121,10 +133,10 @@ class QueueFeatures:
             if f.overflow == REJECT_PUBLISH_DLX and f.dead_letter_exchange is not None:
                 self._dead_letter(msg, MAXLEN)
             raise Rejected(self.name)
-        if self.store is not None and (msg.persistent or self.persist_all):
-            self.store.add(self.key, msg)
+        if self.changes is not None and (msg.persistent or self.persist_all):
+            self.changes.add(self.key, msg)
         now = self.clock.now()
-        entry = (msg, False, self._deadline(msg, now), 0)
+        entry = (msg, False, self._deadline(msg, now), 0, 0)
         if not self.ready and self.consumers:
             consumer = self._pick()
             if consumer is not None:
@@ -144,30 +156,36 @@ class QueueFeatures:
         """Messages back from consumers: original deadline kept, x-delivery-limit applied."""
         f = self.features
         assert f is not None
-        held, limit = self._held, f.delivery_limit
+        held, out, limit = self._held, self._out, f.delivery_limit
         counted = limit is not None or self.is_quorum  # quorum queues always count returns
         back = []
         for item in entries:
             msg = item[0]
             expires_at, returns = held.pop(msg, (None, 0))
+            seq = out.pop(msg, 0)
             if self.deleted:
                 continue
             if counted:
                 returns += 1
                 # https://www.rabbitmq.com/docs/quorum-queues#poison-message-handling
                 if limit is not None and returns > limit:
-                    self._discard((msg, True, expires_at, returns), DELIVERY_LIMIT)
+                    self._discard((msg, True, expires_at, returns, seq), DELIVERY_LIMIT)
                     continue
                 msg = _with_delivery_count(msg, returns)
-            back.append((msg, True, expires_at, returns))
-        if self.deleted:
+            back.append((msg, True, expires_at, returns, seq))
+        if self.deleted or not back:
+            if not self.deleted:
+                self._dispatch_f()
             return
         ready = self.ready
-        for entry in reversed(back):
-            ready.appendleft(entry)
+        for entry in back:
             self.ready_bytes += entry[0].body_size
             if entry[2] is not None:
                 self._timed = True
+        if type(ready) is deque:
+            merge_returned(ready, back)
+        else:  # PriorityReady: by level; QuorumReady: to its returns, in order
+            ready.put_back(back)  # type: ignore[union-attr]
         if f.has_length_limit and f.overflow == DROP_HEAD:
             self._drop_over_limit()
         self._dispatch_f()
@@ -180,10 +198,13 @@ class QueueFeatures:
         return self._next_consumer()
 
     def _hand_out_f(self, consumer: ConsumerLike, entry: Entry) -> None:
-        msg, redelivered, expires_at, returns = entry
+        msg, redelivered, expires_at, returns, seq = entry
         self.unacked += 1
-        if self.store is not None and (msg.persistent or self.persist_all):
-            self.store.mark_delivered(self.key, msg)
+        if not seq:
+            self._seq = seq = self._seq + 1
+        self._out[msg] = seq
+        if self.changes is not None and (msg.persistent or self.persist_all):
+            self.changes.mark_delivered(self.key, msg)
         if expires_at is not None or returns or self.features.delivery_limit is not None:  # type: ignore[union-attr]
             self._held[msg] = (expires_at, returns)
         consumer.deliver(self, msg, redelivered)
@@ -217,10 +238,13 @@ class QueueFeatures:
         if not self.ready:
             return None
         entry = self._pop()
-        msg, redelivered, expires_at, returns = entry
+        msg, redelivered, expires_at, returns, seq = entry
         self.unacked += 1
-        if self.store is not None and (msg.persistent or self.persist_all):
-            self.store.mark_delivered(self.key, msg)
+        if not seq:
+            self._seq = seq = self._seq + 1
+        self._out[msg] = seq
+        if self.changes is not None and (msg.persistent or self.persist_all):
+            self.changes.mark_delivered(self.key, msg)
         if expires_at is not None or returns or self.features.delivery_limit is not None:  # type: ignore[union-attr]
             self._held[msg] = (expires_at, returns)
         if self._timed:  # the new head may be expired already
@@ -284,8 +308,8 @@ class QueueFeatures:
         msg = entry[0]
         if self.features.dead_letter_exchange is not None:  # type: ignore[union-attr]
             self._dead_letter(msg, reason)
-        if self.store is not None and (msg.persistent or self.persist_all):
-            self.store.remove(self.key, msg)
+        if self.changes is not None and (msg.persistent or self.persist_all):
+            self.changes.remove(self.key, msg)
 
     def _dead_letter(self, msg: Message, reason: str) -> None:
         if self.host is not None:

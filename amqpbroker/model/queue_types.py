@@ -71,7 +71,7 @@ def new_queue(host: "VirtualHost", name: str, *, durable: bool, exclusive: bool,
         quorum.validate_quorum_declaration(name, host.name, durable, exclusive, auto_delete,
                                            arguments, strict)
         return Queue(host.name, name, durable=True, auto_delete=False, arguments=arguments,
-                     store=host.store, host=host, quorum=True)
+                     changes=host.changes, host=host, quorum=True)
     if queue_type == "stream":
         validate_stream_arguments(name, host.name, durable, exclusive, auto_delete, arguments)
         streams = host.streams
@@ -80,7 +80,7 @@ def new_queue(host: "VirtualHost", name: str, *, durable: bool, exclusive: bool,
         return streams.open(host.name, name, arguments)
     validate_queue_arguments(arguments, name, host.name, strict=strict)
     return Queue(host.name, name, durable=durable, exclusive_owner=owner if exclusive else None,
-                 auto_delete=auto_delete, arguments=arguments, store=host.store, host=host)
+                 auto_delete=auto_delete, arguments=arguments, changes=host.changes, host=host)
 
 
 def equivalence_arguments(q: Any) -> Iterable[str]:

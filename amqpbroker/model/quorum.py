@@ -18,7 +18,7 @@ differs from a classic queue lives in this module:
   `x-overflow=reject-publish` falls back to at-most-once with RabbitMQ's warning.
 * `QuorumReady` - the ready list: two priorities, as RabbitMQ 4.x (rabbit_fifo_q):
   priority 0-4 (or none) is normal, 5 and above high; high is favoured 2:1 and returned
-  (requeued) messages go first.
+  (requeued) messages go first, in the order they were returned.
 * `check_quorum_consume` / `check_quorum_delete` - global QoS is 540 at basic.consume
   ("queue 'q' in vhost '/' does not support global qos"), consumer arguments other than
   the quorum queue's own are refused, queue.delete with if-unused / if-empty is 540.
@@ -37,24 +37,20 @@ from typing import Any, Callable, Iterator, Mapping
 import structlog
 
 from amqpbroker import errors
+from amqpbroker.model.arguments import Atom, amqp_type_name, as_int, as_text, term
 from amqpbroker.model.queue_args import (
     DROP_HEAD,
     REJECT_PUBLISH,
     REJECT_PUBLISH_DLX,
     QueueConfig,
-    _Atom,
-    _check_bool,
-    _check_dlrk,
-    _check_dlx,
-    _check_expires,
-    _check_message_ttl,
-    _check_non_neg,
-    _check_overflow,
-    _describe,
-    _int,
-    _term,
-    _text,
-    amqp_type_name,
+    check_bool,
+    check_dlrk,
+    check_dlx,
+    check_expires,
+    check_message_ttl,
+    check_non_neg,
+    check_overflow,
+    describe,
     parse_queue_arguments,
 )
 
@@ -88,54 +84,54 @@ CONSUMER_ARGS_OTHER_TYPES_ONLY = ("x-stream-offset", "x-stream-filter",
 
 # -- declaration ------------------------------------------------------------------------
 
-def _check_dl_strategy(value: Any, args: Mapping[str, Any]) -> Any:
+def check_dl_strategy(value: Any, args: Mapping[str, Any]) -> Any:
     if isinstance(value, (str, bytes)):
-        return None if _text(value) in DEAD_LETTER_STRATEGIES else _Atom("invalid_dlx_strategy")
-    return (_Atom("unacceptable_type"), _Atom(amqp_type_name(value)))
+        return None if as_text(value) in DEAD_LETTER_STRATEGIES else Atom("invalid_dlx_strategy")
+    return (Atom("unacceptable_type"), Atom(amqp_type_name(value)))
 
 
-def _check_group_size(value: Any, args: Mapping[str, Any]) -> Any:
-    err = _check_non_neg(value, args)
+def check_group_size(value: Any, args: Mapping[str, Any]) -> Any:
+    err = check_non_neg(value, args)
     if err is None and value == 0:
-        return (_Atom("value_zero"), value)
+        return (Atom("value_zero"), value)
     return err
 
 
-def _check_locator(value: Any, args: Mapping[str, Any]) -> Any:
+def check_locator(value: Any, args: Mapping[str, Any]) -> Any:
     if isinstance(value, (str, bytes)):
-        return None if _text(value) in LEADER_LOCATORS else _Atom("invalid_queue_locator_arg")
-    return (_Atom("unacceptable_type"), _Atom(amqp_type_name(value)))
+        return None if as_text(value) in LEADER_LOCATORS else Atom("invalid_queue_locator_arg")
+    return (Atom("unacceptable_type"), Atom(amqp_type_name(value)))
 
 
 # rabbit_amqqueue:declare_args/0 order, restricted to the quorum queue's arguments; the
 # last two are this broker's own checks (RabbitMQ does not validate them).
-_VALIDATORS: tuple[tuple[str, Callable[[Any, Mapping[str, Any]], Any]], ...] = (
-    ("x-expires", _check_expires),
-    ("x-message-ttl", _check_message_ttl),
-    ("x-dead-letter-exchange", _check_dlx),
-    ("x-dead-letter-routing-key", _check_dlrk),
-    ("x-dead-letter-strategy", _check_dl_strategy),
-    ("x-max-length", _check_non_neg),
-    ("x-max-length-bytes", _check_non_neg),
-    ("x-max-in-memory-length", _check_non_neg),
-    ("x-max-in-memory-bytes", _check_non_neg),
-    ("x-overflow", _check_overflow),
-    ("x-single-active-consumer", _check_bool),
-    ("x-quorum-initial-group-size", _check_group_size),
-    ("x-queue-leader-locator", _check_locator),
-    ("x-delivery-limit", lambda v, a: _int(v)),
-    ("x-consumer-timeout", _check_non_neg),
+VALIDATORS: tuple[tuple[str, Callable[[Any, Mapping[str, Any]], Any]], ...] = (
+    ("x-expires", check_expires),
+    ("x-message-ttl", check_message_ttl),
+    ("x-dead-letter-exchange", check_dlx),
+    ("x-dead-letter-routing-key", check_dlrk),
+    ("x-dead-letter-strategy", check_dl_strategy),
+    ("x-max-length", check_non_neg),
+    ("x-max-length-bytes", check_non_neg),
+    ("x-max-in-memory-length", check_non_neg),
+    ("x-max-in-memory-bytes", check_non_neg),
+    ("x-overflow", check_overflow),
+    ("x-single-active-consumer", check_bool),
+    ("x-quorum-initial-group-size", check_group_size),
+    ("x-queue-leader-locator", check_locator),
+    ("x-delivery-limit", lambda v, a: as_int(v)),
+    ("x-consumer-timeout", check_non_neg),
 )
 
 
 def validate_quorum_arguments(arguments: Mapping[str, Any], queue: str, vhost: str) -> None:
     """Argument values, then arguments of other queue types (RabbitMQ's order)."""
-    where = _describe(queue, vhost)
-    for key, check in _VALIDATORS:
+    where = describe(queue, vhost)
+    for key, check in VALIDATORS:
         if arguments.get(key) is not None:
             err = check(arguments[key], arguments)
             if err is not None:
-                raise errors.PreconditionFailed(f"invalid arg '{key}' for {where}: {_term(err)}")
+                raise errors.PreconditionFailed(f"invalid arg '{key}' for {where}: {term(err)}")
     for key in arguments:
         if key in OTHER_TYPES_ONLY:
             raise errors.PreconditionFailed(
@@ -149,7 +145,7 @@ def check_properties(queue: str, vhost: str, durable: bool, exclusive: bool,
                       (not durable, "non-durable")):
         if bad:
             raise errors.PreconditionFailed(
-                f"invalid property '{prop}' for {_describe(queue, vhost)}")
+                f"invalid property '{prop}' for {describe(queue, vhost)}")
 
 
 def validate_quorum_declaration(queue: str, vhost: str, durable: bool, exclusive: bool,
@@ -180,12 +176,12 @@ def quorum_config(arguments: Mapping[str, Any] | None, queue: str = "",
     else:
         delivery_limit = DEFAULT_DELIVERY_LIMIT  # only from unchecked recovered definitions
     overflow = config.overflow
-    if _text(arguments.get("x-overflow")) == REJECT_PUBLISH_DLX:
+    if as_text(arguments.get("x-overflow")) == REJECT_PUBLISH_DLX:
         log.warning("quorum.invalid_overflow", vhost=vhost, queue=queue,
                     overflow=REJECT_PUBLISH_DLX, used=DROP_HEAD,
                     note="Invalid overflow strategy for quorum queue (as RabbitMQ)")
         overflow = DROP_HEAD
-    strategy = _text(arguments.get("x-dead-letter-strategy"))
+    strategy = as_text(arguments.get("x-dead-letter-strategy"))
     if (strategy == "at-least-once" and config.dead_letter_exchange is not None
             and overflow != REJECT_PUBLISH):
         log.warning("quorum.dead_letter_strategy_fallback", vhost=vhost, queue=queue,
@@ -201,7 +197,7 @@ class QuorumReady:
     """Ready messages of a quorum queue: returned ones first, then two priorities.
 
     The deque-like interface `model.queue` uses (as `model.ready.PriorityReady`): len,
-    truth, append, appendleft (a return), popleft, [0], iteration in delivery order,
+    truth, append, put_back (returns), popleft, [0], iteration in delivery order,
     clear, heads() (the FIFOs whose heads may expire) and `count`. Between high and
     normal, two dequeues out of three take high; the third takes whichever head was
     enqueued first (rabbit_fifo_q), compared by store id (every quorum message is stored,
@@ -220,9 +216,12 @@ class QuorumReady:
         (self.hi if (entry[0].priority or 0) > HIGH_PRIORITY_ABOVE else self.lo).append(entry)
         self.count += 1
 
-    def appendleft(self, entry: tuple) -> None:
-        self.returns.appendleft(entry)
-        self.count += 1
+    def put_back(self, back: list[tuple]) -> None:
+        """Returned messages go to the tail of the returns, in the order they came back:
+        rabbit_fifo delivers its returns queue before anything else, first returned first
+        (not to their original places, as classic queues do; docs/compatibility.md)."""
+        self.returns.extend(back)
+        self.count += len(back)
 
     def _next(self) -> deque[Any]:
         if self.returns:
@@ -275,7 +274,7 @@ def check_quorum_consume(queue: str, vhost: str, arguments: Mapping[str, Any] | 
     """basic.consume on a quorum queue: other types' consumer arguments are refused
     (rabbit_amqqueue:check_consume_arguments), then global QoS is 540
     (rabbit_quorum_queue:consume/3)."""
-    where = _describe(queue, vhost)
+    where = describe(queue, vhost)
     for key in arguments or ():
         if key in CONSUMER_ARGS_OTHER_TYPES_ONLY:
             raise errors.PreconditionFailed(
@@ -289,5 +288,5 @@ def check_quorum_delete(queue: str, vhost: str, if_unused: bool, if_empty: bool)
     for flag, name in ((if_unused, "if-unused"), (if_empty, "if-empty")):
         if flag:
             raise errors.NotImplemented_(
-                f"cannot delete {_describe(queue, vhost)}. queue.delete operations with "
+                f"cannot delete {describe(queue, vhost)}. queue.delete operations with "
                 f"{name} flag set are not supported by quorum queues")

@@ -1,11 +1,14 @@
 """Stream queues (issue 11): RabbitMQ's declare and consume rules, and the queue object.
 
-Plain synchronous Python over `store.stream_log.StreamLog`. For the integrator:
+Plain synchronous Python over a stream log (`store.stream_log.StreamLog` on disk, or its
+in-memory twin `store.stream_memory.MemoryStreamLog`), which the core opens and hands in:
+the model never opens files (issue 14). For the integrator:
 
 Declare (queue.declare with x-queue-type=stream, YAML topology, recovery replay)::
 
     validate_stream_arguments(name, vhost, durable, exclusive, auto_delete, arguments)
-    q = StreamQueue.open(root_dir, vhost, name, arguments, sync=True, clock=scheduler.wall)
+    q = amqpbroker.streams.open_stream(root_dir, vhost, name, arguments, sync=True,
+                                       clock=scheduler.wall)
 
 `validate_stream_arguments` raises `errors.PreconditionFailed` worded as RabbitMQ 4.x
 (rabbit_amqqueue:check_declare_arguments, then rabbit_stream_queue:declare):
@@ -63,19 +66,19 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, NamedTuple
 
 from amqpbroker import errors
-from amqpbroker.model.message import Message
+from amqpbroker.message import Message
+from amqpbroker.model.destination import Destination
 from amqpbroker.model.queue import queue_key
-from amqpbroker.model.queue_args import _Atom, _int, _term, _text, amqp_type_name
+from amqpbroker.model.arguments import Atom, amqp_type_name, as_int, as_text, term
 from amqpbroker.model.quorum import check_properties
 from amqpbroker.protocol import tables
-from amqpbroker.store.stream_log import (
-    DEFAULT_SEGMENT_BYTES, StreamCursor, StreamLog, parse_interval,
-)
+from amqpbroker.durations import parse_interval
 
 __all__ = ["StreamQueue", "StreamConfig", "ConsumerOptions", "validate_stream_arguments",
            "parse_stream_arguments", "parse_consumer_arguments", "parse_offset_spec",
            "check_stream_consume", "stream_directory"]
 
+DEFAULT_SEGMENT_BYTES = 500_000_000  # RabbitMQ's default x-stream-max-segment-size-bytes
 MAX_SEGMENT_SIZE_BYTES = 3_000_000_000  # RabbitMQ's ?MAX_STREAM_MAX_SEGMENT_SIZE (3 GB)
 LEADER_LOCATORS = ("client-local", "balanced", "random", "least-leaders", "min-masters")
 OFFSET_HEADER = "x-stream-offset"
@@ -97,38 +100,38 @@ def _where(queue: str, vhost: str) -> str:
 
 
 def _non_neg(value: Any) -> Any:
-    err = _int(value)
-    return err if err is not None or value >= 0 else (_Atom("value_negative"), value)
+    err = as_int(value)
+    return err if err is not None or value >= 0 else (Atom("value_negative"), value)
 
 
 def _cluster_size(value: Any) -> Any:
     err = _non_neg(value)
-    return err if err is not None or value != 0 else (_Atom("value_zero"), value)
+    return err if err is not None or value != 0 else (Atom("value_zero"), value)
 
 
 def _max_age(value: Any) -> Any:
     text = value if isinstance(value, str) else None
     if text is None:
-        return (_Atom("unacceptable_type"), _Atom(amqp_type_name(value)))
-    return None if parse_interval(text) is not None else _Atom("invalid_max_age")
+        return (Atom("unacceptable_type"), Atom(amqp_type_name(value)))
+    return None if parse_interval(text) is not None else Atom("invalid_max_age")
 
 
 def _locator(value: Any) -> Any:
-    text = _text(value)
+    text = as_text(value)
     if text is None:
-        return (_Atom("unacceptable_type"), _Atom(amqp_type_name(value)))
-    return None if text in LEADER_LOCATORS else _Atom("invalid_queue_locator_arg")
+        return (Atom("unacceptable_type"), Atom(amqp_type_name(value)))
+    return None if text in LEADER_LOCATORS else Atom("invalid_queue_locator_arg")
 
 
 def _queue_type(value: Any) -> Any:
-    text = _text(value)
+    text = as_text(value)
     if text is None:
-        return (_Atom("unacceptable_type"), _Atom(amqp_type_name(value)))
+        return (Atom("unacceptable_type"), Atom(amqp_type_name(value)))
     return None if text == "stream" else f"unsupported queue type '{text}'"
 
 
 # rabbit_amqqueue:declare_args/0 order, restricted to the stream's queue_arguments
-_VALIDATORS: tuple[tuple[str, Callable[[Any], Any]], ...] = (
+VALIDATORS: tuple[tuple[str, Callable[[Any], Any]], ...] = (
     ("x-max-length-bytes", _non_neg),
     ("x-queue-type", _queue_type),
     ("x-max-age", _max_age),
@@ -143,11 +146,11 @@ def validate_stream_arguments(name: str, vhost: str, durable: bool, exclusive: b
     """Raise PreconditionFailed (RabbitMQ's wording) unless this declares a valid stream."""
     arguments = arguments or {}
     where = _where(name, vhost)
-    for key, check in _VALIDATORS:
+    for key, check in VALIDATORS:
         if key in arguments:
             err = check(arguments[key])
             if err is not None:
-                raise errors.PreconditionFailed(f"invalid arg '{key}' for {where}: {_term(err)}")
+                raise errors.PreconditionFailed(f"invalid arg '{key}' for {where}: {term(err)}")
     for key in arguments:
         if key in OTHER_TYPES_ONLY:
             raise errors.PreconditionFailed(
@@ -199,7 +202,7 @@ def parse_offset_spec(value: Any, queue: str, vhost: str) -> Any:
     if value is None:
         return "next"
     if isinstance(value, (str, bytes)):
-        text = _text(value)
+        text = as_text(value)
         if text in ("first", "last", "next") or parse_interval(text or "") is not None:
             return text
     elif isinstance(value, datetime.datetime):
@@ -296,15 +299,16 @@ def stream_directory(root: str | Path, vhost: str, name: str) -> Path:
 class _Reader:
     __slots__ = ("cursor", "tracking")
 
-    def __init__(self, cursor: StreamCursor, tracking: str | None) -> None:
+    def __init__(self, cursor: Any, tracking: str | None) -> None:
         self.cursor = cursor
         self.tracking = tracking
 
 
-class StreamQueue:
+class StreamQueue(Destination):
     """A stream queue: a `StreamLog` plus consumers reading it at their own offsets."""
 
     is_stream = True
+    queue_type = "stream"
     is_quorum = False
     persist_all = True  # every message is in the log: confirms wait for its sync
     ready: tuple = ()  # no ready list (the session's flow-control check reads its length)
@@ -313,10 +317,10 @@ class StreamQueue:
     exclusive_owner = None
     exclusive_consumer = None
     features = None
-    store = None
+    changes = None  # its log is its durable state (the core syncs it)
     consumer_timeout_ms = None
 
-    def __init__(self, vhost: str, name: str, log: StreamLog | None, *,
+    def __init__(self, vhost: str, name: str, log: Any, *,
                  arguments: dict[str, Any] | None = None) -> None:
         self.vhost = vhost
         self.name = name
@@ -333,18 +337,6 @@ class StreamQueue:
         self.scheduler: Any = None  # see the module docstring (deferred dispatch)
         self.on_tracking: Callable[[], None] | None = None
         self._dispatch_pending = False
-
-    @classmethod
-    def open(cls, root: str | Path, vhost: str, name: str, arguments: dict[str, Any] | None = None,
-             *, sync: bool = True, clock: Callable[[], float] = time.time) -> StreamQueue:
-        """Create or recover the stream's log under `root` (arguments already validated)."""
-        config = parse_stream_arguments(arguments)
-        log = StreamLog(stream_directory(root, vhost, name),
-                        max_segment_bytes=config.max_segment_size_bytes,
-                        max_bytes=config.max_length_bytes, max_age_ms=config.max_age_ms,
-                        sync=sync, clock=clock)
-        log.enforce_retention()
-        return cls(vhost, name, log, arguments=arguments)
 
     # -- counts ---------------------------------------------------------------------------
     @property

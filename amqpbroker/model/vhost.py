@@ -20,10 +20,10 @@ from amqpbroker.model.exchanges import (
     DirectExchange,
     Exchange,
 )
-from amqpbroker.model.message import Message
+from amqpbroker.message import Message
 from amqpbroker.model.names import server_named
+from amqpbroker.model.destination import Destination
 from amqpbroker.model.parameters import Parameters
-from amqpbroker.model.queue import Queue
 from amqpbroker.model.queue_types import (
     check_delete,
     equivalence_arguments,
@@ -32,7 +32,7 @@ from amqpbroker.model.queue_types import (
 )
 
 if TYPE_CHECKING:
-    from amqpbroker.store.base import DefinitionStore, MessageStore
+    from amqpbroker.model.changes import DurableChanges
 
 # https://www.rabbitmq.com/docs/exchanges#default-exchange and the amq.* set RabbitMQ
 # predeclares in every vhost.
@@ -49,18 +49,21 @@ class VirtualHost:
     def __init__(
         self,
         name: str,
-        store: "MessageStore | None" = None,
-        definitions: "DefinitionStore | None" = None,
+        changes: "DurableChanges | None" = None,
         scheduler: Scheduler | None = None,
+        *,
+        message_changes: bool = True,
     ) -> None:
         self.name = name
+        # Durable topology changes go to `changes.definition`; durable queues' message
+        # changes to the same stream when `message_changes` (a broker with a message store).
+        self.definitions = changes
+        self.changes = changes if message_changes else None
         # Clock and timers for queue features (TTL, x-expires): the core's, or a private one.
         self.scheduler = scheduler if scheduler is not None else Scheduler()
-        self.store = store
-        self.definitions = definitions
         self.streams: Any = None  # the core's StreamRegistry: where stream queues' logs live
         self.exchanges: dict[str, Exchange] = {}
-        self.queues: dict[str, Queue] = {}
+        self.queues: dict[str, Destination] = {}
         # Direct reply-to addresses (amq.rabbitmq.reply-to.<token>) -> their pseudo-queues.
         self.reply_queues: dict[str, Any] = {}
         self.default_exchange = _make(DirectExchange, "", True, False, False, {})
@@ -81,7 +84,7 @@ class VirtualHost:
         except KeyError:
             raise errors.NotFound(f"no exchange '{name}' in vhost '{self.name}'") from None
 
-    def queue(self, name: str) -> Queue:
+    def queue(self, name: str) -> Destination:
         try:
             return self.queues[name]
         except KeyError:
@@ -179,7 +182,7 @@ class VirtualHost:
         arguments: dict[str, Any] | None = None,
         owner: Any = None,
         server_named_: bool = False,
-    ) -> Queue:
+    ) -> Destination:
         """Declare a queue; `server_named_` marks a name the server generated for an empty
         one (spec 1.7.2.1), which may use the otherwise reserved `amq.` prefix."""
         arguments = arguments or {}
@@ -210,7 +213,7 @@ class VirtualHost:
                           "auto_delete": auto_delete, "arguments": arguments})
         return q
 
-    def _check_exclusive(self, q: Queue, owner: Any) -> None:
+    def _check_exclusive(self, q: Destination, owner: Any) -> None:
         if q.exclusive_owner is not None and q.exclusive_owner is not owner:
             raise errors.ResourceLocked(
                 f"cannot obtain exclusive access to locked queue '{q.name}' in vhost "
@@ -218,7 +221,7 @@ class VirtualHost:
                 "the exclusive property value does not match that of the original declaration."
             )
 
-    def _check_equivalent_queue(self, q: Queue, durable: bool, exclusive: bool,
+    def _check_equivalent_queue(self, q: Destination, durable: bool, exclusive: bool,
                                 auto_delete: bool, arguments: dict) -> None:
         for field, received, current in (
             ("durable", durable, q.durable),
@@ -247,7 +250,7 @@ class VirtualHost:
             raise errors.PreconditionFailed(f"queue '{name}' in vhost '{self.name}' not empty")
         return self.remove_queue(q)
 
-    def remove_queue(self, q: Queue) -> int:
+    def remove_queue(self, q: Destination) -> int:
         """Delete a queue for any reason (client, auto-delete, exclusive owner gone)."""
         if self.queues.get(q.name) is not q:
             return 0
@@ -260,8 +263,8 @@ class VirtualHost:
         for ex in list(self.exchanges.values()):
             if ex.unbind_all(q):
                 self._maybe_auto_delete_exchange(ex)
-        if q.store is not None:
-            q.store.delete_queue(q.key)
+        if q.changes is not None:
+            q.changes.delete_queue(q.key)
         if q.is_stream:
             q.delete()  # its log's files go too
         else:
@@ -277,7 +280,7 @@ class VirtualHost:
         return q.purge()
 
     # -- bindings -------------------------------------------------------------------------
-    def bind(self, destination: Queue | Exchange, source_name: str, routing_key: str,
+    def bind(self, destination: Destination | Exchange, source_name: str, routing_key: str,
              arguments: dict[str, Any] | None = None) -> None:
         arguments = arguments or {}
         if not source_name:
@@ -290,7 +293,7 @@ class VirtualHost:
         if added and source.durable and destination.durable:
             self._record(_binding_op("bind", source, destination, routing_key, arguments))
 
-    def unbind(self, destination: Queue | Exchange, source_name: str, routing_key: str,
+    def unbind(self, destination: Destination | Exchange, source_name: str, routing_key: str,
                arguments: dict[str, Any] | None = None) -> None:
         arguments = arguments or {}
         if not source_name:
@@ -307,7 +310,7 @@ class VirtualHost:
             self._remove_exchange(ex)
 
     # -- routing --------------------------------------------------------------------------
-    def route(self, exchange: Exchange, msg: Message) -> list[Queue]:
+    def route(self, exchange: Exchange, msg: Message) -> list[Destination]:
         """The queues a message published to `exchange` goes to (each once)."""
         if exchange is self.default_exchange:
             q = self.queues.get(msg.routing_key)
@@ -316,10 +319,10 @@ class VirtualHost:
             return [q] if q is not None else []
         dests = exchange.route(msg.routing_key,
                                _content(exchange, msg) if exchange.needs_headers else None)
-        result: list[Queue] = []
+        result: list[Destination] = []
         nested = False
         for d in dests:
-            if type(d) is Queue:
+            if not d.is_exchange:  # any Destination: classic, quorum, stream (issue 14)
                 result.append(d)
             else:
                 nested = True
@@ -327,10 +330,10 @@ class VirtualHost:
             return result
         return self._route_nested(exchange, msg)
 
-    def _route_nested(self, exchange: Exchange, msg: Message) -> list[Queue]:
+    def _route_nested(self, exchange: Exchange, msg: Message) -> list[Destination]:
         # Exchange-to-exchange bindings and alternate exchanges, loop-safe with a visited set
         # (https://www.rabbitmq.com/docs/e2e, https://www.rabbitmq.com/docs/ae).
-        queues: dict[Queue, None] = {}
+        queues: dict[Destination, None] = {}
         visited: set[int] = set()
         stack = [exchange]
         while stack:
@@ -342,7 +345,7 @@ class VirtualHost:
             found_any = False
             for d in dests:
                 found_any = True
-                if type(d) is Queue:
+                if not d.is_exchange:
                     queues[d] = None
                 else:
                     stack.append(d)
@@ -407,7 +410,7 @@ class VirtualHost:
     def _record(self, op: dict[str, Any]) -> None:
         if self.definitions is not None and not self._replaying:
             op["vhost"] = self.name
-            self.definitions.append(op)
+            self.definitions.definition(op)
 
 
 def _content(ex: Exchange, msg: Message) -> Any:
@@ -416,10 +419,10 @@ def _content(ex: Exchange, msg: Message) -> Any:
     return msg if ex.needs_message else msg.headers
 
 
-def _binding_op(kind: str, source: Exchange, dest: Queue | Exchange, key: str,
+def _binding_op(kind: str, source: Exchange, dest: Destination | Exchange, key: str,
                 arguments: dict) -> dict[str, Any]:
     return {"op": kind, "source": source.name, "destination": dest.name,
-            "destination_type": "queue" if isinstance(dest, Queue) else "exchange",
+            "destination_type": "exchange" if dest.is_exchange else "queue",
             "routing_key": key, "arguments": arguments}
 
 

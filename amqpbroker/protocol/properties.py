@@ -4,7 +4,7 @@
 12-byte class-id/weight/body-size prefix: the property-flags word(s) followed by the
 property list, exactly as on the wire (AMQP 0-9-1 spec 4.2.6.1).
 
-The broker keeps those bytes verbatim and forwards them unparsed (see model.message), so
+The broker keeps those bytes verbatim and forwards them unparsed (see amqpbroker.message), so
 the only per-message work is `scan_properties`, which reads the three properties routing
 and queue features need without building any objects.  Everything else (full decode,
 header rewriting for dead-lettering, reply-to rewriting for direct reply-to) is rare and

@@ -15,9 +15,7 @@ from amqpbroker.model.names import consumer_tag
 from amqpbroker.protocol import fastcodec
 from amqpbroker.session import direct_reply
 from amqpbroker.session.consumer import Consumer
-from amqpbroker.session.exchange_methods import allow
 from amqpbroker.session.queue_methods import resolve_queue_name
-from amqpbroker.session.stream_consume import check_consume, start_consumer
 
 if TYPE_CHECKING:
     from amqpbroker.session.channel import Channel
@@ -37,36 +35,26 @@ def basic_qos(ch: "Channel", m: c.Basic.Qos) -> None:
 
 
 def basic_consume(ch: "Channel", m: c.Basic.Consume) -> None:
-    vhost, conn = ch.vhost, ch.conn
     if m.queue == direct_reply.PSEUDO_QUEUE:
         tag = m.consumer_tag or consumer_tag()
         if tag in ch.consumers:
             raise errors.NotAllowed(f"attempt to reuse consumer tag '{tag}'")
         direct_reply.consume(ch, m, tag)
         return
-    name = resolve_queue_name(ch, m.queue)
-    allow(ch, "read", "queue", name)
-    q = vhost.queue(name)
-    vhost._check_exclusive(q, conn)
-    # RabbitMQ refuses an exclusive consumer on a single-active-consumer queue the same way.
-    if (q.exclusive_consumer is not None or (m.exclusive and q.consumers)
-            or (m.exclusive and q.features and q.features.single_active_consumer)):
-        raise errors.AccessRefused(f"queue '{q.name}' in vhost '{vhost.name}' in exclusive use")
+    args = m.arguments or {}
+    q = ch.session.check_consume(
+        resolve_queue_name(ch, m.queue), exclusive=m.exclusive, no_ack=m.no_ack,
+        prefetch=ch.prefetch, global_prefetch=ch.global_prefetch, arguments=args)
     tag = m.consumer_tag or consumer_tag()
     if tag in ch.consumers:
         raise errors.NotAllowed(f"attempt to reuse consumer tag '{tag}'")
-    args = m.arguments or {}
-    priority = args.get("x-priority", 0)
-    if not isinstance(priority, int) or isinstance(priority, bool):
-        raise errors.PreconditionFailed(
-            f"invalid arg 'x-priority' for consumer: {priority!r} is not an integer")
-    check_consume(ch, q, m)  # quorum and stream queues' own refusals
     consumer = Consumer(ch, q, tag, no_ack=m.no_ack, exclusive=m.exclusive,
-                        priority=priority, prefetch=ch.prefetch, arguments=args)
+                        priority=args.get("x-priority", 0), prefetch=ch.prefetch,
+                        arguments=args)
     ch.consumers[tag] = consumer
     if not m.nowait:  # ConsumeOk must precede the first Deliver
-        conn.send_method(ch.id, c.Basic.ConsumeOk(consumer_tag=tag))
-    start_consumer(q, consumer)  # a stream consumer starts at its x-stream-offset
+        ch.conn.send_method(ch.id, c.Basic.ConsumeOk(consumer_tag=tag))
+    ch.session.consume(q, consumer)  # a stream consumer starts at its x-stream-offset
 
 
 def basic_cancel(ch: "Channel", m: c.Basic.Cancel) -> None:
@@ -79,16 +67,12 @@ def basic_cancel(ch: "Channel", m: c.Basic.Cancel) -> None:
 
 
 def basic_get(ch: "Channel", m: c.Basic.Get) -> None:
-    vhost, conn = ch.vhost, ch.conn
-    name = resolve_queue_name(ch, m.queue)
-    allow(ch, "read", "queue", name)
-    q = vhost.queue(name)
-    vhost._check_exclusive(q, conn)
-    got = q.get()
+    conn = ch.conn
+    got = ch.session.get(resolve_queue_name(ch, m.queue))
     if got is None:
         conn.send_method(ch.id, c.Basic.GetEmpty())
         return
-    msg, redelivered = got
+    q, msg, redelivered = got
     tag = ch.next_tag
     ch.next_tag += 1
     conn.send(fastcodec.encode_get_ok(
@@ -124,7 +108,7 @@ def basic_recover_async(ch: "Channel", m: c.Basic.RecoverAsync) -> None:
 def confirm_select(ch: "Channel", m: c.Confirm.Select) -> None:
     if ch.tx is not None:
         raise errors.PreconditionFailed("cannot switch from tx to confirm mode")
-    ch.confirm = True
+    ch.publisher.confirm = True
     if not m.nowait:
         ch.conn.send_method(ch.id, c.Confirm.SelectOk())
 
@@ -138,20 +122,37 @@ def tx_select(ch: "Channel", m: c.Tx.Select) -> None:
 
 
 def tx_commit(ch: "Channel", m: c.Tx.Commit) -> None:
+    """Apply the transaction's publishes and settlements in order, as one unit (spec
+    1.9); Tx.CommitOk only once its persistent messages on durable queues are on disk:
+    the commit takes a ticket for the next group commit, it never forces its own fsync."""
     if ch.tx is None:
         raise errors.PreconditionFailed("channel is not transactional")
     ops, ch.tx = ch.tx, None
+    needs_sync = False
     try:
-        for op in ops:  # applied in order, as one unit (spec 1.9)
+        for op in ops:
             if op[0] == "publish":
-                ch.publish(op[1], op[2])
+                needs_sync = ch.session.publish(op[1], op[2], ch.publisher) or needs_sync
             elif op[0] == "ack":
                 ch.ack(op[1], op[2])
             else:
                 ch.reject(op[1], op[2], op[3])
     finally:
         ch.tx = []
-    ch.conn.send_method(ch.id, c.Tx.CommitOk())
+    if not needs_sync:
+        ch.conn.send_method(ch.id, c.Tx.CommitOk())
+        return
+
+    def synced(failed: bool) -> None:
+        if ch.closed:
+            return
+        if failed:  # the messages may not be on disk: the client must not think so
+            ch.conn.fail(errors.InternalError(
+                "tx.commit: the message store could not sync", 90, 20))
+        else:
+            ch.conn.send_method(ch.id, c.Tx.CommitOk())
+
+    ch.core.persister.after_sync(synced)
 
 
 def tx_rollback(ch: "Channel", m: c.Tx.Rollback) -> None:

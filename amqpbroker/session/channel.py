@@ -1,34 +1,36 @@
 """One AMQP channel: content assembly, deliveries, the unacked ledger, confirms, tx.
 
+A translator between frames and the broker core (issue 14): the broker's rules (access
+control, routing, flow control, confirm ordering and the group commit) are applied by the
+connection's `broker.session.Session`; this class keeps only AMQP's own state (content
+assembly, delivery tags, the unacked ledger, prefetch, the confirm frames' mark) and
+implements the core's `PublisherEvents` (returns, nacks, confirms ready) for its
+`Publisher`.
+
 Method frames arrive through `method_frame`. The two per-message methods (basic.publish and
 basic.ack) are decoded by the fast codec; everything else goes through pamqp and one small
 handler per method (`session/*_methods.py`, joined in `HANDLERS` below). A `ChannelError`
 raised by any handler becomes Channel.Close in exactly one place, `fail()`; connection
 errors propagate to the connection.
 
-Consumer timeouts live in the `ConsumerTimeouts` mixin (`session/consumer_timeout.py`).
+Consumer timeouts are a part it owns, `self.timeouts` (`session/consumer_timeout.py`).
 """
 
 from __future__ import annotations
 
-from collections import deque
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import structlog
 from pamqp import commands
 
 from amqpbroker import errors
-from amqpbroker.model import permissions
-from amqpbroker.model.delayed import delay_of
-from amqpbroker.model.message import Message
-from amqpbroker.model.queue import FLOW_HIGH, Rejected
+from amqpbroker.message import Message
 from amqpbroker.model.queue_args import parse_expiration
 from amqpbroker.protocol import fastcodec
 from amqpbroker.protocol.methods import decode_method, method_ids
 from amqpbroker.protocol.properties import scan_properties
 from amqpbroker.session import direct_reply
-from amqpbroker.session.delayed_publish import publish_delayed
-from amqpbroker.session.consumer_timeout import _NO_TIMEOUT, ConsumerTimeouts, _check_interval
+from amqpbroker.session.consumer_timeout import ConsumerTimeouts
 
 if TYPE_CHECKING:
     from amqpbroker.model.queue import Queue
@@ -43,12 +45,16 @@ _ACK = b"\x00\x3c\x00\x50"
 PUBLISH_IDS = (60, 40)
 
 
-class Channel(ConsumerTimeouts):
+class Channel:
     def __init__(self, conn: "ClientConnection", channel_id: int) -> None:
         self.conn = conn
         self.id = channel_id
         self.vhost = conn.vhost
         self.core = conn.core
+        self.session = conn.session
+        # Publisher confirms (https://www.rabbitmq.com/docs/confirms): the core numbers and
+        # orders them; this channel turns them into Basic.Ack / Basic.Nack frames.
+        self.publisher = self.session.publisher(self)
         self.closing = False
         self.closed = False
         # Content assembly (spec 4.2.6): publish args, then header, then body frames.
@@ -64,21 +70,9 @@ class Channel(ConsumerTimeouts):
         self.prefetch = 0
         self.global_prefetch = 0
         self.last_queue = ""
-        # Publisher confirms (https://www.rabbitmq.com/docs/confirms).
-        self.confirm = False
-        self.confirm_seq = 0
-        self.confirm_upto = 0
-        self.confirm_sent = 0
-        self.pending: deque[tuple[int, int, bool]] = deque()  # (seq, sync generation, ack)
         self.tx: list[tuple[Any, ...]] | None = None
-        # Exchanges this channel was allowed to publish to (write permission, checked once
-        # per exchange: see model.permissions).
-        self._may_write: set[str] = set()
-        # Consumer timeout (see the module docstring): the check timer, and the marks
-        # (first tag delivered after the mark, time of the mark).
-        self._ct_marks: deque[tuple[int, float]] = deque()
-        self._ct_interval = _check_interval(self.core.settings.consumer_timeout_ms)
-        self._ct_timer: Any = None if self._ct_interval is not None else _NO_TIMEOUT
+        # Consumer timeouts (https://www.rabbitmq.com/docs/consumers#acknowledgement-timeout)
+        self.timeouts = ConsumerTimeouts(self, self.core.settings.consumer_timeout_ms)
 
     @property
     def unacked_count(self) -> int:
@@ -192,113 +186,45 @@ class Channel(ConsumerTimeouts):
             if expiration is not None:
                 parse_expiration(expiration)  # 406 "invalid expiration '...'" as RabbitMQ
             if self.tx is not None:
-                if exchange not in self._may_write:
-                    self._check_write(exchange)
-                self.vhost.exchange(exchange)  # fail early on a missing exchange
+                self.session.check_publish(exchange)  # 403 / 404 at publish time
                 self.tx.append(("publish", msg, mandatory))
             else:
-                self.publish(msg, mandatory)
+                self.session.publish(msg, mandatory, self.publisher)
         except errors.ChannelError as exc:
             exc.class_id, exc.method_id = PUBLISH_IDS
             self.fail(exc)
 
-    # -- publishing ------------------------------------------------------------------------
-    def publish(self, msg: Message, mandatory: bool) -> None:
-        """Route and enqueue one message, then return / confirm it (issue 3)."""
-        if msg.exchange not in self._may_write:
-            self._check_write(msg.exchange)
-        vhost = self.vhost
-        ex = vhost.exchanges.get(msg.exchange)
-        if ex is None:
-            raise errors.NotFound(f"no exchange '{msg.exchange}' in vhost '{vhost.name}'")
-        if ex.internal:
-            raise errors.AccessRefused(
-                f"cannot publish to internal exchange '{msg.exchange}' in vhost '{vhost.name}'")
-        if ex.delays:
-            delay = delay_of(msg)
-            if delay:  # x-delayed-message: held, routed later (session/delayed_publish.py)
-                publish_delayed(self, ex, msg, mandatory, delay)
-                return
-        queues = vhost.route(ex, msg)
-        if msg.expiration is not None:  # per-message TTL: plain queues start tracking it
-            for q in queues:
-                if q.features is None:
-                    q.enable_message_expiry()
-        if self.confirm:
-            self.confirm_seq += 1
-        if not queues:
-            if mandatory:  # Basic.Return goes out before the confirm (confirms page)
-                self._return(msg, 312, "NO_ROUTE")
-            if self.confirm:
-                self._confirm(self.confirm_seq, False)
-            return
-        durable = rejected = False
-        persistent = msg.persistent
-        for q in queues:
-            try:
-                q.publish(msg)
-            except Rejected:  # x-overflow=reject-publish(-dlx): nack if confirming
-                rejected = True
-                continue
-            if q.durable:
-                durable = True
-                if q.persist_all:  # quorum and stream queues store every message
-                    persistent = True
-            if len(q.ready) > FLOW_HIGH and q.over_flow_limit():
-                self.conn.flow_block(q)
-        if self.confirm:
-            self._confirm(self.confirm_seq,
-                          durable and persistent and self.core.store_needs_sync,
-                          not rejected)
-        elif durable and persistent and self.core.store_needs_sync:
-            self.core.persister.dirty = True
+    # -- publisher events (from the core's Publisher) -----------------------------------
+    @property
+    def confirm(self) -> bool:
+        return self.publisher.confirm
 
-    def _check_write(self, exchange: str) -> None:
-        """basic.publish needs write permission on the exchange (403 before 404, as
-        RabbitMQ checks it before looking the exchange up)."""
-        permissions.check(self.conn.user, self.vhost.name, "write", "exchange", exchange,
-                          self.conn.perm_cache)
-        self._may_write.add(exchange)
+    def returned(self, msg: Message, code: int, text: str) -> None:
+        self._return(msg, code, text)
+
+    def nacked(self, seq: int) -> None:
+        self._send_nack(seq)
+
+    def confirms_ready(self) -> None:
+        self.flush_confirms()
 
     def _return(self, msg: Message, code: int, text: str) -> None:
         self.conn.send(fastcodec.encode_return(
             self.id, code, text, msg.exchange, msg.routing_key, msg.properties,
             self._body_of(msg), self.conn.frame_max))
 
-    def _confirm(self, seq: int, needs_sync: bool, ack: bool = True) -> None:
-        if needs_sync:
-            self.pending.append((seq, self.core.persister.target(self), ack))
-        elif self.pending:
-            self.pending.append((seq, 0, ack))
-        elif ack:
-            self.confirm_upto = seq
-        else:
-            self._send_nack(seq)
-
     def flush_confirms(self) -> None:
-        upto = self.confirm_upto
-        if upto > self.confirm_sent:
-            self.conn.send(fastcodec.encode_ack(self.id, upto, upto - self.confirm_sent > 1))
-            self.confirm_sent = upto
+        pub = self.publisher
+        upto = pub.upto
+        if upto > pub.sent:
+            self.conn.send(fastcodec.encode_ack(self.id, upto, upto - pub.sent > 1))
+            pub.sent = upto
 
     def _send_nack(self, seq: int) -> None:
         self.flush_confirms()
         self.conn.send(fastcodec.encode_nack(self.id, seq, False, False))
-        self.confirm_upto = self.confirm_sent = seq
-
-    def release_confirms(self, generation: int, failed: bool = False) -> bool:
-        """A sync finished: confirm what waited for it. True if more still waits."""
-        if self.closed:
-            return False
-        pending = self.pending
-        while pending and pending[0][1] <= generation:
-            seq, gen, ack = pending.popleft()
-            if ack and not (failed and gen):
-                self.confirm_upto = seq
-            else:
-                self._send_nack(seq)
-        self.flush_confirms()
-        return any(gen for _, gen, _ in pending)
+        pub = self.publisher
+        pub.upto = pub.sent = seq
 
     # -- deliveries ---------------------------------------------------------------------------
     def deliver(self, consumer: "Consumer", queue: "Queue", msg: Message,
@@ -313,16 +239,17 @@ class Channel(ConsumerTimeouts):
         else:
             self.unacked[tag] = (queue, msg, consumer)
             consumer.unacked += 1
-            if self._ct_timer is None:
-                self._watch_unacked(tag)
+            timeouts = self.timeouts
+            if timeouts.timer is None:
+                timeouts.watch(tag)
 
     def hold_get(self, tag: int, queue: "Queue", msg: Message) -> None:
         """A basic.get delivery (no_ack=false) waits for its ack."""
         self.unacked[tag] = (queue, msg, None)
         if queue.consumer_timeout_ms is not None:
-            self.note_timeout(queue.consumer_timeout_ms)
-        if self._ct_timer is None:
-            self._watch_unacked(tag)
+            self.timeouts.note_timeout(queue.consumer_timeout_ms)
+        if self.timeouts.timer is None:
+            self.timeouts.watch(tag)
 
     def _body_of(self, msg: Message) -> bytes:
         body = msg.body
@@ -335,14 +262,7 @@ class Channel(ConsumerTimeouts):
             self._check_tags(tag, multiple)
             self.tx.append(("ack", tag, multiple))
             return
-        queues: set["Queue"] = set()
-        for queue, msg, consumer in self._take(tag, multiple):
-            queue.settle(msg)
-            if consumer is not None:
-                consumer.unacked -= 1
-            queues.add(queue)
-        for queue in queues:
-            queue.dispatch()
+        self.session.ack(self._take(tag, multiple))
         if self.global_prefetch:
             self.resume_consumers()
 
@@ -351,15 +271,8 @@ class Channel(ConsumerTimeouts):
             self._check_tags(tag, multiple)
             self.tx.append(("reject", tag, multiple, requeue))
             return
-        entries = self._take(tag, multiple)
-        if requeue:
-            self._requeue(entries)
-        else:  # dead-lettered when the queue has a dead letter exchange, else dropped
-            for queue, msg, consumer in entries:
-                queue.reject(msg)
-                if consumer is not None:
-                    consumer.unacked -= 1
-                queue.dispatch()
+        # requeued, or dead-lettered when the queue has a dead letter exchange, or dropped
+        self.session.reject(self._take(tag, multiple), requeue)
 
     def _check_tags(self, tag: int, multiple: bool) -> None:
         if not (multiple and tag == 0) and tag not in self.unacked:
@@ -386,13 +299,7 @@ class Channel(ConsumerTimeouts):
         return [unacked.pop(t) for t in tags]
 
     def _requeue(self, entries: Iterable[tuple["Queue", Message, Any]]) -> None:
-        by_queue: dict["Queue", list[tuple[Message, bool]]] = {}
-        for queue, msg, consumer in entries:
-            by_queue.setdefault(queue, []).append((msg, True))
-            if consumer is not None:
-                consumer.unacked -= 1
-        for queue, items in by_queue.items():
-            queue.return_unacked(items)
+        self.session.requeue(entries)
 
     def recover(self) -> None:
         """basic.recover: requeue everything unacked (RabbitMQ requeues even for
@@ -407,7 +314,10 @@ class Channel(ConsumerTimeouts):
 
     def server_cancel(self, consumer: "Consumer") -> None:
         """The queue went away under a consumer: tell clients that asked to know."""
-        if self.consumers.pop(consumer.tag, None) is None or self.closed:
+        if self.consumers.pop(consumer.tag, None) is None:
+            return
+        self.session.consumer_count -= 1
+        if self.closed:
             return
         if self.conn.capabilities.get("consumer_cancel_notify"):
             self.conn.send_method(self.id, commands.Basic.Cancel(consumer.tag, nowait=True))
@@ -430,9 +340,7 @@ class Channel(ConsumerTimeouts):
             return
         self.closed = True
         self._publish = None
-        if self._ct_timer is not None and self._ct_timer is not _NO_TIMEOUT:
-            self._ct_timer.cancel()
-        self._ct_timer = _NO_TIMEOUT
+        self.timeouts.stop()
         left = [c.queue for c in self.consumers.values()]
         for consumer in list(self.consumers.values()):
             self.cancel_consumer(consumer, dispatch=False)
@@ -443,15 +351,11 @@ class Channel(ConsumerTimeouts):
         for queue in left:
             if queue.features and not queue.deleted:
                 queue.dispatch()
-        self.core.persister.waiting.discard(self)
+        self.publisher.close()
 
     def cancel_consumer(self, consumer: "Consumer", dispatch: bool = True) -> None:
-        self.consumers.pop(consumer.tag, None)
-        queue = consumer.queue
-        if queue.remove_consumer(consumer):
-            self.vhost.remove_queue(queue)
-        elif dispatch and queue.features and not queue.deleted:
-            queue.dispatch()  # x-single-active-consumer: the next consumer takes over
+        if self.consumers.pop(consumer.tag, None) is not None:
+            self.session.cancel(consumer, dispatch)
 
 
 def _decode(fn: Callable[[bytes], Any], payload: bytes) -> Any:

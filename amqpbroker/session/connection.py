@@ -8,7 +8,10 @@
 State machine (spec 2.2.4): header -> start-ok -> tune-ok -> open -> running -> closing ->
 closed. A frame that is not allowed in the current state is a connection error, raised as
 an `AMQPError` and turned into Connection.Close in exactly one place, `fail()`.
-Channel-level work is delegated to `session.channel.Channel`.
+Channel-level work is delegated to `session.channel.Channel`. Once open, the connection
+holds a broker core `Session` (`broker/session.py`: permissions, routing, flow control,
+alarms) and implements its `SessionEvents`: reading paused/resumed, blocked by an alarm
+(Connection.Blocked), closed by the broker.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from pamqp import commands, decode
 from pamqp.base import Frame as Method
 
 from amqpbroker import __version__, errors
-from amqpbroker.core import BrokerCore
+from amqpbroker.broker.core import BrokerCore
+from amqpbroker.broker.session import Session
 from amqpbroker.protocol import fastcodec
 from amqpbroker.protocol.frames import (
     FRAME_BODY,
@@ -72,6 +76,7 @@ class ClientConnection:
         self.heartbeat = 0
         self.user: Any = None
         self.vhost: Any = None
+        self.session: Session | None = None  # the broker core's session, once open
         self.client_properties: dict[str, Any] = {}
         self.capabilities: dict[str, Any] = {}
         self.last_recv = now
@@ -85,21 +90,11 @@ class ClientConnection:
         # caused by another connection's publish), so that it gets flushed.
         self.on_output: Callable[[], None] = _nothing
         self._in_feed = False
-        self.exclusive_queues: list[Any] = []
         self.internal_errors = 0
         self.linger = False  # after our Close-Ok: keep the socket open until the peer closes
-        # Permission grants already checked (one user and vhost per connection; permissions
-        # only change at startup), so the publish path costs one set lookup.
-        self.perm_cache: set[tuple[str, str, str]] = set()
-        # Flow control (see model.queue.FLOW_HIGH): the queues that asked us to stop
-        # reading from this publisher, and the transport's hook to pause/resume reading.
-        self.flow_blocked_by: set[Any] = set()
+        # The transport's hook to pause/resume reading (flow control and alarms, decided
+        # by the core's session: SessionEvents.reading).
         self.on_flow: Callable[[bool], None] = _nothing_bool
-        self.reading_paused = False
-        # Memory alarm (https://www.rabbitmq.com/docs/connection-blocked): a connection
-        # that publishes while the alarm is on is blocked until it clears.
-        self.published = False
-        self.alarm_blocked = False
 
     # -- IO-facing API ----------------------------------------------------------------------
     def feed(self, data: bytes, now: float) -> None:
@@ -125,8 +120,8 @@ class ClientConnection:
         finally:
             self._in_feed = False
             self.flush_confirms()
-            if self.published and self.core.memory_alarm and not self.alarm_blocked:
-                self.memory_alarm(True)
+            if self.session is not None:
+                self.session.check_alarm()
 
     def data_to_send(self) -> bytes:
         if not self.out:
@@ -171,39 +166,22 @@ class ClientConnection:
             for ch in list(self.channels.values()):
                 ch.resume_consumers()
 
-    def flow_block(self, queue: Any) -> None:
-        """A queue is over its limit. Pure publishers wait; a connection that also
-        consumes is never paused (it could not send the acks that drain the queue)."""
-        if queue in self.flow_blocked_by or self._has_consumers():
-            return
-        queue.flow_waiters.add(self)
-        self.flow_blocked_by.add(queue)
-        self._update_reading()
+    # -- SessionEvents (from the broker core) ----------------------------------------------
+    def reading(self, paused: bool) -> None:
+        self.on_flow(paused)
 
-    def flow_released(self, queue: Any) -> None:
-        self.flow_blocked_by.discard(queue)
-        self._update_reading()
-
-    def memory_alarm(self, on: bool) -> None:
-        """The broker's memory alarm went on (for a publisher) or off."""
-        if on == self.alarm_blocked or self.state != _RUNNING:
+    def blocked(self, on: bool, reason: str) -> None:
+        """A resource alarm (https://www.rabbitmq.com/docs/connection-blocked)."""
+        if self.state != _RUNNING:
             return
-        self.alarm_blocked = on
         if self.capabilities.get("connection.blocked"):
-            self.send_method(0, commands.Connection.Blocked(reason="low on memory") if on
+            self.send_method(0, commands.Connection.Blocked(reason=reason) if on
                              else commands.Connection.Unblocked())
         log.warning("connection.blocked" if on else "connection.unblocked", peer=self.peer,
                     reason="memory alarm")
-        self._update_reading()
 
-    def _update_reading(self) -> None:
-        paused = bool(self.flow_blocked_by) or self.alarm_blocked
-        if paused != self.reading_paused:
-            self.reading_paused = paused
-            self.on_flow(paused)
-
-    def _has_consumers(self) -> bool:
-        return any(ch.consumers for ch in self.channels.values())
+    def force_close(self, code: int, text: str) -> None:
+        self.close(code, text)
 
     def connection_lost(self, reason: str = "connection lost") -> None:
         if self.state != _CLOSED:
@@ -261,7 +239,7 @@ class ClientConnection:
                 raise errors.UnexpectedFrame(
                     f"content frame on channel {channel} without a basic.publish")
             if ftype == FRAME_HEADER:
-                self.published = True  # only a basic.publish is followed by content
+                self.session.published = True  # only a basic.publish has content
                 ch.content_header(payload)
             else:
                 ch.content_body(payload)
@@ -328,7 +306,8 @@ class ClientConnection:
         self.state = _OPEN
 
     def _on_open(self, m: commands.Connection.Open) -> None:
-        self.vhost = self.core.open_vhost(self.user, m.virtual_host)
+        self.session = self.core.open_session(self.user, m.virtual_host, self)
+        self.vhost = self.session.vhost
         self.state = _RUNNING
         self.core.connections.add(self)
         self.send_method(0, commands.Connection.OpenOk())
@@ -387,19 +366,16 @@ class ClientConnection:
                      vhost=getattr(self.vhost, "name", None), reason=reason)
 
     def _release_resources(self) -> None:
-        for q in self.flow_blocked_by:
-            q.flow_waiters.discard(self)
-        self.flow_blocked_by.clear()
         for ch in list(self.channels.values()):
             ch.release()
         self.channels.clear()
-        for q in self.exclusive_queues:
-            self.vhost.remove_queue(q)
-        self.exclusive_queues.clear()
+        if self.session is not None:
+            self.session.close()
 
     def flush_confirms(self) -> None:
         for ch in self.channels.values():
-            if ch.confirm_upto > ch.confirm_sent:
+            pub = ch.publisher
+            if pub.upto > pub.sent:
                 ch.flush_confirms()
 
     # -- helpers ------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from amqpbroker.model.queue_args import consumer_timeout_of
 
 if TYPE_CHECKING:
-    from amqpbroker.model.message import Message
+    from amqpbroker.message import Message
     from amqpbroker.model.queue import Queue
     from amqpbroker.session.channel import Channel
 
@@ -35,7 +35,7 @@ class Consumer:
         self.timeout_ms = consumer_timeout_of(arguments)
         for timeout in (self.timeout_ms, queue.consumer_timeout_ms):
             if timeout is not None:
-                channel.note_timeout(timeout)
+                channel.timeouts.note_timeout(timeout)
 
     def can_take(self) -> bool:
         ch = self.channel

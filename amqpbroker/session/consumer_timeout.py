@@ -11,7 +11,8 @@ intervals late (RabbitMQ itself checks once a minute).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections import deque
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -19,38 +20,59 @@ from amqpbroker import errors
 
 if TYPE_CHECKING:
     from amqpbroker.model.queue import Queue
+    from amqpbroker.session.channel import Channel
     from amqpbroker.session.consumer import Consumer
 
 log = structlog.get_logger("amqpbroker")
-_NO_TIMEOUT = object()  # _ct_timer when no consumer timeout applies on this channel
+NO_TIMEOUT = object()  # `timer` when no consumer timeout applies on this channel
 
 
 class ConsumerTimeouts:
-    """Mixed into `session.channel.Channel` (uses its unacked ledger, core and fail())."""
+    """One channel's consumer-timeout watch (a part of `session.channel.Channel`: it
+    reads the channel's unacked ledger and closes the channel through `fail()`).
+
+    `timer` is the channel's hot-path test: None means "watching nothing yet, start at the
+    next unacked delivery" (`watch`), NO_TIMEOUT that no timeout applies."""
+
+    __slots__ = ("channel", "marks", "interval", "timer")
+
+    def __init__(self, channel: "Channel", default_timeout_ms: int | None) -> None:
+        self.channel = channel
+        # marks: (first tag delivered after the mark, time of the mark)
+        self.marks: deque[tuple[int, float]] = deque()
+        self.interval = _check_interval(default_timeout_ms)
+        self.timer: Any = None if self.interval is not None else NO_TIMEOUT
 
     def note_timeout(self, timeout_ms: int) -> None:
         """A consumer or queue on this channel has its own timeout: check often enough."""
         interval = _check_interval(timeout_ms)
-        if self._ct_interval is None or (interval is not None and interval < self._ct_interval):
-            self._ct_interval = interval
-        if self._ct_timer is _NO_TIMEOUT and not self.closed:
-            self._ct_timer = None
+        if self.interval is None or (interval is not None and interval < self.interval):
+            self.interval = interval
+        if self.timer is NO_TIMEOUT and not self.channel.closed:
+            self.timer = None
 
-    def _watch_unacked(self, tag: int) -> None:
+    def watch(self, tag: int) -> None:
         """The first unacked delivery since the channel had none: start checking."""
-        scheduler = self.core.scheduler
+        scheduler = self.channel.core.scheduler
         now = scheduler.now()
-        self._ct_marks.clear()
-        self._ct_marks.append((tag + 1, now))  # tag was delivered just now
-        self._ct_timer = scheduler.call_at(now + self._ct_interval, self._check_timeout)  # type: ignore[operator]
+        self.marks.clear()
+        self.marks.append((tag + 1, now))  # tag was delivered just now
+        self.timer = scheduler.call_at(now + self.interval, self._check)  # type: ignore[operator]
 
-    def _check_timeout(self) -> None:
-        self._ct_timer = None
-        unacked, marks = self.unacked, self._ct_marks
-        if self.closed or not unacked:
+    def stop(self) -> None:
+        """The channel closed."""
+        if self.timer is not None and self.timer is not NO_TIMEOUT:
+            self.timer.cancel()
+        self.timer = NO_TIMEOUT
+
+    def _check(self) -> None:
+        self.timer = None
+        ch = self.channel
+        unacked, marks = ch.unacked, self.marks
+        if ch.closed or not unacked:
             marks.clear()  # the next delivery starts over
             return
-        scheduler = self.core.scheduler
+        scheduler = ch.core.scheduler
         now = scheduler.now()
         oldest = next(iter(unacked))  # tags only grow: the first key is the oldest
         while marks and marks[0][0] <= oldest:
@@ -61,24 +83,25 @@ class ConsumerTimeouts:
         if timeout_ms is not None and (now - delivered_by) * 1000.0 >= timeout_ms:
             self._timed_out(timeout_ms)
             return
-        if not marks or marks[-1][0] < self.next_tag:
-            marks.append((self.next_tag, now))
-        self._ct_timer = scheduler.call_at(now + self._ct_interval, self._check_timeout)  # type: ignore[operator]
+        if not marks or marks[-1][0] < ch.next_tag:
+            marks.append((ch.next_tag, now))
+        self.timer = scheduler.call_at(now + self.interval, self._check)  # type: ignore[operator]
 
     def _timeout_of(self, queue: "Queue", consumer: "Consumer | None") -> int | None:
         if consumer is not None and consumer.timeout_ms is not None:
             return consumer.timeout_ms
         if queue.consumer_timeout_ms is not None:
             return queue.consumer_timeout_ms
-        default = self.core.settings.consumer_timeout_ms
+        default = self.channel.core.settings.consumer_timeout_ms
         return default if default and default > 0 else None
 
     def _timed_out(self, timeout_ms: int) -> None:
-        log.warning("consumer.timeout", peer=self.conn.peer, channel=self.id,
-                    timeout_ms=timeout_ms, unacked=len(self.unacked),
+        ch = self.channel
+        log.warning("consumer.timeout", peer=ch.conn.peer, channel=ch.id,
+                    timeout_ms=timeout_ms, unacked=len(ch.unacked),
                     action="channel closed, unacked messages requeued")
-        self.fail(errors.PreconditionFailed(
-            f"delivery acknowledgement on channel {self.id} timed out. Timeout value used: "
+        ch.fail(errors.PreconditionFailed(
+            f"delivery acknowledgement on channel {ch.id} timed out. Timeout value used: "
             f"{timeout_ms} ms. This timeout value can be configured, see consumers doc guide "
             "to learn more"))
 

@@ -1,87 +1,26 @@
-"""Direct reply-to (https://www.rabbitmq.com/docs/direct-reply-to).
+"""Direct reply-to in AMQP 0-9-1 (https://www.rabbitmq.com/docs/direct-reply-to).
 
-An RPC client consumes, in no-ack mode, from the pseudo-queue `amq.rabbitmq.reply-to` and
-publishes requests with `reply_to = amq.rabbitmq.reply-to`. The broker rewrites that
-reply_to to `amq.rabbitmq.reply-to.<token>`, a name unique to the consuming channel; a
-server's reply published to the default exchange with that routing key goes straight to
-the waiting consumer, without any queue. If the consumer has gone, the reply is
-unroutable (returned when mandatory, else dropped), as in RabbitMQ.
-
-`ReplyQueue` is the routing destination behind one such consumer: it has just enough of
-the `model.queue.Queue` surface for the publish path, and delivers at once.
+The pseudo-queue itself is a model `Destination` (`model/reply_queue.py`); this module is
+the AMQP side: basic.consume on `amq.rabbitmq.reply-to` (no-ack only, one per channel),
+rewriting a request's `reply_to` to the channel's address, and passive queue.declare of
+the pseudo-queue or of a live address.
 """
 
 from __future__ import annotations
 
-import base64
-import os
 from typing import TYPE_CHECKING, Any
 
 from pamqp import commands as c
 
 from amqpbroker import errors
+from amqpbroker.model.reply_queue import PREFIX, PSEUDO_QUEUE, ReplyQueue, new_address
 from amqpbroker.protocol.properties import decode_properties, replace_reply_to
 
 if TYPE_CHECKING:
-    from amqpbroker.model.message import Message
     from amqpbroker.session.channel import Channel
-    from amqpbroker.session.consumer import Consumer
 
-PSEUDO_QUEUE = "amq.rabbitmq.reply-to"
-PREFIX = PSEUDO_QUEUE + "."
+__all__ = ["PSEUDO_QUEUE", "PREFIX", "ReplyQueue", "consume", "rewrite_reply_to", "declare_ok"]
 _MARKER = PSEUDO_QUEUE.encode()
-
-
-class ReplyQueue:
-    durable = False
-    auto_delete = False
-    exclusive_owner = None
-    features = None
-    deleted = False
-    ready: tuple[()] = ()
-    unacked = 0
-    consumer_timeout_ms = None
-
-    def __init__(self, channel: "Channel", name: str) -> None:
-        self.channel = channel
-        self.name = name
-        self.consumer: "Consumer | None" = None
-        self.consumers: list["Consumer"] = []
-
-    # -- the publish path -----------------------------------------------------------------
-    def publish(self, msg: "Message") -> None:
-        if self.consumer is not None and not self.channel.closed:
-            self.channel.deliver(self.consumer, self, msg, False)  # type: ignore[arg-type]
-
-    def settle(self, msg: "Message") -> None:
-        """No-ack deliveries are settled at once: nothing to track."""
-
-    def over_flow_limit(self) -> bool:
-        return False
-
-    def enable_message_expiry(self) -> None:
-        """Replies are delivered at once: a TTL never applies."""
-
-    @property
-    def message_count(self) -> int:
-        return 0
-
-    @property
-    def consumer_count(self) -> int:
-        return len(self.consumers)
-
-    # -- consumers ------------------------------------------------------------------------
-    def add_consumer(self, consumer: "Consumer") -> None:
-        self.consumer = consumer
-        self.consumers = [consumer]
-
-    def remove_consumer(self, consumer: "Consumer") -> bool:
-        if consumer is self.consumer:
-            self.consumer = None
-            self.consumers = []
-            self.channel.vhost.reply_queues.pop(self.name, None)
-            self.channel.reply_queue = None
-        return False  # never auto-deleted: there is no queue
 
 
 def consume(ch: "Channel", m: c.Basic.Consume, tag: str) -> None:
@@ -92,16 +31,21 @@ def consume(ch: "Channel", m: c.Basic.Consume, tag: str) -> None:
         raise errors.PreconditionFailed("reply consumer cannot acknowledge")
     if ch.reply_queue is not None:
         raise errors.PreconditionFailed("reply consumer already set")
-    token = base64.urlsafe_b64encode(os.urandom(18)).decode()
-    queue = ReplyQueue(ch, PREFIX + token)
-    consumer = Consumer(ch, queue, tag, no_ack=True, exclusive=False, priority=0,  # type: ignore[arg-type]
+    vhost = ch.vhost
+
+    def gone(queue: ReplyQueue) -> None:
+        vhost.reply_queues.pop(queue.name, None)
+        ch.reply_queue = None
+
+    queue = ReplyQueue(vhost.name, new_address(), gone)
+    consumer = Consumer(ch, queue, tag, no_ack=True, exclusive=False, priority=0,
                         prefetch=0, arguments={})
     ch.reply_queue = queue
-    ch.vhost.reply_queues[queue.name] = queue
+    vhost.reply_queues[queue.name] = queue
     ch.consumers[tag] = consumer
     if not m.nowait:
         ch.conn.send_method(ch.id, c.Basic.ConsumeOk(consumer_tag=tag))
-    queue.add_consumer(consumer)
+    ch.session.attach_reply_consumer(queue, consumer)
 
 
 def rewrite_reply_to(ch: "Channel", props: bytes) -> bytes:

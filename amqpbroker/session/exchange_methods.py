@@ -1,4 +1,8 @@
-"""Handlers for the exchange class (spec 1.6) and channel housekeeping methods."""
+"""Handlers for the exchange class (spec 1.6) and channel housekeeping methods.
+
+Translators only: the broker core's session (`broker/session.py`) checks permissions and
+applies RabbitMQ's rules; a handler maps the method to one session call and the answer to
+a frame."""
 
 from __future__ import annotations
 
@@ -7,7 +11,6 @@ from typing import TYPE_CHECKING
 from pamqp import commands as c
 
 from amqpbroker import errors
-from amqpbroker.model import permissions
 
 if TYPE_CHECKING:
     from amqpbroker.session.channel import Channel
@@ -37,21 +40,8 @@ def channel_open(ch: "Channel", m: c.Channel.Open) -> None:
     raise errors.ChannelErrorHard(f"second 'channel.open' seen on channel {ch.id}")
 
 
-def allow(ch: "Channel", kind: permissions.Kind, resource: permissions.ResourceKind,
-          name: str) -> None:
-    """Access control (https://www.rabbitmq.com/docs/access-control); see permissions.py."""
-    permissions.check(ch.conn.user, ch.vhost.name, kind, resource, name, ch.conn.perm_cache)
-
-
 def exchange_declare(ch: "Channel", m: c.Exchange.Declare) -> None:
-    if not m.passive and m.exchange:
-        allow(ch, "configure", "exchange", m.exchange)
-        alternate = (m.arguments or {}).get("alternate-exchange")
-        if isinstance(alternate, (str, bytes)) and m.exchange not in ch.vhost.exchanges:
-            allow(ch, "read", "exchange", m.exchange)
-            allow(ch, "write", "exchange",
-                  alternate.decode() if isinstance(alternate, bytes) else alternate)
-    ch.vhost.declare_exchange(
+    ch.session.declare_exchange(
         m.exchange, m.exchange_type, passive=m.passive, durable=m.durable,
         auto_delete=m.auto_delete, internal=m.internal, arguments=m.arguments or {})
     if not m.nowait:
@@ -59,28 +49,19 @@ def exchange_declare(ch: "Channel", m: c.Exchange.Declare) -> None:
 
 
 def exchange_delete(ch: "Channel", m: c.Exchange.Delete) -> None:
-    if m.exchange and not m.exchange.startswith("amq."):
-        allow(ch, "configure", "exchange", m.exchange)
-    ch.vhost.delete_exchange(m.exchange, if_unused=m.if_unused)
+    ch.session.delete_exchange(m.exchange, if_unused=m.if_unused)
     if not m.nowait:
         ch.conn.send_method(ch.id, c.Exchange.DeleteOk())
 
 
 def exchange_bind(ch: "Channel", m: c.Exchange.Bind) -> None:
-    allow(ch, "write", "exchange", m.destination)
-    allow(ch, "read", "exchange", m.source)
-    destination = ch.vhost.exchange(m.destination)
-    ch.vhost.bind(destination, m.source, m.routing_key, m.arguments or {})
+    ch.session.bind_exchange(m.destination, m.source, m.routing_key, m.arguments or {})
     if not m.nowait:
         ch.conn.send_method(ch.id, c.Exchange.BindOk())
 
 
 def exchange_unbind(ch: "Channel", m: c.Exchange.Unbind) -> None:
-    allow(ch, "write", "exchange", m.destination)
-    allow(ch, "read", "exchange", m.source)
-    destination = ch.vhost.exchanges.get(m.destination)
-    if destination is not None and m.source in ch.vhost.exchanges:
-        ch.vhost.unbind(destination, m.source, m.routing_key, m.arguments or {})
+    ch.session.unbind_exchange(m.destination, m.source, m.routing_key, m.arguments or {})
     if not m.nowait:
         ch.conn.send_method(ch.id, c.Exchange.UnbindOk())
 

@@ -13,7 +13,7 @@ from urllib.parse import quote, urlsplit
 
 import structlog
 
-from amqpbroker.shovel.spec import parse_spec
+from amqpbroker.model.shovel_spec import parse_spec
 from amqpbroker.shovel.worker import ShovelWorker
 
 if TYPE_CHECKING:

@@ -28,7 +28,7 @@ import aiormq
 import structlog
 from pamqp import commands as spec
 
-from amqpbroker.shovel.spec import ShovelSpec
+from amqpbroker.model.shovel_spec import ShovelSpec
 
 log = structlog.get_logger("amqpbroker")
 

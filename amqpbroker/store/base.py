@@ -16,7 +16,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any, Iterable
 
-from amqpbroker.model.message import Message
+from amqpbroker.message import Message
 
 
 class MessageStore(ABC):

@@ -34,7 +34,7 @@ from zlib import crc32
 
 import structlog
 
-from amqpbroker.model.message import Message
+from amqpbroker.message import Message
 from amqpbroker.store.base import MessageStore
 from amqpbroker.store.records import (
     CRC,

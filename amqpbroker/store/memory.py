@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any, Iterable
 
-from amqpbroker.model.message import Message
+from amqpbroker.message import Message
 from amqpbroker.store.base import DefinitionStore, MessageStore
 from amqpbroker.store.records import StoreError
 

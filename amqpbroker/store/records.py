@@ -43,7 +43,7 @@ from zlib import crc32
 
 import structlog
 
-from amqpbroker.model.message import Message
+from amqpbroker.message import Message
 
 log = structlog.get_logger()
 

@@ -64,24 +64,15 @@ from amqpbroker.store.stream_records import (
 __all__ = ["StreamLog", "StreamCursor", "StreamRecord", "parse_interval", "StoreError",
            "READ_BUF"]
 
+from amqpbroker.durations import parse_interval  # noqa: E402  (re-exported)
+
 log = structlog.get_logger()
 
 FLUSH_AT = 1 << 20
 DEFAULT_SEGMENT_BYTES = 500_000_000  # RabbitMQ's default x-stream-max-segment-size-bytes
 TRACKING_FILE = "offsets.trk"
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
-_UNIT_MS = {"Y": 365 * 86_400_000, "M": 30 * 86_400_000, "D": 86_400_000, "h": 3_600_000,
-            "m": 60_000, "s": 1000}
-_INTERVAL = re.compile(r"([0-9]+)([YMDhms])")
 _U64 = struct.Struct("<Q")
-
-
-def parse_interval(text: str) -> int | None:
-    """Milliseconds of an x-max-age style interval ("7D", "12h"...), None if invalid."""
-    m = _INTERVAL.fullmatch(text)
-    if m is None or int(m.group(1)) <= 0:
-        return None
-    return int(m.group(1)) * _UNIT_MS[m.group(2)]
 
 
 def _enc(s: str) -> bytes:

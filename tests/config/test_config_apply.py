@@ -55,7 +55,7 @@ def test_everything_is_declared_and_routes():
     assert staging.exchanges["fan"].internal and staging.exchanges["in"].type == "topic"
     assert staging.queues["work"].arguments == {"x-max-length": 10}
     assert not core.vhosts["/"].exchanges["scratch"].durable
-    from amqpbroker.model.message import Message
+    from amqpbroker.message import Message
 
     msg = Message("in", "job.1", None, b"x", 1, False)
     assert {q.name for q in staging.route(staging.exchanges["in"], msg)} == {"work", "audit"}

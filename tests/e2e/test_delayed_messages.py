@@ -116,7 +116,7 @@ def test_pika_delayed_publish_with_confirms():
 async def test_confirmed_delayed_messages_survive_kill_9(tmp_path):
     proc, port = start_broker(data_dir=str(tmp_path))
     url = f"amqp://guest:guest@127.0.0.1:{port}/"
-    n = 200
+    n = 40
     try:
         conn = await aio_pika.connect(url)
         ch = await conn.channel(publisher_confirms=True)
@@ -124,15 +124,15 @@ async def test_confirmed_delayed_messages_survive_kill_9(tmp_path):
                                        arguments={"x-delayed-type": "direct"})
         q = await ch.declare_queue("after-crash", durable=True)
         await q.bind(ex, routing_key="k")
-        # Due about 3 s from now, later publishes sooner; each records its due time.
-        async def publish(i):
-            delay = 3000 + 5 * (n - i)
+        # One at a time, each confirmed (on disk) before the next; later publishes fall
+        # due sooner (100 ms apart, more than one confirmed publish takes), and each
+        # records the due time it asked for.
+        for i in range(n):
+            delay = 3000 + 100 * (n - i)
             due = int(time.time() * 1000) + delay  # an int: pamqp sends floats as 32-bit
             await ex.publish(aio_pika.Message(b"%d" % i, delivery_mode=2,
                                               headers={"x-delay": delay, "due": due}),
                              routing_key="k", timeout=10)
-
-        await asyncio.gather(*(publish(i) for i in range(n)))  # all confirmed: on disk
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
         try:

@@ -16,7 +16,7 @@ from pamqp import commands
 from amqpbroker import errors
 from amqpbroker.clock import ManualScheduler
 from amqpbroker.model.deadletter import Rejected, is_cycle
-from amqpbroker.model.message import Message
+from amqpbroker.message import Message
 from amqpbroker.model.queue import Queue
 from amqpbroker.model.ready import PriorityReady
 from amqpbroker.model.vhost import VirtualHost

@@ -12,11 +12,12 @@ from pamqp import commands
 from amqpbroker import errors
 from amqpbroker.clock import ManualScheduler
 from amqpbroker.config import ConfigError, load_config
-from amqpbroker.model.message import Message
+from amqpbroker.message import Message
 from amqpbroker.model.quorum import QuorumReady, quorum_config
 from amqpbroker.model.stream import StreamQueue
 from amqpbroker.model.vhost import VirtualHost
 from amqpbroker.protocol.properties import scan_properties
+from amqpbroker.broker.changes import ChangeStream
 from amqpbroker.store.memory import MemoryMessageStore
 
 QUORUM = {"x-queue-type": "quorum"}
@@ -35,7 +36,7 @@ def clock() -> ManualScheduler:
 
 @pytest.fixture
 def vh(clock: ManualScheduler) -> VirtualHost:
-    return VirtualHost("/", store=MemoryMessageStore(), scheduler=clock)
+    return VirtualHost("/", ChangeStream(MemoryMessageStore(), None), scheduler=clock)
 
 
 def test_quorum_ready_returns_first_then_high_two_to_one():
@@ -45,11 +46,11 @@ def test_quorum_ready_returns_first_then_high_two_to_one():
     def entry(body: bytes, priority: int = 0) -> tuple:
         msg = message(body, priority=priority)
         msg.store_id = next(store_id)
-        return (msg, False, None, 0)
+        return (msg, False, None, 0, 0)
 
     for e in (entry(b"n0"), entry(b"n1"), entry(b"h0", 5), entry(b"h1", 6), entry(b"h2", 9)):
         ready.append(e)
-    ready.appendleft(entry(b"r0"))
+    ready.put_back([entry(b"r0")])
     assert len(ready) == 6 and [e[0].body for e in ready][:1] == [b"r0"]
     got = []
     while ready:
@@ -77,11 +78,11 @@ def test_quorum_queue_stores_every_message_and_expires_heads(vh, clock):
     q = vh.declare_queue("qq", durable=True, arguments={**QUORUM, "x-message-ttl": 100})
     assert q.is_quorum and q.persist_all and q.features is not None
     q.publish(message(b"transient", delivery_mode=1))
-    assert vh.store.recover()["/\x00qq"][0][0].body == b"transient"
+    assert vh.changes.store.recover()["/\x00qq"][0][0].body == b"transient"
     got = q.get()
     assert got is not None and not got[0].persistent  # delivered as published
     q.settle(got[0])
-    assert "/\x00qq" not in vh.store.recover()
+    assert "/\x00qq" not in vh.changes.store.recover()
     q.publish(message(b"old", priority=9))
     clock.advance(0.2)
     assert q.message_count == 0 and q.get() is None
@@ -125,3 +126,16 @@ def test_yaml_topology_takes_rabbitmq_queue_types():
     with pytest.raises(ConfigError) as exc:
         load_config("queues: [{name: f, type: fifo}]\n")
     assert "must be one of: classic, quorum, stream" in str(exc.value)
+
+
+def test_one_argument_table_per_queue_type():
+    """model/arguments.py is the one public way to each type's argument checks."""
+    from amqpbroker.model.arguments import table
+
+    classic, quorum, stream = (dict(table(t)) for t in ("classic", "quorum", "stream"))
+    assert "x-max-priority" in classic and "x-max-priority" not in quorum
+    assert "x-delivery-limit" in quorum and "x-max-age" in stream
+    assert stream["x-max-age"]("7D", {}) is None and stream["x-max-age"]("7W", {}) is not None
+    assert classic["x-max-length"](-1, {}) is not None and classic["x-max-length"](1, {}) is None
+    with pytest.raises(KeyError):
+        table("mqtt")

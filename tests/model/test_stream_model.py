@@ -12,7 +12,8 @@ import pytest
 from pamqp import commands
 
 from amqpbroker import errors
-from amqpbroker.model.message import Message
+from amqpbroker.message import Message
+from amqpbroker.streams import open_stream
 from amqpbroker.model.stream import (
     ConsumerOptions, StreamConfig, StreamQueue, check_stream_consume, filter_value_of,
     parse_consumer_arguments, parse_offset_spec, parse_stream_arguments, stream_directory,
@@ -72,7 +73,7 @@ def message(body: bytes, headers: dict[str, Any] | None = None, rk: str = "s") -
 
 def stream(tmp_path: Path, clock: Clock | None = None, args: dict[str, Any] | None = None,
            name: str = "s") -> StreamQueue:
-    return StreamQueue.open(tmp_path, "/", name, args or {"x-queue-type": "stream"},
+    return open_stream(tmp_path, "/", name, args or {"x-queue-type": "stream"},
                             sync=False, clock=clock or Clock())
 
 

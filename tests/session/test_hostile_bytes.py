@@ -36,6 +36,7 @@ def _run(core, data: bytes, chunk: int) -> None:
             break
     client.conn.connection_lost()
     assert client.conn.internal_errors == 0
+    assert client.conn.session not in core.sessions
     assert client.conn not in core.connections
     for q in core.vhosts["/"].queues.values():
         assert q.unacked >= 0

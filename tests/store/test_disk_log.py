@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from amqpbroker.model.message import Message
+from amqpbroker.message import Message
 from amqpbroker.store.disk import DiskDefinitionStore, DiskMessageStore
 from amqpbroker.store.records import StoreError, describe, record_end
 from test_store_contract import assert_consistent, body_of, make

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from amqpbroker.model.message import Message
+from amqpbroker.message import Message
 from amqpbroker.store.base import DefinitionStore, MessageStore
 from amqpbroker.store.disk import DiskDefinitionStore, DiskMessageStore
 from amqpbroker.store.memory import MemoryDefinitionStore, MemoryMessageStore

@@ -1,8 +1,9 @@
 """basic.consume on quorum and stream queues: the checks RabbitMQ makes, and how a stream
 consumer starts (https://www.rabbitmq.com/docs/streams#consuming).
 
-`basic_methods.basic_consume` calls `check_consume` before it answers ConsumeOk and
-`start_consumer` instead of `queue.add_consumer`; classic queues pass through both.
+`Session.check_consume` calls `check_consume` before the translator answers (AMQP
+ConsumeOk) and `Session.consume` calls `start_consumer` instead of `queue.add_consumer`;
+classic queues pass through both. Protocol-neutral: the consume's flags come as values.
 
 Quorum queues: consumer arguments of other queue types are refused, then global QoS
 (`basic.qos` with global=true and a non-zero count on the channel) is 540 NOT_IMPLEMENTED
@@ -35,22 +36,20 @@ from amqpbroker.model.stream import (
 )
 
 if TYPE_CHECKING:
-    from pamqp.commands import Basic
-
-    from amqpbroker.session.channel import Channel
-    from amqpbroker.session.consumer import Consumer
+    from amqpbroker.model.destination import Destination
 
 TRACKING_ARGUMENT = "x-stream-automatic-offset-tracking"
 
 
-def check_consume(ch: "Channel", q: Any, m: "Basic.Consume") -> None:
-    """Refuse a basic.consume the queue's type does not allow (before ConsumeOk)."""
+def check_consume(q: "Destination", *, no_ack: bool, prefetch: int, global_prefetch: int,
+                  arguments: dict[str, Any] | None) -> None:
+    """Refuse a consume the queue's type does not allow (before ConsumeOk)."""
     if q.is_stream:
-        parse_consumer_arguments(m.arguments, q.name, q.vhost)
-        check_stream_consume(q.name, q.vhost, no_ack=m.no_ack, prefetch=ch.prefetch,
-                             global_prefetch=ch.global_prefetch)
+        parse_consumer_arguments(arguments, q.name, q.vhost)
+        check_stream_consume(q.name, q.vhost, no_ack=no_ack, prefetch=prefetch,
+                             global_prefetch=global_prefetch)
     elif q.is_quorum:
-        check_quorum_consume(q.name, q.vhost, m.arguments, ch.global_prefetch)
+        check_quorum_consume(q.name, q.vhost, arguments, global_prefetch)
 
 
 def tracking_wanted(arguments: dict[str, Any] | None) -> bool:
@@ -62,7 +61,7 @@ def tracking_wanted(arguments: dict[str, Any] | None) -> bool:
     return OFFSET_HEADER in arguments and arguments[OFFSET_HEADER] is None
 
 
-def start_consumer(q: Any, consumer: "Consumer") -> None:
+def start_consumer(q: Any, consumer: Any) -> None:
     """Attach a consumer: a stream consumer at its offset, others as usual."""
     if not q.is_stream:
         q.add_consumer(consumer)

@@ -1,16 +1,16 @@
 """Where delayed messages wait (x-delayed-message exchanges, model/delayed.py): a narrow
-interface, an in-memory twin, and the durable implementation on top of the message store.
+interface, an in-memory twin, and the durable implementation on the core's stream of
+durable changes (model/changes.py, broker/changes.py).
 
 The timer index (model/delayed.py) keeps only an int per pending message -- due time and
 the handle returned by `add` -- so bodies, properties and routing keys stay here: in RAM
 for the memory twin (transient exchanges, in-memory brokers), in the message store's
 segment log for durable exchanges, where they are written with the same records, group
 commit and recovery as queued messages (docs/storage.md). A durable delayed message is
-filed under a pseudo queue key per exchange (`delayed_key`), so `MessageStore.recover()`
+filed under a pseudo queue key per exchange (`delayed_key`): holding, routing and
+dropping a delayed message are the same add / remove / delete_queue changes a queue
+makes, in the same ordered stream (what replication ships), so `MessageStore.recover()`
 returns it at startup and `BrokerCore.recover` hands it back to its exchange.
-
-When the core's ordered stream of durable changes lands, `MessageStoreDelayed` is the one
-class that has to emit into it instead of calling the message store directly.
 """
 
 from __future__ import annotations
@@ -18,8 +18,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 import itertools
 
-from amqpbroker.model.message import Message
-from amqpbroker.store.base import MessageStore
+from typing import TYPE_CHECKING
+
+from amqpbroker.message import Message
+
+if TYPE_CHECKING:
+    from amqpbroker.model.changes import DurableChanges
 
 # Queue keys are "<vhost>\x00<queue>"; this prefix cannot start a vhost name (control
 # characters are refused), so delayed keys never collide with a queue's.
@@ -91,27 +95,27 @@ class MemoryDelayedStore(DelayedStore):
         return len(self._msgs)
 
 
-class MessageStoreDelayed(DelayedStore):
-    """Durable: delayed messages are records of the message store."""
+class ChangesDelayed(DelayedStore):
+    """Durable: delayed messages are durable changes, records of the message store."""
 
     durable = True
 
-    def __init__(self, store: MessageStore) -> None:
-        self.store = store
+    def __init__(self, changes: "DurableChanges") -> None:
+        self.changes = changes
 
     def add(self, key: str, msg: Message, keep_body: bool = False) -> int:
         msg.store_id = 0  # always a new record, even for a message that was stored before
-        self.store.add(key, msg)
+        self.changes.add(key, msg)
         if not keep_body:
             # Only the timer index's int stays in RAM; the body is read back when due.
-            self.store.release_body(msg)
+            self.changes.release_body(msg)
         return msg.store_id
 
     def load(self, handle: int) -> Message:
-        return self.store.load_message(handle)
+        return self.changes.load_message(handle)
 
     def remove(self, key: str, handle: int, msg: Message) -> None:
-        self.store.remove(key, msg)
+        self.changes.remove(key, msg)
 
     def drop(self, key: str) -> None:
-        self.store.delete_queue(key)
+        self.changes.delete_queue(key)

@@ -1,0 +1,116 @@
+"""What an exchange can route a message to: the one `Destination` interface (issue 14).
+
+Four classes implement it: the classic queue (`model.queue.Queue`), the quorum queue (a
+`Queue` with `is_quorum`), the stream (`model.stream.StreamQueue`) and the direct reply-to
+pseudo-queue (`model.reply_queue.ReplyQueue`). The virtual host routes to destinations and
+to exchanges (exchange-to-exchange bindings); it tells them apart by `is_exchange`, never
+by a destination's concrete class. Before this interface existed, routing tested
+`type(d) is Queue`, so a stream bound to an exchange was taken for an exchange and the
+publish crashed (`'StreamQueue' object has no attribute 'route'`).
+
+The tests in `tests/model/test_destination_contract.py` run every destination type through
+every route; a new destination type joins them by subclassing this class and being listed
+there.
+
+Consumers are the `ConsumerLike` duck type of `model.queue`: `tag`, `priority`,
+`exclusive`, `can_take()`, `deliver(destination, msg, redelivered)`,
+`queue_deleted(destination)`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, Sized
+
+from amqpbroker.message import Message
+
+
+class Destination(ABC):
+    """A queue-like target of routing. Attributes every destination has:
+
+    name, vhost (its name), key (the store's name for it), durable, auto_delete,
+    exclusive_owner (the session object owning an exclusive queue, else None), arguments,
+    deleted, consumers (list), unacked (count), features (None unless the classic/quorum
+    queue has optional features), consumer_timeout_ms, flow_waiters (set), ready (a
+    sized collection of ready entries; empty for destinations without a backlog)."""
+
+    is_exchange = False  # the vhost's routing loop tells queues from exchanges by this
+    is_stream = False
+    is_quorum = False
+    # True when every message is stored whatever its delivery mode (quorum, stream): its
+    # publisher confirm then waits for the group commit.
+    persist_all = False
+    queue_type = "classic"
+    # False for the direct reply-to pseudo-queue: RabbitMQ only delivers to it from a
+    # client's publish, so a dead-lettered message routed to its address is dropped.
+    dead_letter_target = True
+    ready: Sized
+
+    # -- messages in ----------------------------------------------------------------------
+    @abstractmethod
+    def publish(self, msg: Message) -> Any:
+        """Take a freshly routed message (raises `model.deadletter.Rejected` when an
+        x-overflow=reject-publish limit refuses it)."""
+
+    def enable_message_expiry(self) -> None:
+        """A message with a per-message TTL was routed here (default: TTL does not apply)."""
+
+    # -- messages out ---------------------------------------------------------------------
+    @abstractmethod
+    def dispatch(self) -> None:
+        """Hand messages to consumers that have credit."""
+
+    @abstractmethod
+    def get(self) -> tuple[Message, bool] | None:
+        """basic.get: the head message and its redelivered flag, or None."""
+
+    @abstractmethod
+    def settle(self, msg: Message) -> None:
+        """A delivery is done with (ack, no-ack delivery)."""
+
+    @abstractmethod
+    def reject(self, msg: Message) -> None:
+        """A delivery rejected without requeue (dead-lettered where configured)."""
+
+    @abstractmethod
+    def return_unacked(self, entries: list[tuple[Message, bool]]) -> None:
+        """Deliveries given back (requeue, recover, the consumer's session closed)."""
+
+    @abstractmethod
+    def purge(self) -> int:
+        """queue.purge: drop the ready messages, return how many."""
+
+    # -- consumers ------------------------------------------------------------------------
+    @abstractmethod
+    def add_consumer(self, consumer: Any) -> None:
+        """Attach a consumer (and start delivering to it)."""
+
+    @abstractmethod
+    def remove_consumer(self, consumer: Any) -> bool:
+        """Detach a consumer; True when the destination should now be auto-deleted."""
+
+    # -- flow control and lifecycle -------------------------------------------------------
+    def over_flow_limit(self) -> bool:
+        """True while publishers to this destination should be paused (credit flow)."""
+        return False
+
+    def release_flow(self) -> None:
+        waiters, self.flow_waiters = self.flow_waiters, set()  # type: ignore[has-type]
+        for waiter in waiters:
+            waiter.flow_released(self)
+
+    def declared(self) -> None:
+        """queue.declare of an existing destination (renews an x-expires lease)."""
+
+    @property
+    @abstractmethod
+    def message_count(self) -> int: ...
+
+    @property
+    def consumer_count(self) -> int:
+        return len(self.consumers)  # type: ignore[attr-defined]
+
+
+def is_destination(target: Any) -> bool:
+    """True for a destination, False for an exchange (bindings hold both)."""
+    return not target.is_exchange
