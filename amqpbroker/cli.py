@@ -31,6 +31,18 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--in-memory", action="store_true", help="keep nothing on disk")
     p.add_argument("--no-sync", action="store_true",
                    help="do not fsync before confirming (tests only: a crash can lose data)")
+    p.add_argument("--tls-port", type=int,
+                   help="amqps listener port (default 5671 when --tls-cert is given)")
+    p.add_argument("--tls-cert", help="server certificate chain (PEM); turns amqps on")
+    p.add_argument("--tls-key", help="private key (PEM; default: in --tls-cert)")
+    p.add_argument("--tls-key-password-env", metavar="NAME",
+                   help="environment variable holding the key's password")
+    p.add_argument("--tls-ca", help="CA certificates (PEM) that sign client certificates")
+    p.add_argument("--tls-verify", choices=["none", "peer"],
+                   help="verify_none (default) or verify_peer: ask for a client certificate")
+    p.add_argument("--tls-fail-if-no-peer-cert", action="store_true",
+                   help="with --tls-verify peer: refuse clients without a certificate")
+    p.add_argument("--tls-ciphers", help="OpenSSL cipher list for TLS 1.2")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     p.add_argument("--log-format", choices=["console", "json"])
 
@@ -76,6 +88,7 @@ def build_settings(args: argparse.Namespace, config: Any = None) -> Settings:
         settings.data_dir = None
     if args.no_sync:
         settings.sync = False
+    _tls_args(args, settings)
     if args.log_level:
         settings.log_level = args.log_level
     if args.log_format:
@@ -83,11 +96,42 @@ def build_settings(args: argparse.Namespace, config: Any = None) -> Settings:
     return settings
 
 
+def _tls_args(args: argparse.Namespace, settings: Settings) -> None:
+    """--tls-*: on top of the file's `tls:` section (a flag replaces that key)."""
+    import dataclasses
+    import os
+
+    from amqpbroker.tls import TLSOptions
+
+    given = {
+        "certfile": args.tls_cert, "keyfile": args.tls_key, "cafile": args.tls_ca,
+        "verify": f"verify_{args.tls_verify}" if args.tls_verify else None,
+        "fail_if_no_peer_cert": True if args.tls_fail_if_no_peer_cert else None,
+        "ciphers": args.tls_ciphers,
+        "password": os.environ.get(args.tls_key_password_env)
+        if args.tls_key_password_env else None,
+    }
+    given = {k: v for k, v in given.items() if v is not None}
+    if given:
+        if settings.tls is None and "certfile" not in given:
+            raise SystemExit("amqpbroker: --tls-* options need --tls-cert (or `tls:` in "
+                             "the configuration file)")
+        settings.tls = (dataclasses.replace(settings.tls, **given) if settings.tls
+                        else TLSOptions(**given))
+    if args.tls_port is not None:
+        if settings.tls is None:
+            raise SystemExit("amqpbroker: --tls-port needs --tls-cert")
+        settings.tls_port = args.tls_port
+    if settings.tls is not None and settings.tls_port is None:
+        settings.tls_port = 5671  # RabbitMQ's amqps port
+
+
 async def serve(settings: Settings, config: Any = None) -> int:
     from amqpbroker.config import ConfigError
     from amqpbroker.embed import Broker
 
     from amqpbroker.store.records import StoreError
+    from amqpbroker.tls import TLSConfigError
 
     broker = Broker(settings, config=config)
     try:
@@ -95,18 +139,34 @@ async def serve(settings: Settings, config: Any = None) -> int:
     except ConfigError as exc:  # the file conflicts with the stored topology
         print(exc, file=sys.stderr)
         return 1
-    except (StoreError, OSError) as exc:  # data dir locked or unwritable, port in use
+    except (StoreError, OSError, TLSConfigError) as exc:  # data dir locked, port in use
         print(f"amqpbroker: cannot start: {exc}", file=sys.stderr)
         return 1
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    print(f"amqpbroker {__version__} listening on port {broker.port}", file=sys.stderr,
+    if settings.tls is not None:
+        loop.add_signal_handler(signal.SIGHUP, _reload_certificates, broker)
+    ports = ([f"port {broker.port}"] if settings.port is not None else []) + (
+        [f"amqps port {broker.tls_port}"] if settings.tls is not None else [])
+    print(f"amqpbroker {__version__} listening on {', '.join(ports)}", file=sys.stderr,
           flush=True)
     await stop.wait()
     await broker.stop()
     return 0
+
+
+def _reload_certificates(broker: Any) -> None:
+    """SIGHUP: reload the TLS certificate and key; a bad file is logged, the old kept."""
+    from amqpbroker.tls import TLSConfigError
+
+    try:
+        broker.reload_certificates()
+    except TLSConfigError as exc:
+        import structlog
+
+        structlog.get_logger("amqpbroker").error("tls.reload_failed", error=str(exc))
 
 
 def _check(args: argparse.Namespace) -> int:

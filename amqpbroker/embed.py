@@ -82,11 +82,28 @@ class Broker:
         return self.server.port
 
     @property
+    def tls_port(self) -> int:
+        """The amqps listener's port (a free one unless `tls_port` was given)."""
+        assert self.server is not None and self.server.tls_port, "no amqps listener"
+        return self.server.tls_port
+
+    @property
     def url(self) -> str:
+        return f"amqp://guest:guest@{self._host()}:{self.port}/"
+
+    @property
+    def amqps_url(self) -> str:
+        return f"amqps://guest:guest@{self._host()}:{self.tls_port}/"
+
+    def _host(self) -> str:
         host = self.settings.host if isinstance(self.settings.host, str) else "127.0.0.1"
-        if host in ("0.0.0.0", "::", ""):
-            host = "127.0.0.1"
-        return f"amqp://guest:guest@{host}:{self.port}/"
+        return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+
+    def reload_certificates(self) -> None:
+        """Reload the TLS certificate and key files (SIGHUP, `ctl reload_certificates`):
+        new connections get them, established ones stay. Raises tls.TLSConfigError."""
+        assert self.server is not None and self.settings.tls is not None, "no amqps listener"
+        self.server.reload_certificates(self.settings.tls)
 
     async def start(self) -> "Broker":
         store, definitions, self._lock = open_stores(self.settings)
@@ -98,7 +115,12 @@ class Broker:
 
                 apply_config(self.core, self.config)
             self.server = Server(self.core)
-            await self.server.start(self.settings.host, self.settings.port)
+            s = self.settings
+            if s.port is not None:
+                await self.server.start(s.host, s.port)
+            if s.tls is not None:  # amqps: off unless asked; a free port unless given
+                await self.server.start_tls(s.host if s.tls_host is None else s.tls_host,
+                                            0 if s.tls_port is None else s.tls_port, s.tls)
             self._start_shovels()
         except BaseException:
             # a conflicting config or a busy port must not leave stores or the lock held
@@ -118,10 +140,15 @@ class Broker:
 
         assert self.core is not None
         s = self.settings
-        host = self.url.split("@", 1)[1].rsplit(":", 1)[0]
         base = (f"amqp://{quote(s.default_user, safe='')}:{quote(s.default_password, safe='')}"
-                f"@{host}:{self.port}/")
-        self.shovels = ShovelManager(self.core, lambda vhost: vhost_url(base, vhost))
+                f"@{self._host()}:{self.port}/" if s.port is not None else None)
+
+        def local_url(vhost: str) -> str:
+            if base is None:  # the shovel's state says why it does not start
+                raise ValueError("amqp:// (this broker) needs the plain AMQP listener")
+            return vhost_url(base, vhost)
+
+        self.shovels = ShovelManager(self.core, local_url)
         self.shovels.start()
 
     async def stop(self) -> None:

@@ -12,13 +12,16 @@ import asyncio
 import ipaddress
 import os
 import socket
+import ssl
 import time
 from typing import Any
 
 import structlog
 
-from amqpbroker import errors
+from amqpbroker import errors, tls
 from amqpbroker.core import BrokerCore
+from amqpbroker.limits import AddressRateLimiter
+from amqpbroker.protocol import tables
 from amqpbroker.session.connection import ClientConnection
 
 log = structlog.get_logger("amqpbroker")
@@ -35,12 +38,20 @@ def _rss_bytes() -> int:
 
 
 class AMQPProtocol(asyncio.Protocol):
-    def __init__(self, server: "Server") -> None:
+    def __init__(self, server: "Server", tls_context: ssl.SSLContext | None = None) -> None:
         self.server = server
         self.transport: asyncio.Transport | None = None
         self.conn: ClientConnection | None = None
+        # amqps: TLS runs over memory buffers here, so a refused handshake is logged
+        # with its peer and reason (asyncio's own TLS is silent about them).
+        self.tls = tls.TLSSession(tls_context) if tls_context is not None else None
         self._flush_scheduled = False
         self._lingering = False
+        # Reading stops while the queues ask for it (flow) or while the peer does not read
+        # what we write (write_paused): a client that never reads cannot make us buffer
+        # replies (basic.return, acks, deliveries) without bound. RabbitMQ does the same.
+        self._flow_paused = False
+        self._write_paused = False
         self._loop = server.loop
 
     # -- asyncio callbacks ------------------------------------------------------------------
@@ -52,6 +63,8 @@ class AMQPProtocol(asyncio.Protocol):
             loopback = ipaddress.ip_address(host.split("%")[0]).is_loopback
         except ValueError:
             loopback = False
+        high = self.server.core.settings.connection_write_high_water
+        transport.set_write_buffer_limits(high=high)  # type: ignore[attr-defined]
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -61,14 +74,32 @@ class AMQPProtocol(asyncio.Protocol):
         conn.on_flow = self._set_reading
         self.conn = conn
         self.server.protocols.add(self)
+        counters = self.server.core.security
         limit = self.server.core.settings.max_connections
         if limit and len(self.server.protocols) > limit:
-            log.warning("connection.refused", peer=conn.peer, reason="max_connections")
-            transport.close()
+            counters.connections_refused_max += 1
+            log.warning("connection.refused", peer=conn.peer, reason="max_connections",
+                        limit=limit)
+            self._refuse(transport)
+        elif not self.server.rate_limiter.allow(host, conn.started_at):
+            counters.connections_refused_rate += 1
+            log.warning("connection.refused", peer=conn.peer,
+                        reason="connection_rate_per_address",
+                        rate=self.server.core.settings.connection_rate_per_address)
+            self._refuse(transport)
+
+    def _refuse(self, transport: asyncio.BaseTransport) -> None:
+        assert self.conn is not None
+        self.conn.connection_lost("refused")
+        transport.close()
 
     def data_received(self, data: bytes) -> None:
         conn = self.conn
         assert conn is not None
+        if self.tls is not None:
+            data = self._decrypt(data)
+            if not data:
+                return
         try:
             conn.feed(data, time.monotonic())
         except Exception:  # a bug must cost one connection, never the broker
@@ -76,6 +107,36 @@ class AMQPProtocol(asyncio.Protocol):
             conn.fail(errors.InternalError("internal error"))
         self.flush()
         self.server.maybe_sync()
+
+    def _decrypt(self, data: bytes) -> bytes:
+        session, conn = self.tls, self.conn
+        assert session is not None and conn is not None
+        established = session.established
+        try:
+            plain = session.receive(data)
+        except ssl.SSLError as exc:
+            if not established:
+                self.server.core.security.tls_handshake_failures += 1
+            log.warning("connection.tls_handshake_failed" if not established
+                        else "connection.tls_error", peer=conn.peer,
+                        reason=getattr(exc, "verify_message", None) or exc.reason or str(exc))
+            self._write_tls()  # the alert tells the client why
+            conn.connection_lost("TLS error")
+            if self.transport is not None:
+                self.transport.close()
+            return b""
+        if not established and session.established:
+            conn.tls = True
+            conn.peer_cert = session.peer_certificate()
+            log.debug("connection.tls_established", peer=conn.peer, version=session.version,
+                      cipher=session.cipher, client_certificate=conn.peer_cert is not None)
+        self._write_tls()
+        return plain
+
+    def _write_tls(self) -> None:
+        out = self.tls.data_to_send() if self.tls is not None else b""
+        if out and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(out)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.protocols.discard(self)
@@ -86,17 +147,25 @@ class AMQPProtocol(asyncio.Protocol):
     def pause_writing(self) -> None:
         if self.conn is not None:
             self.conn.paused = True
+        self._write_paused = True
+        self._apply_reading()
 
     def resume_writing(self) -> None:
+        self._write_paused = False
+        self._apply_reading()
         if self.conn is not None:
             self.conn.writable()
             self.flush()
 
     def _set_reading(self, paused: bool) -> None:
+        self._flow_paused = paused
+        self._apply_reading()
+
+    def _apply_reading(self) -> None:
         transport = self.transport
         if transport is None or transport.is_closing():
             return
-        if paused:
+        if self._flow_paused or self._write_paused:
             transport.pause_reading()
         else:
             transport.resume_reading()
@@ -114,6 +183,9 @@ class AMQPProtocol(asyncio.Protocol):
             return
         data = conn.data_to_send()
         if data:
+            if self.tls is not None:
+                self.tls.send(data)
+                data = self.tls.data_to_send()
             transport.write(data)
             conn.sent(time.monotonic())
         if conn.closed:
@@ -150,6 +222,12 @@ class Server:
         self.protocols: set[AMQPProtocol] = set()
         self.servers: list[asyncio.AbstractServer] = []
         self.port = 0
+        self.tls_port = 0
+        self.tls_context: ssl.SSLContext | None = None
+        s = core.settings
+        self.rate_limiter = AddressRateLimiter(s.connection_rate_per_address,
+                                               s.connection_rate_burst)
+        tables.MAX_DEPTH = s.max_table_depth
         self._ticker: asyncio.TimerHandle | None = None
         self._sync_task: asyncio.Future[Any] | None = None
         core.scheduler.attach(self.loop)  # model timers (TTL, x-expires, consumer timeout)
@@ -160,7 +238,33 @@ class Server:
             lambda: AMQPProtocol(self), host=host, port=port, reuse_address=True, backlog=1024)
         self.servers.append(server)
         self.port = server.sockets[0].getsockname()[1]
-        self._ticker = self.loop.call_later(TICK_SECONDS, self._tick)
+        self._start_ticker()
+
+    async def start_tls(self, host: str | list[str] | None, port: int,
+                        options: tls.TLSOptions) -> None:
+        """The amqps listener (https://www.rabbitmq.com/docs/ssl), next to the plain one."""
+        self.tls_context = tls.server_context(options)
+        ctx = self.tls_context
+        server = await self.loop.create_server(
+            lambda: AMQPProtocol(self, ctx), host=host, port=port, reuse_address=True,
+            backlog=1024)
+        self.servers.append(server)
+        self.tls_port = server.sockets[0].getsockname()[1]
+        self._start_ticker()
+
+    def reload_certificates(self, options: tls.TLSOptions) -> None:
+        """Load the certificate, key (and CA) files again: new TLS connections use them,
+        established ones are untouched. Raises tls.TLSConfigError (nothing changed) if a
+        file is bad. Called on SIGHUP and by `amqpbroker ctl reload_certificates`."""
+        if self.tls_context is None:
+            raise tls.TLSConfigError("no TLS listener is running")
+        tls.reload_context(self.tls_context, options)
+        log.info("tls.certificates_reloaded", certfile=options.certfile,
+                 keyfile=options.keyfile or options.certfile)
+
+    def _start_ticker(self) -> None:
+        if self._ticker is None:
+            self._ticker = self.loop.call_later(TICK_SECONDS, self._tick)
 
     @property
     def addresses(self) -> list[str]:

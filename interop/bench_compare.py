@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Run the benchmark scenario suite against amqpbroker and RabbitMQ in one sitting.
 
-    python interop/bench_compare.py [--rounds 3] [--only S1,S2,S3] [--no-rabbitmq]
+    python interop/bench_compare.py [--rounds 5] [--only S1,S2,S3] [--no-rabbitmq]
                                     [--tool c|perf|both] [--out results.json]
 
 The reference instrument is the C load generator in ../shared/bench (rabbitmq-c; needs
@@ -9,8 +9,10 @@ Debian's librabbitmq-dev to build): it is copied to a temporary directory, built
 with its fixed scenario suite. `--tool perf` (or both) also runs the same scenarios with
 `amqpbroker perf`, the Python generator. Brokers are run alternately (RabbitMQ, ours,
 RabbitMQ, ...) as the bench README asks, each on a free port with a fresh data dir; a
-private RabbitMQ node is started when `rabbitmq-server` is installed. Prints the medians
-per scenario and the ratio ours / RabbitMQ. Every run is bounded in time.
+private RabbitMQ node is started when `rabbitmq-server` is installed. Prints per scenario
+the median with min and max over the rounds, and the ratio of the medians ours / RabbitMQ.
+Every run is bounded in time. M1 (memory per queued message) and the start-up figures
+come from `bench_footprint.py`, M2 from `bench_flood.py`.
 """
 
 from __future__ import annotations
@@ -171,7 +173,7 @@ def metric(scenario: str, result: dict) -> float | None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--only", default="S1,S2,S3,S4,S5,S6,S7")
     ap.add_argument("--tool", choices=["c", "perf", "both"], default="c")
     ap.add_argument("--no-rabbitmq", action="store_true")
@@ -214,20 +216,25 @@ def report(figures, scenarios, brokers, out) -> None:
     rows = []
     for tool in ("c", "perf"):
         for sid in scenarios:
-            meds = {n: statistics.median(figures[(tool, sid, n)])
-                    for n in names if figures.get((tool, sid, n))}
+            values = {n: figures[(tool, sid, n)] for n in names if figures.get((tool, sid, n))}
+            meds = {n: statistics.median(v) for n, v in values.items()}
             if not meds:
                 continue
             ratio = None
             if "rabbitmq" in meds and "amqpbroker" in meds and meds["amqpbroker"]:
                 a, r = meds["amqpbroker"], meds["rabbitmq"]
                 ratio = (r / a) if sid in ("S6", "S7") else (a / r)  # lower is better there
-            rows.append({"tool": tool, "id": sid, **meds, "ratio": ratio})
+            rows.append({"tool": tool, "id": sid, **meds, "ratio": ratio,
+                         "min": {n: min(v) for n, v in values.items()},
+                         "max": {n: max(v) for n, v in values.items()},
+                         "rounds": {n: len(v) for n, v in values.items()}})
             print(f"{tool:5} {sid:3} " + " ".join(
-                f"{meds.get(n, float('nan')):>14.1f}" for n in names)
+                f"{meds[n]:>14.1f} [{min(values[n]):.1f}-{max(values[n]):.1f}]"
+                if n in meds else f"{'nan':>14}" for n in names)
                 + (f"   {ratio:.2f}x" if ratio else ""))
-    print("\nS1-S5: deliveries/s; S6: p99 latency (us); S7: broker bytes per connection."
-          " Ratio >= 1.0 means amqpbroker is as good or better.")
+    print("\nS1-S5: deliveries/s; S6: p99 latency (us); S7: broker bytes per connection;"
+          " median [min-max] over the rounds. Ratio (of the medians) >= 1.0 means"
+          " amqpbroker is as good or better.")
     if out:
         Path(out).write_text(json.dumps({"brokers": {b.name: b.version() for b in brokers},
                                          "rows": rows}, indent=2))

@@ -45,12 +45,6 @@ START_CMD_ENV = "AMQPBROKER_INTEROP_START_CMD"
 OWN_BROKER = not os.environ.get(EXTERNAL_URL_ENV)
 
 
-def broker_bug(diagnosis: str):
-    """Mark a test that fails against our broker because of a broker bug (it passes
-    against RabbitMQ, where it must not be marked)."""
-    return pytest.mark.xfail(OWN_BROKER, strict=True, reason=f"broker bug: {diagnosis}")
-
-
 def unique(prefix: str) -> str:
     return f"interop.{prefix}.{uuid.uuid4().hex[:12]}"
 

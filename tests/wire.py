@@ -36,20 +36,29 @@ class WireClient:
             frames.append((channel, frame.unmarshal(raw)[2]))
         return frames
 
+    def wait_refusal(self) -> list[tuple[int, Any]]:
+        """A refused login is answered after auth_failure_delay (on a tick)."""
+        self.now += self.core.settings.auth_failure_delay
+        self.conn.tick(self.now)
+        return self.drain()
+
     def send(self, channel: int, *frames_: Any) -> list[tuple[int, Any]]:
         return self.feed(b"".join(frame.marshal(f, channel) for f in frames_))
 
     def handshake(self, user: str = "guest", password: str = "guest", vhost: str = "/",
-                  heartbeat: int = 0, frame_max: int = 131072) -> list[tuple[int, Any]]:
+                  heartbeat: int = 0, frame_max: int = 131072,
+                  channel_max: int = 2047) -> list[tuple[int, Any]]:
         out = self.feed(PROTOCOL_HEADER)
         assert isinstance(out[0][1], commands.Connection.Start)
         out = self.send(0, commands.Connection.StartOk(
             client_properties={"capabilities": {"authentication_failure_close": True,
                                                 "consumer_cancel_notify": True}},
             mechanism="PLAIN", response=f"\0{user}\0{password}", locale="en_US"))
+        if not out and not self.conn.closed:
+            out = self.wait_refusal()
         if not out or not isinstance(out[0][1], commands.Connection.Tune):
             return out
-        out = self.send(0, commands.Connection.TuneOk(channel_max=2047, frame_max=frame_max,
+        out = self.send(0, commands.Connection.TuneOk(channel_max=channel_max, frame_max=frame_max,
                                                      heartbeat=heartbeat))
         assert out == []
         return self.send(0, commands.Connection.Open(virtual_host=vhost))

@@ -21,6 +21,7 @@ from amqpbroker.model.delayed_store import parse_delayed_key
 from amqpbroker.broker.persister import Persister
 from amqpbroker.broker.session import Session, SessionEvents
 from amqpbroker.clock import Scheduler
+from amqpbroker.limits import SecurityCounters
 from amqpbroker.model.users import Permission, User, hash_password
 from amqpbroker.model.vhost import VirtualHost
 from amqpbroker.settings import Settings
@@ -64,6 +65,7 @@ class BrokerCore:
         self.parameter_listeners: list[Any] = []
         self.users: dict[str, User] = {}
         self.sessions: set[Session] = set()  # open client sessions, every protocol
+        self.security = SecurityCounters()  # refused logins, handshakes, connections
         # The translators' client connections (any protocol), each with its `.session`:
         # what the management API lists as connections and channels. Rules never use it.
         self.connections: set[Any] = set()

@@ -93,7 +93,7 @@ class Session:
             if isinstance(alternate, (str, bytes)) and name not in self.vhost.exchanges:
                 self.allow("read", "exchange", name)
                 self.allow("write", "exchange",
-                           alternate.decode() if isinstance(alternate, bytes) else alternate)
+                           alternate.decode("utf-8", "replace") if isinstance(alternate, bytes) else alternate)
         return self.vhost.declare_exchange(
             name, type, passive=passive, durable=durable, auto_delete=auto_delete,
             internal=internal, arguments=arguments)
@@ -131,7 +131,7 @@ class Session:
             dlx = arguments.get("x-dead-letter-exchange")
             if isinstance(dlx, (str, bytes)) and name not in vhost.queues:
                 self.allow("read", "queue", name)
-                self.allow("write", "exchange", dlx.decode() if isinstance(dlx, bytes) else dlx)
+                self.allow("write", "exchange", dlx.decode("utf-8", "replace") if isinstance(dlx, bytes) else dlx)
         existed = name in vhost.queues
         q = vhost.declare_queue(
             name, passive=passive, durable=durable, exclusive=exclusive,

@@ -5,10 +5,14 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from amqpbroker import tls
 from amqpbroker.config.checker import Checker
 
 SERVER_KEYS = ("listeners", "data_dir", "sync", "limits", "logging", "loopback_users",
-               "shutdown_timeout")
+               "shutdown_timeout", "tls", "ssl_cert_login_from", "ssl_cert_login_san_type",
+               "ssl_cert_login_san_index")
+# listener protocol -> RabbitMQ's default port
+LISTENER_PORTS = {"amqp": 5672, "amqps": 5671}
 
 # key under `limits:` -> (Settings field, kind, minimum, maximum)
 LIMITS: dict[str, tuple[str, str, int | None, int | None]] = {
@@ -24,6 +28,12 @@ LIMITS: dict[str, tuple[str, str, int | None, int | None]] = {
     # bytes; the free-space floor of the data dir's file system.
     "memory_high_watermark": ("memory_high_watermark", "number", 0, None),
     "disk_free_limit": ("disk_free_limit", "size", 0, None),
+    # Hardening (docs/security.md)
+    "handshake_timeout": ("handshake_timeout", "number", 0.1, None),
+    "auth_failure_delay": ("auth_failure_delay", "number", 0, 60),
+    "max_table_depth": ("max_table_depth", "int", 1, 1000),
+    "connection_rate_per_address": ("connection_rate_per_address", "number", 0, None),
+    "connection_rate_burst": ("connection_rate_burst", "int", 1, None),
 }
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 LOG_FORMATS = ("console", "json")
@@ -65,44 +75,113 @@ def read_server(c: Checker, doc: dict[str, Any]) -> dict[str, Any]:
     if "format" in logging:
         out["log_format"] = c.get(logging, ("logging",), "format", "str", None,
                                   choices=LOG_FORMATS)
+    if "tls" in doc:
+        _tls(c, doc["tls"], out)
+    if "ssl_cert_login_from" in doc:
+        out["ssl_cert_login_from"] = c.get(doc, (), "ssl_cert_login_from", "str", None,
+                                           choices=tls.LOGIN_FROM)
+    if "ssl_cert_login_san_type" in doc:
+        out["ssl_cert_login_san_type"] = c.get(doc, (), "ssl_cert_login_san_type", "str", None,
+                                               choices=tls.SAN_TYPES)
+    if "ssl_cert_login_san_index" in doc:
+        out["ssl_cert_login_san_index"] = c.get(doc, (), "ssl_cert_login_san_index", "int",
+                                                None, minimum=0)
+    if out.get("tls_port") is not None and "tls" not in out:
+        c.error(("listeners",), "an amqps listener needs the `tls` section "
+                                "(certfile, keyfile, ...)")
     if "loopback_users" in doc:
         users = c.get(doc, (), "loopback_users", "str_list", None)
         if users is not None:
             out["loopback_users"] = tuple(users)
-    return {k: v for k, v in out.items() if v is not None or k in ("data_dir", "host")}
+    return {k: v for k, v in out.items()
+            if v is not None or k in ("data_dir", "host", "tls_host", "port")}
+
+
+TLS_KEYS = ("certfile", "keyfile", "password", "cacertfile", "verify", "fail_if_no_peer_cert",
+            "ciphers")
+
+
+def _tls(c: Checker, value: Any, out: dict[str, Any]) -> None:
+    """`tls:` as RabbitMQ's `ssl_options.*`; the files are loaded now, so that `amqpbroker
+    check` reports a missing file, a wrong key password or a bad cipher list."""
+    path = ("tls",)
+    m = c.mapping(value, path, TLS_KEYS)
+    if not isinstance(value, dict):
+        return
+    certfile = c.get(m, path, "certfile", "str")
+    keyfile = c.get(m, path, "keyfile", "str", None)
+    opts = tls.TLSOptions(
+        certfile=os.path.expanduser(certfile) if certfile else "",
+        keyfile=os.path.expanduser(keyfile) if keyfile else None,
+        password=c.get(m, path, "password", "str", None),
+        cafile=_path(c.get(m, path, "cacertfile", "str", None)),
+        verify=c.get(m, path, "verify", "str", "verify_none", choices=tls.VERIFY_MODES),
+        fail_if_no_peer_cert=c.get(m, path, "fail_if_no_peer_cert", "bool", False),
+        ciphers=c.get(m, path, "ciphers", "str", None))
+    if not certfile:
+        return
+    try:
+        tls.server_context(opts)
+    except tls.TLSConfigError as exc:
+        c.error(path, str(exc))
+        return
+    out["tls"] = opts
+
+
+def _path(value: str | None) -> str | None:
+    return os.path.expanduser(value) if value else None
 
 
 def _listeners(c: Checker, value: Any, out: dict[str, Any]) -> None:
-    """`listeners: [{host, port}, ...]`: one port for all (the server binds one port on
-    one or more addresses); no host = every IPv4 and IPv6 address."""
+    """`listeners: [{protocol, host, port}, ...]`. Per protocol one port (the server binds
+    it on one or more addresses); no host = every IPv4 and IPv6 address. The list is
+    complete: without an `amqp` entry there is no plain AMQP listener."""
     path = ("listeners",)
     items = c.sequence(value, path)
     if not items:
         if value is not None:
             c.error(path, "needs at least one listener")
         return
-    hosts: list[str] = []
-    ports: list[int] = []
+    groups: dict[str, list[tuple[int, Any]]] = {}
     for i, item in enumerate(items):
         p = path + (i,)
-        m = c.mapping(item, p, ("host", "port"))
+        m = c.mapping(item, p, ("protocol", "host", "port"))
         if not isinstance(item, dict):
             continue
-        port = c.get(m, p, "port", "int", 5672, minimum=0, maximum=65535)
+        protocol = c.get(m, p, "protocol", "str", "amqp", choices=tuple(LISTENER_PORTS))
+        if protocol is not None:
+            groups.setdefault(protocol, []).append((i, m))
+    for protocol, entries in groups.items():
+        port, host = _listener_group(c, protocol, entries)
+        prefix = "" if protocol == "amqp" else "tls_"
+        out[prefix + "port"] = port
+        if host is not _UNSET:
+            out[prefix + "host"] = host
+    if "amqp" not in groups and groups:
+        out["port"] = None
+
+
+_UNSET = object()
+
+
+def _listener_group(c: Checker, protocol: str, entries: list[tuple[int, Any]]) -> tuple:
+    hosts: list[str] = []
+    ports: list[int] = []
+    for i, m in entries:
+        p = ("listeners", i)
+        port = c.get(m, p, "port", "int", LISTENER_PORTS[protocol], minimum=0, maximum=65535)
         host = c.get(m, p, "host", "str", None)
         if port is not None:
             if ports and port != ports[0]:
-                c.error(p + ("port",), f"every listener must use the same port for now "
-                                       f"(listener 0 uses {ports[0]}, this one {port})")
+                c.error(p + ("port",), f"every {protocol} listener must use the same port "
+                                       f"for now (the first uses {ports[0]}, this one {port})")
             ports.append(port)
-        if host is None and len(items) > 1 and "host" not in m:
+        if host is None and len(entries) > 1 and "host" not in m:
             c.error(p, "a listener without host listens on every address; "
                        "give every listener a host when there are several")
         if host is not None:
             hosts.append(host)
-    if ports:
-        out["port"] = ports[0]
+    port = ports[0] if ports else LISTENER_PORTS[protocol]
     if hosts:
-        out["host"] = hosts[0] if len(hosts) == 1 else hosts
-    elif len(items) == 1:
-        out["host"] = None
+        return port, hosts[0] if len(hosts) == 1 else hosts
+    return port, None if len(entries) == 1 else _UNSET

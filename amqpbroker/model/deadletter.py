@@ -141,8 +141,6 @@ def dead_letter(vhost: "VirtualHost", source: "Queue", msg: Message, reason: str
     copy, deaths = dead_lettered_copy(msg, body, source.name, reason, ex.name,
                                       config.dead_letter_routing_key, wall_now)
     for target in vhost.route(ex, copy):
-        if not target.dead_letter_target:  # direct reply-to: see model/reply_queue.py
-            continue
         if is_cycle(target.name, deaths):
             key = (vhost.name, source.name, target.name)
             if key not in _reported_cycles and len(_reported_cycles) < 1000:

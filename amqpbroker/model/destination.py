@@ -41,9 +41,6 @@ class Destination(ABC):
     # publisher confirm then waits for the group commit.
     persist_all = False
     queue_type = "classic"
-    # False for the direct reply-to pseudo-queue: RabbitMQ only delivers to it from a
-    # client's publish, so a dead-lettered message routed to its address is dropped.
-    dead_letter_target = True
     ready: Sized
 
     # -- messages in ----------------------------------------------------------------------

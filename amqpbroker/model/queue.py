@@ -22,9 +22,10 @@ writable (https://www.rabbitmq.com/docs/consumer-priority).
 
 Optional features (x-message-ttl and per-message expiration, x-expires, dead lettering,
 x-max-length / -bytes with x-overflow, x-max-priority, x-single-active-consumer,
-x-delivery-limit) live in the `QueueFeatures` mixin (`model/queue_features.py`). A queue
+x-delivery-limit) live in a part the queue owns, `self.featured` (`QueueFeatures`,
+`model/queue_features.py`). A queue
 declared without any of them has `features = None` and every per-message method pays one
-attribute test for them; a featured queue takes the mixin's `_f` methods instead:
+attribute test for them; a featured queue takes that part's `_f` methods instead:
 
 * ready entries are compact tuples `(message, redelivered, expires_at, returns, seq)`:
   `expires_at` is a monotonic deadline or None, `returns` how often the message came back
@@ -91,7 +92,7 @@ class FlowWaiter(Protocol):
     def flow_released(self, queue: "Queue") -> None: ...
 
 
-class Queue(QueueFeatures, Destination):
+class Queue(Destination):
     """A classic queue, or a quorum queue (`quorum=True`): see the module docstring."""
 
     def __init__(
@@ -139,17 +140,27 @@ class Queue(QueueFeatures, Destination):
         self._ttl_when = _NEVER
         self._lease_timer: Any = None
         self.clock: Scheduler = host.scheduler if host is not None else _fallback_scheduler
+        # The optional features' behaviour, a part of this queue (model/queue_features.py).
+        self.featured = QueueFeatures(self)
         # A quorum queue stores (and confirms after the fsync) every message it gets, while
         # deliveries keep the publisher's delivery_mode (RabbitMQ: quorum queues are
         # always persistent).
         self.is_quorum = self.persist_all = quorum
         self.queue_type = "quorum" if quorum else "classic"
         if quorum:
-            self._enable(quorum_config(self.arguments, name, vhost))
+            self.featured._enable(quorum_config(self.arguments, name, vhost))
         elif self.arguments:
             config = parse_queue_arguments(self.arguments)
             if config is not None:
-                self._enable(config)
+                self.featured._enable(config)
+
+    def enable_message_expiry(self) -> None:
+        """A message with an `expiration` property reached this queue (see QueueFeatures)."""
+        self.featured.enable_message_expiry()
+
+    def declared(self) -> None:
+        """queue.declare of this queue (renews an x-expires lease)."""
+        self.featured.declared()
 
     # -- counts -------------------------------------------------------------------------
     @property
@@ -166,7 +177,7 @@ class Queue(QueueFeatures, Destination):
 
         Raises `Rejected` when x-overflow=reject-publish(-dlx) refuses it."""
         if self.features:
-            return self._publish_f(msg)
+            return self.featured._publish_f(msg)
         changes = self.changes
         if changes is not None and msg.persistent:
             changes.add(self.key, msg)
@@ -180,7 +191,7 @@ class Queue(QueueFeatures, Destination):
     def requeue(self, entries: Iterable[Entry]) -> None:
         """Put messages that were handed out back at their original positions."""
         if self.features:
-            self._return_f(entries)
+            self.featured._return_f(entries)
             return
         out = self._out
         back = [(m, True, out.pop(m, 0)) for m, *_ in entries]
@@ -196,11 +207,11 @@ class Queue(QueueFeatures, Destination):
         if msg.expiration is not None and self.features is None:
             self.enable_message_expiry()
         if self.features:
-            deadline = self._deadline(msg, self.clock.now())
+            deadline = self.featured._deadline(msg, self.clock.now())
             if deadline is not None and msg.enqueued_ms:
                 deadline -= max(0.0, self.clock.wall() - msg.enqueued_ms / 1000.0)
-            self._restore_f((msg, redelivered, deadline, 0, 0))
-            self._schedule_expiry()
+            self.featured._restore_f((msg, redelivered, deadline, 0, 0))
+            self.featured._schedule_expiry()
             return
         self.ready.append((msg, redelivered, 0))
 
@@ -208,7 +219,7 @@ class Queue(QueueFeatures, Destination):
     def dispatch(self) -> None:
         """Hand ready messages to consumers while someone can take one."""
         if self.features:
-            self._dispatch_f()
+            self.featured._dispatch_f()
             return
         ready = self.ready
         while ready and self.consumers:
@@ -241,7 +252,7 @@ class Queue(QueueFeatures, Destination):
     def get(self) -> tuple[Message, bool] | None:
         """Basic.Get: the head message, now unacked by the caller (or settled at once)."""
         if self.features:
-            return self._get_f()
+            return self.featured._get_f()
         if not self.ready:
             return None
         msg, redelivered, seq = self.ready.popleft()
@@ -267,14 +278,14 @@ class Queue(QueueFeatures, Destination):
         letter exchange, then gone for good."""
         features = self.features
         if features and features.dead_letter_exchange is not None and not self.deleted:
-            self._dead_letter(msg, REJECTED)
+            self.featured._dead_letter(msg, REJECTED)
         self.settle(msg)
 
     def return_unacked(self, entries: list[Entry]) -> None:
         """Deliveries that were not acked come back (reject/nack requeue, channel close)."""
         self.unacked -= len(entries)
         if self.features:
-            self._return_f(entries)
+            self.featured._return_f(entries)
         elif not self.deleted:
             self.requeue(entries)
 
@@ -302,7 +313,7 @@ class Queue(QueueFeatures, Destination):
             idx = next(i for i, c in enumerate(consumers) if c.priority < consumer.priority)
             consumers.insert(idx, consumer)
         if self.features:
-            self._consumer_added(consumer)
+            self.featured._consumer_added(consumer)
         self.dispatch()
 
     def remove_consumer(self, consumer: ConsumerLike) -> bool:
@@ -317,7 +328,7 @@ class Queue(QueueFeatures, Destination):
         if self.exclusive_consumer is consumer:
             self.exclusive_consumer = None
         if self.features:
-            self._consumer_removed(consumer)
+            self.featured._consumer_removed(consumer)
         if not self.consumers and self.flow_waiters:
             self.release_flow()
         return self.auto_delete and not self.consumers

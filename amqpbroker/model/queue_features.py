@@ -1,7 +1,7 @@
 """The optional half of `model.queue.Queue`: TTL, x-expires, dead lettering, length limits,
 priorities, single active consumer and delivery limits (see `model/queue.py`'s docstring
 for the entry layout and the expiry rule). Only queues whose `features` is set run this
-code; the mixin keeps the plain per-message path of `Queue` short and readable.
+code; this part keeps the plain per-message path of `Queue` short and readable.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from amqpbroker.model.ready import PriorityReady, merge_returned
 from amqpbroker.protocol import tables
 
 if TYPE_CHECKING:
-    from amqpbroker.model.queue import ConsumerLike, Entry
+    from amqpbroker.model.queue import ConsumerLike, Entry, Queue
 
 log = structlog.get_logger("amqpbroker")
 _NEVER = float("inf")
@@ -47,19 +47,27 @@ FLOW_LOW = 1024
 
 
 class QueueFeatures:
-    """Mixed into `Queue`; uses its attributes (ready, consumers, features, clock, ...)."""
+    """The featured behaviour of one `Queue`, a part the queue owns (`queue.featured`),
+    composed rather than mixed in. It keeps no state of its own: the entries, deadlines
+    and timers it works on are the queue's (`self.q`), so the plain path of `Queue` reads
+    them without an extra hop."""
+
+    __slots__ = ("q",)
+
+    def __init__(self, queue: "Queue") -> None:
+        self.q = queue
 
     # == optional features ===================================================================
     # Everything below runs only for queues with `features` (see the module docstring).
 
     def _enable(self, config: QueueConfig) -> None:
-        old = self.ready
-        self.features = config
+        old = self.q.ready
+        self.q.features = config
         if config.two_priorities:
-            self.ready = QuorumReady()  # type: ignore[assignment]
+            self.q.ready = QuorumReady()  # type: ignore[assignment]
         else:
-            self.ready = PriorityReady(config.max_priority) if config.max_priority else deque()
-        self.ready_bytes = 0
+            self.q.ready = PriorityReady(config.max_priority) if config.max_priority else deque()
+        self.q.ready_bytes = 0
         for entry in old:  # only a plain queue switching on message expiry has entries
             self._push((entry[0], entry[1], None, 0, entry[2]))
         if config.expires is not None:
@@ -68,41 +76,41 @@ class QueueFeatures:
     def enable_message_expiry(self) -> None:
         """A message with an `expiration` property reached a plain queue: from now on the
         queue tracks deadlines (it stays on the featured path)."""
-        if self.features is None:
+        if self.q.features is None:
             self._enable(_PLAIN_FEATURES)
 
     def declared(self) -> None:
         """queue.declare (also passive) renews the lease of an unused x-expires queue."""
-        features = self.features
-        if features and features.expires is not None and not self.consumers:
+        features = self.q.features
+        if features and features.expires is not None and not self.q.consumers:
             self._renew_lease()
 
     # -- ready list ---------------------------------------------------------------------------
     def _push(self, entry: Entry) -> None:
-        self.ready.append(entry)
-        self.ready_bytes += entry[0].body_size
+        self.q.ready.append(entry)
+        self.q.ready_bytes += entry[0].body_size
         if entry[2] is not None:
-            self._timed = True
+            self.q._timed = True
 
     def _restore_f(self, entry: Entry) -> None:
         """A message recovered from the store. A quorum queue's messages that had been
         delivered before the restart go to its returns (rabbit_fifo returns what its
         consumers held when they went down), in store (enqueue) order."""
-        if self.is_quorum and entry[1]:
-            self.ready.put_back([entry])  # type: ignore[union-attr]
-            self.ready_bytes += entry[0].body_size
+        if self.q.is_quorum and entry[1]:
+            self.q.ready.put_back([entry])  # type: ignore[union-attr]
+            self.q.ready_bytes += entry[0].body_size
             if entry[2] is not None:
-                self._timed = True
+                self.q._timed = True
         else:
             self._push(entry)
 
     def _pop(self) -> Entry:
-        entry = self.ready.popleft()
-        self.ready_bytes -= entry[0].body_size
+        entry = self.q.ready.popleft()
+        self.q.ready_bytes -= entry[0].body_size
         return entry
 
     def _deadline(self, msg: Message, now: float) -> float | None:
-        ttl = self.features.message_ttl  # type: ignore[union-attr]
+        ttl = self.q.features.message_ttl  # type: ignore[union-attr]
         if msg.expiration is not None:
             try:
                 per_message = parse_expiration(msg.expiration)
@@ -113,31 +121,31 @@ class QueueFeatures:
         return None if ttl is None else now + ttl / 1000.0
 
     def _over_limit(self, extra_count: int = 0, extra_bytes: int = 0) -> bool:
-        f = self.features
+        f = self.q.features
         return ((f.max_length is not None  # type: ignore[union-attr]
-                 and len(self.ready) + extra_count > f.max_length)  # type: ignore[union-attr]
+                 and len(self.q.ready) + extra_count > f.max_length)  # type: ignore[union-attr]
                 or (f.max_length_bytes is not None  # type: ignore[union-attr]
-                    and self.ready_bytes + extra_bytes > f.max_length_bytes))  # type: ignore[union-attr]
+                    and self.q.ready_bytes + extra_bytes > f.max_length_bytes))  # type: ignore[union-attr]
 
     def _drop_over_limit(self) -> None:
         """x-overflow=drop-head: drop (or dead-letter) from the head until within limits."""
-        while self.ready and self._over_limit():
+        while self.q.ready and self._over_limit():
             self._discard(self._pop(), MAXLEN)
 
     # -- messages in ----------------------------------------------------------------------------
     def _publish_f(self, msg: Message) -> None:
-        f = self.features
+        f = self.q.features
         assert f is not None
         if f.overflow != DROP_HEAD and f.has_length_limit and self._over_limit(1, msg.body_size):
             # https://www.rabbitmq.com/docs/maxlength#overflow-behaviour
             if f.overflow == REJECT_PUBLISH_DLX and f.dead_letter_exchange is not None:
                 self._dead_letter(msg, MAXLEN)
-            raise Rejected(self.name)
-        if self.changes is not None and (msg.persistent or self.persist_all):
-            self.changes.add(self.key, msg)
-        now = self.clock.now()
+            raise Rejected(self.q.name)
+        if self.q.changes is not None and (msg.persistent or self.q.persist_all):
+            self.q.changes.add(self.q.key, msg)
+        now = self.q.clock.now()
         entry = (msg, False, self._deadline(msg, now), 0, 0)
-        if not self.ready and self.consumers:
+        if not self.q.ready and self.q.consumers:
             consumer = self._pick()
             if consumer is not None:
                 self._hand_out_f(consumer, entry)
@@ -149,21 +157,21 @@ class QueueFeatures:
         if expires_at is not None:
             if expires_at <= now:  # TTL 0: gone at once unless a consumer took it (RabbitMQ)
                 self._expire_heads(now)
-            if self._ttl_timer is None or expires_at < self._ttl_when:
+            if self.q._ttl_timer is None or expires_at < self.q._ttl_when:
                 self._schedule_expiry()
 
     def _return_f(self, entries: Iterable[Entry]) -> None:
         """Messages back from consumers: original deadline kept, x-delivery-limit applied."""
-        f = self.features
+        f = self.q.features
         assert f is not None
-        held, out, limit = self._held, self._out, f.delivery_limit
-        counted = limit is not None or self.is_quorum  # quorum queues always count returns
+        held, out, limit = self.q._held, self.q._out, f.delivery_limit
+        counted = limit is not None or self.q.is_quorum  # quorum queues always count returns
         back = []
         for item in entries:
             msg = item[0]
             expires_at, returns = held.pop(msg, (None, 0))
             seq = out.pop(msg, 0)
-            if self.deleted:
+            if self.q.deleted:
                 continue
             if counted:
                 returns += 1
@@ -173,15 +181,15 @@ class QueueFeatures:
                     continue
                 msg = _with_delivery_count(msg, returns)
             back.append((msg, True, expires_at, returns, seq))
-        if self.deleted or not back:
-            if not self.deleted:
+        if self.q.deleted or not back:
+            if not self.q.deleted:
                 self._dispatch_f()
             return
-        ready = self.ready
+        ready = self.q.ready
         for entry in back:
-            self.ready_bytes += entry[0].body_size
+            self.q.ready_bytes += entry[0].body_size
             if entry[2] is not None:
-                self._timed = True
+                self.q._timed = True
         if type(ready) is deque:
             merge_returned(ready, back)
         else:  # PriorityReady: by level; QuorumReady: to its returns, in order
@@ -192,27 +200,27 @@ class QueueFeatures:
 
     # -- messages out ---------------------------------------------------------------------------
     def _pick(self) -> ConsumerLike | None:
-        if self.features.single_active_consumer:  # type: ignore[union-attr]
-            active = self.active
+        if self.q.features.single_active_consumer:  # type: ignore[union-attr]
+            active = self.q.active
             return active if active is not None and active.can_take() else None
-        return self._next_consumer()
+        return self.q._next_consumer()
 
     def _hand_out_f(self, consumer: ConsumerLike, entry: Entry) -> None:
         msg, redelivered, expires_at, returns, seq = entry
-        self.unacked += 1
+        self.q.unacked += 1
         if not seq:
-            self._seq = seq = self._seq + 1
-        self._out[msg] = seq
-        if self.changes is not None and (msg.persistent or self.persist_all):
-            self.changes.mark_delivered(self.key, msg)
-        if expires_at is not None or returns or self.features.delivery_limit is not None:  # type: ignore[union-attr]
-            self._held[msg] = (expires_at, returns)
-        consumer.deliver(self, msg, redelivered)
+            self.q._seq = seq = self.q._seq + 1
+        self.q._out[msg] = seq
+        if self.q.changes is not None and (msg.persistent or self.q.persist_all):
+            self.q.changes.mark_delivered(self.q.key, msg)
+        if expires_at is not None or returns or self.q.features.delivery_limit is not None:  # type: ignore[union-attr]
+            self.q._held[msg] = (expires_at, returns)
+        consumer.deliver(self.q, msg, redelivered)
 
     def _dispatch_f(self) -> None:
-        ready = self.ready
-        now = self.clock.now()
-        while ready and self.consumers:
+        ready = self.q.ready
+        now = self.q.clock.now()
+        while ready and self.q.consumers:
             entry = ready[0]
             expires_at = entry[2]
             if expires_at is not None and expires_at <= now:  # never delivered once expired
@@ -223,41 +231,41 @@ class QueueFeatures:
                 break
             self._pop()
             self._hand_out_f(consumer, entry)
-        if self._timed:
+        if self.q._timed:
             self._expire_heads(now)
             self._schedule_expiry()
-        if self.flow_waiters and len(ready) <= FLOW_LOW:
-            self.release_flow()
+        if self.q.flow_waiters and len(ready) <= FLOW_LOW:
+            self.q.release_flow()
 
     def _get_f(self) -> tuple[Message, bool] | None:
-        now = self.clock.now()
-        if self.features.expires is not None and not self.consumers:  # type: ignore[union-attr]
+        now = self.q.clock.now()
+        if self.q.features.expires is not None and not self.q.consumers:  # type: ignore[union-attr]
             self._renew_lease(now)
-        if self._timed:
+        if self.q._timed:
             self._expire_heads(now)
-        if not self.ready:
+        if not self.q.ready:
             return None
         entry = self._pop()
         msg, redelivered, expires_at, returns, seq = entry
-        self.unacked += 1
+        self.q.unacked += 1
         if not seq:
-            self._seq = seq = self._seq + 1
-        self._out[msg] = seq
-        if self.changes is not None and (msg.persistent or self.persist_all):
-            self.changes.mark_delivered(self.key, msg)
-        if expires_at is not None or returns or self.features.delivery_limit is not None:  # type: ignore[union-attr]
-            self._held[msg] = (expires_at, returns)
-        if self._timed:  # the new head may be expired already
+            self.q._seq = seq = self.q._seq + 1
+        self.q._out[msg] = seq
+        if self.q.changes is not None and (msg.persistent or self.q.persist_all):
+            self.q.changes.mark_delivered(self.q.key, msg)
+        if expires_at is not None or returns or self.q.features.delivery_limit is not None:  # type: ignore[union-attr]
+            self.q._held[msg] = (expires_at, returns)
+        if self.q._timed:  # the new head may be expired already
             self._expire_heads(now)
             self._schedule_expiry()
-        if self.flow_waiters and len(self.ready) <= FLOW_LOW:
-            self.release_flow()
+        if self.q.flow_waiters and len(self.q.ready) <= FLOW_LOW:
+            self.q.release_flow()
         return msg, redelivered
 
     # -- expiry ---------------------------------------------------------------------------------
     def _expire_heads(self, now: float) -> None:
         """Remove expired messages from the head(s); those behind a live one wait their turn."""
-        ready = self.ready
+        ready = self.q.ready
         if type(ready) is deque:
             levels: Iterable[deque[Entry]] = (ready,)
         else:
@@ -270,83 +278,83 @@ class QueueFeatures:
                 entry = level.popleft()
                 if level is not ready:
                     ready.count -= 1  # type: ignore[union-attr]
-                self.ready_bytes -= entry[0].body_size
+                self.q.ready_bytes -= entry[0].body_size
                 self._discard(entry, EXPIRED)
         if not ready:
-            self._timed = False
+            self.q._timed = False
 
     def _schedule_expiry(self) -> None:
         """Keep one timer armed at the earliest head deadline."""
-        if not self._timed or self.deleted:
+        if not self.q._timed or self.q.deleted:
             return
-        ready = self.ready
+        ready = self.q.ready
         if type(ready) is deque:
             first = ready[0][2] if ready else None
         else:
             deadlines = [lvl[0][2] for lvl in ready.heads() if lvl[0][2] is not None]  # type: ignore[union-attr]
             first = min(deadlines) if deadlines else None
-        if first is None or (self._ttl_timer is not None and self._ttl_when <= first):
+        if first is None or (self.q._ttl_timer is not None and self.q._ttl_when <= first):
             return
-        if self._ttl_timer is not None:
-            self._ttl_timer.cancel()
-        self._ttl_when = first
-        self._ttl_timer = self.clock.call_at(first, self._on_ttl_timer)
+        if self.q._ttl_timer is not None:
+            self.q._ttl_timer.cancel()
+        self.q._ttl_when = first
+        self.q._ttl_timer = self.q.clock.call_at(first, self._on_ttl_timer)
 
     def _on_ttl_timer(self) -> None:
-        when, self._ttl_when, self._ttl_timer = self._ttl_when, _NEVER, None
-        if self.deleted:
+        when, self.q._ttl_when, self.q._ttl_timer = self.q._ttl_when, _NEVER, None
+        if self.q.deleted:
             return
         # The loop may run a timer a hair early (coarse clocks): its deadline has come.
-        self._expire_heads(max(self.clock.now(), when))
+        self._expire_heads(max(self.q.clock.now(), when))
         self._schedule_expiry()
-        if self.flow_waiters and len(self.ready) <= FLOW_LOW:
-            self.release_flow()
+        if self.q.flow_waiters and len(self.q.ready) <= FLOW_LOW:
+            self.q.release_flow()
 
     # -- leaving the queue: dead lettering --------------------------------------------------------
     def _discard(self, entry: Entry, reason: str) -> None:
         """A message leaves for good without being acked: dead-lettered if configured."""
         msg = entry[0]
-        if self.features.dead_letter_exchange is not None:  # type: ignore[union-attr]
+        if self.q.features.dead_letter_exchange is not None:  # type: ignore[union-attr]
             self._dead_letter(msg, reason)
-        if self.changes is not None and (msg.persistent or self.persist_all):
-            self.changes.remove(self.key, msg)
+        if self.q.changes is not None and (msg.persistent or self.q.persist_all):
+            self.q.changes.remove(self.q.key, msg)
 
     def _dead_letter(self, msg: Message, reason: str) -> None:
-        if self.host is not None:
-            dead_letter(self.host, self, msg, reason, self.clock.wall())
+        if self.q.host is not None:
+            dead_letter(self.q.host, self.q, msg, reason, self.q.clock.wall())
 
     # -- consumers: single active consumer, x-expires ---------------------------------------------
     def _consumer_added(self, consumer: ConsumerLike) -> None:
-        if self.features.single_active_consumer and self.active is None:  # type: ignore[union-attr]
-            self.active = consumer
-        if self._lease_timer is not None:
-            self._lease_timer.cancel()
-            self._lease_timer = None
+        if self.q.features.single_active_consumer and self.q.active is None:  # type: ignore[union-attr]
+            self.q.active = consumer
+        if self.q._lease_timer is not None:
+            self.q._lease_timer.cancel()
+            self.q._lease_timer = None
 
     def _consumer_removed(self, consumer: ConsumerLike) -> None:
-        if self.active is consumer:
+        if self.q.active is consumer:
             # consumers are kept by priority, then registration order: the first one waited
             # longest among the highest priority
-            self.active = self.consumers[0] if self.consumers else None
-        if not self.consumers and self.features.expires is not None:  # type: ignore[union-attr]
+            self.q.active = self.q.consumers[0] if self.q.consumers else None
+        if not self.q.consumers and self.q.features.expires is not None:  # type: ignore[union-attr]
             self._renew_lease()
 
     def _renew_lease(self, now: float | None = None) -> None:
-        if self._lease_timer is not None:
-            self._lease_timer.cancel()
+        if self.q._lease_timer is not None:
+            self.q._lease_timer.cancel()
         if now is None:
-            now = self.clock.now()
-        self._lease_timer = self.clock.call_at(
-            now + self.features.expires / 1000.0, self._lease_expired)  # type: ignore[union-attr]
+            now = self.q.clock.now()
+        self.q._lease_timer = self.q.clock.call_at(
+            now + self.q.features.expires / 1000.0, self._lease_expired)  # type: ignore[union-attr]
 
     def _lease_expired(self) -> None:
         """x-expires: unused for the whole period - deleted (messages are not dead-lettered)."""
-        self._lease_timer = None
-        if self.deleted or self.consumers or self.host is None:
+        self.q._lease_timer = None
+        if self.q.deleted or self.q.consumers or self.q.host is None:
             return
-        log.info("queue.expired", vhost=self.vhost, queue=self.name,
-                 expires_ms=self.features.expires)  # type: ignore[union-attr]
-        self.host.remove_queue(self)
+        log.info("queue.expired", vhost=self.q.vhost, queue=self.q.name,
+                 expires_ms=self.q.features.expires)  # type: ignore[union-attr]
+        self.q.host.remove_queue(self.q)
 
 
 def _with_delivery_count(msg: Message, count: int) -> Message:

@@ -5,9 +5,10 @@ requests the address `amq.rabbitmq.reply-to.<token>`. `ReplyQueue` is the `Desti
 behind one such address: the default exchange routes a reply whose routing key is the
 address straight to the waiting consumer (`VirtualHost.route`, via `reply_queues`),
 without storing it. If the consumer has gone, the reply is unroutable (returned when
-mandatory, else dropped), as in RabbitMQ. RabbitMQ does not let it be bound, declared, be
-a dead-letter target or be read with basic.get; those refusals are in the AMQP translator
-(`session/direct_reply.py`) and are asserted by the destination contract test.
+mandatory, else dropped), as in RabbitMQ. RabbitMQ does not let it be bound (404: the
+address is not a queue) or read with basic.get; a message dead-lettered to the default
+exchange with the address as routing key is delivered to the waiting consumer (checked
+against RabbitMQ 3.10.8). The destination contract test asserts both.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ def new_address() -> str:
 
 class ReplyQueue(Destination):
     queue_type = "reply-to"
-    dead_letter_target = False
     durable = False
     auto_delete = False
     exclusive_owner = None

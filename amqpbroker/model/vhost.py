@@ -103,10 +103,10 @@ class VirtualHost:
         arguments: dict[str, Any] | None = None,
     ) -> Exchange:
         arguments = arguments or {}
+        if not name:  # passive or not (rabbit_channel: check_not_default_exchange)
+            raise errors.AccessRefused("operation not permitted on the default exchange")
         if passive:
             return self.exchange(name)
-        if not name:  # spec: declaring the default exchange is an access error
-            raise errors.AccessRefused("operation not permitted on the default exchange")
         existing = self.exchanges.get(name)
         if existing is not None:
             self._check_equivalent_exchange(existing, type, durable, auto_delete, internal, arguments)
@@ -215,17 +215,21 @@ class VirtualHost:
 
     def _check_exclusive(self, q: Destination, owner: Any) -> None:
         if q.exclusive_owner is not None and q.exclusive_owner is not owner:
-            raise errors.ResourceLocked(
-                f"cannot obtain exclusive access to locked queue '{q.name}' in vhost "
-                f"'{self.name}'. It could be originally declared on another connection or "
-                "the exclusive property value does not match that of the original declaration."
-            )
+            raise self._locked(q)
+
+    def _locked(self, q: Queue) -> errors.ResourceLocked:
+        return errors.ResourceLocked(
+            f"cannot obtain exclusive access to locked queue '{q.name}' in vhost "
+            f"'{self.name}'. It could be originally declared on another connection or "
+            "the exclusive property value does not match that of the original declaration.")
 
     def _check_equivalent_queue(self, q: Destination, durable: bool, exclusive: bool,
                                 auto_delete: bool, arguments: dict) -> None:
+        """rabbit_amqqueue:assert_equivalence: durable, auto_delete (406), then the
+        exclusive flag (405, even from the owning connection: check_exclusive_access
+        strict), then the arguments."""
         for field, received, current in (
             ("durable", durable, q.durable),
-            ("exclusive", exclusive, q.exclusive_owner is not None),
             ("auto_delete", auto_delete, q.auto_delete),
         ):
             if received != current:
@@ -233,6 +237,8 @@ class VirtualHost:
                     f"inequivalent arg '{field}' for queue '{q.name}' in vhost '{self.name}': "
                     f"received {_fmt(received)} but current is {_fmt(current)}"
                 )
+        if exclusive != (q.exclusive_owner is not None):
+            raise self._locked(q)
         # Only the arguments of the queue's type count; no x-queue-type means classic.
         _check_equivalent_arguments("queue", q.name, self.name, with_default_type(q.arguments),
                                     with_default_type(arguments), equivalence_arguments(q))
@@ -439,7 +445,7 @@ def _make(cls: type[Exchange], name: str, durable: bool, auto_delete: bool, inte
              arguments=arguments)
     # https://www.rabbitmq.com/docs/ae: unroutable messages go to this exchange.
     alternate = arguments.get("alternate-exchange")
-    ex.alternate = alternate.decode() if isinstance(alternate, bytes) else alternate  # type: ignore[attr-defined]
+    ex.alternate = alternate.decode("utf-8", "replace") if isinstance(alternate, bytes) else alternate  # type: ignore[attr-defined]
     if lavinmq_delayed(arguments):
         ex.delays = True  # type: ignore[misc]
     return ex

@@ -152,3 +152,66 @@ def set_header(items: list[tuple[str, bytes]], name: str, raw: bytes) -> None:
             items[i] = (name, raw)
             return
     items.append((name, raw))
+
+
+# -- nesting limit (hostile input) ---------------------------------------------------------
+
+# Tables and arrays nested deeper than this are refused before pamqp decodes them: pamqp
+# recurses once per level and copies the rest of the buffer at each one, so a 128 KiB frame
+# of nested tables would cost thousands of frames of recursion and gigabytes of copying.
+# The broker sets it from `Settings.max_table_depth` (limits.max_table_depth).
+MAX_DEPTH = 32
+_NESTED = (b"F", b"A")
+
+
+def may_nest_deeper(buf: bytes, max_depth: int) -> bool:
+    """Cheap bound: every level needs one 'F' or 'A' octet, so fewer of them than
+    `max_depth` means the precise check can be skipped (the common case, in C)."""
+    return buf.count(b"F") + buf.count(b"A") >= max_depth
+
+
+def check_table(buf: bytes, pos: int = 0, max_depth: int | None = None) -> int:
+    """Walk the field table (u32 length + entries) at `pos` without recursion; return the
+    offset just past it. ValueError if it is truncated, has an unknown value type, or
+    nests tables/arrays more than `max_depth` levels (the table itself is level 1)."""
+    limit = MAX_DEPTH if max_depth is None else max_depth
+    if pos + 4 > len(buf):
+        raise ValueError("field table is truncated")
+    end = pos + 4 + _U32.unpack_from(buf, pos)[0]
+    if end > len(buf):
+        raise ValueError("field table length exceeds the frame")
+    stack = [(end, True)]  # (end offset, is a table: entries have names)
+    pos += 4
+    while stack:
+        level_end, is_table = stack[-1]
+        if pos >= level_end:
+            if pos > level_end:
+                raise ValueError("field value overruns its table")
+            stack.pop()
+            continue
+        if is_table:
+            pos += 1 + buf[pos]
+            if pos >= level_end:
+                raise ValueError("field table entry is truncated")
+        kind = buf[pos:pos + 1]
+        if kind in _NESTED:
+            if pos + 5 > level_end:
+                raise ValueError("field value is truncated")
+            inner_end = pos + 5 + _U32.unpack_from(buf, pos + 1)[0]
+            if inner_end > level_end:
+                raise ValueError("nested field value overruns its table")
+            if len(stack) >= limit:
+                raise ValueError(f"field tables nested deeper than {limit} levels")
+            stack.append((inner_end, kind == b"F"))
+            pos += 5
+        else:
+            pos = value_end(buf, pos)
+    return end
+
+
+def check_headers(payload: bytes, max_depth: int | None = None) -> None:
+    """Check the headers table of a content header frame payload (check_table)."""
+    props = payload[12:]
+    _, start, end = _props._locate(props, _props.FLAG_HEADERS)
+    if start != end:
+        check_table(props, start, max_depth)

@@ -320,7 +320,7 @@ class Channel:
         if self.closed:
             return
         if self.conn.capabilities.get("consumer_cancel_notify"):
-            self.conn.send_method(self.id, commands.Basic.Cancel(consumer.tag, nowait=True))
+            self.conn.notify(self.id, commands.Basic.Cancel(consumer.tag, nowait=True))
 
     # -- closing --------------------------------------------------------------------------------
     def fail(self, exc: errors.ChannelError) -> None:

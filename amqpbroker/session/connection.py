@@ -18,16 +18,17 @@ from __future__ import annotations
 
 import platform
 import struct
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 import structlog
 from pamqp import commands, decode
 from pamqp.base import Frame as Method
 
-from amqpbroker import __version__, errors
+from amqpbroker import __version__, errors, tls
 from amqpbroker.broker.core import BrokerCore
 from amqpbroker.broker.session import Session
-from amqpbroker.protocol import fastcodec
+from amqpbroker.protocol import fastcodec, tables
 from amqpbroker.protocol.frames import (
     FRAME_BODY,
     FRAME_HEADER,
@@ -37,6 +38,7 @@ from amqpbroker.protocol.frames import (
     FrameReader,
 )
 from amqpbroker.protocol.methods import decode_method
+from amqpbroker.session import auth
 from amqpbroker.session.channel import Channel
 
 log = structlog.get_logger("amqpbroker")
@@ -56,7 +58,7 @@ CAPABILITIES = {
 FRAME_MIN_SIZE = 4096  # spec 4.2.3: frames up to this size are always allowed
 CLOSE_OK_TIMEOUT = 3.0
 
-_HEADER, _START_OK, _TUNE_OK, _OPEN, _RUNNING, _CLOSING, _CLOSED = range(7)
+_HEADER, _START_OK, _TUNE_OK, _OPEN, _RUNNING, _CLOSING, _CLOSED, _REFUSING = range(8)
 
 
 class ClientConnection:
@@ -67,7 +69,16 @@ class ClientConnection:
         self.peer = peer
         self.loopback = loopback
         self.state = _HEADER
-        self.reader = FrameReader(s.frame_max)
+        # Spec 4.2.3 / RabbitMQ: until Tune-Ok only frames up to frame-min-size are read.
+        self.reader = FrameReader(FRAME_MIN_SIZE)
+        self.started_at = now  # for the handshake timeout
+        # Set by the transport after a TLS handshake: the verified client certificate (as
+        # ssl.getpeercert() gives it), which SASL EXTERNAL logs in with.
+        self.tls = False
+        self.peer_cert: dict[str, Any] | None = None
+        self.auth_mechanism = ""
+        self._refusal: errors.AMQPError | None = None  # a refused login, answered later
+        self._refuse_at = 0.0
         self.out: list[bytes] = []
         self.out_bytes = 0
         self.channels: dict[int, Channel] = {}
@@ -90,6 +101,9 @@ class ClientConnection:
         # caused by another connection's publish), so that it gets flushed.
         self.on_output: Callable[[], None] = _nothing
         self._in_feed = False
+        # Consumer-cancel notifications held back until the reply to the method being
+        # handled is out (see `replies_first`); None when nothing is being held.
+        self.held_notices: list[tuple[int, Method]] | None = None
         self.internal_errors = 0
         self.linger = False  # after our Close-Ok: keep the socket open until the peer closes
         # The transport's hook to pause/resume reading (flow control and alarms, decided
@@ -98,8 +112,8 @@ class ClientConnection:
 
     # -- IO-facing API ----------------------------------------------------------------------
     def feed(self, data: bytes, now: float) -> None:
-        if self.state == _CLOSED:
-            return  # discarded: see _on_close
+        if self.state == _CLOSED or self.state == _REFUSING:
+            return  # discarded: see _on_close, _refuse_login
         self.last_recv = now
         self._in_feed = True
         try:
@@ -135,6 +149,17 @@ class ClientConnection:
         """Heartbeats (spec 4.2.7): send after half an idle interval, drop after two."""
         if self.state == _CLOSING and now - self.closing_since > CLOSE_OK_TIMEOUT:
             self._closed("close-ok timeout")
+            return
+        if self.state == _REFUSING:
+            if now >= self._refuse_at:
+                self._refuse_now()
+            return
+        if self.state < _RUNNING and now - self.started_at > self.core.settings.handshake_timeout:
+            # RabbitMQ's handshake_timeout: the socket is closed, nothing is sent.
+            self.core.security.handshake_timeouts += 1
+            log.warning("connection.handshake_timeout", peer=self.peer,
+                        timeout=self.core.settings.handshake_timeout)
+            self._closed("handshake timeout")
             return
         hb = self.heartbeat
         if not hb or self.state == _CLOSED:
@@ -197,6 +222,32 @@ class ClientConnection:
     def send_method(self, channel: int, method: Method) -> None:
         self.send(fastcodec.encode_method(channel, method))
 
+    def notify(self, channel: int, method: Method) -> None:
+        """Send a notification the server starts (Basic.Cancel of a consumer whose queue
+        went away), after the reply being made if one is (`replies_first`)."""
+        if self.held_notices is not None:
+            self.held_notices.append((channel, method))
+        else:
+            self.send_method(channel, method)
+
+    @contextmanager
+    def replies_first(self) -> Iterator[None]:
+        """Hold notifications back until the reply is sent: RabbitMQ's channel answers
+        Queue.DeleteOk before the queue's Basic.Cancel notifications reach its consumers
+        (they are messages to the channel process, handled after the method it is
+        busy with), and py-amqp, waiting for DeleteOk, fails on a Cancel that comes first."""
+        outer = self.held_notices
+        if outer is None:
+            self.held_notices = []
+        try:
+            yield
+        finally:
+            if outer is None:
+                held, self.held_notices = self.held_notices or [], None
+                for channel, method in held:
+                    if channel in self.channels:
+                        self.send_method(channel, method)
+
     # -- input --------------------------------------------------------------------------
     def _protocol_header(self, data: bytes) -> bytes:
         buffered = bytes(self.reader._buf) + data
@@ -214,7 +265,8 @@ class ClientConnection:
         self.state = _START_OK
         self.send_method(0, commands.Connection.Start(
             version_major=0, version_minor=9, server_properties=self._server_properties(),
-            mechanisms="PLAIN AMQPLAIN", locales="en_US"))
+            mechanisms="PLAIN AMQPLAIN EXTERNAL" if self.peer_cert else "PLAIN AMQPLAIN",
+            locales="en_US"))
         return buffered[8:]
 
     def _frame(self, ftype: int, channel: int, payload: bytes) -> None:
@@ -239,6 +291,8 @@ class ClientConnection:
                 raise errors.UnexpectedFrame(
                     f"content frame on channel {channel} without a basic.publish")
             if ftype == FRAME_HEADER:
+                if tables.may_nest_deeper(payload, tables.MAX_DEPTH):
+                    _check_headers(payload)
                 self.session.published = True  # only a basic.publish has content
                 ch.content_header(payload)
             else:
@@ -252,10 +306,12 @@ class ClientConnection:
         if not isinstance(method, commands.Channel.Open):
             raise errors.ChannelErrorHard(
                 f"expected 'channel.open' on channel {channel}, got '{method.name}'")
-        if channel > self.channel_max:
+        # channel_max bounds how many channels are open at once, not their numbers
+        # (rabbit_reader:create_channel): any number 1..65535 may be used.
+        if self.channel_max and len(self.channels) >= self.channel_max:
             raise errors.NotAllowed(
-                f"channel number {channel} exceeds the negotiated channel_max "
-                f"{self.channel_max}")
+                f"number of channels opened ({len(self.channels)}) has reached the "
+                f"negotiated channel_max ({self.channel_max})")
         self.channels[channel] = Channel(self, channel)
         self.send_method(channel, commands.Channel.OpenOk())
 
@@ -274,21 +330,59 @@ class ClientConnection:
     def _on_start_ok(self, m: commands.Connection.StartOk) -> None:
         self.client_properties = m.client_properties or {}
         self.capabilities = self.client_properties.get("capabilities") or {}
-        username, password = _credentials(m.mechanism, m.response)
+        self.auth_mechanism = m.mechanism
+        username = ""
         try:
-            self.user = self.core.authenticate(username, password, self.loopback)
-        except errors.LoginRefused as exc:
-            log.warning("connection.login_refused", peer=self.peer, user=username,
-                        mechanism=m.mechanism, reason=exc.text)
-            if self.capabilities.get("authentication_failure_close"):
-                self.fail(exc)
+            if m.mechanism == "EXTERNAL":
+                username = self._external_user()
+                self.user = auth.external_login(self.core, username, self.loopback)
             else:
-                self._closed("login refused")
+                username, password = _credentials(m.mechanism, m.response)
+                self.user = self.core.authenticate(username, password, self.loopback)
+        except errors.LoginRefused as exc:
+            self._refuse_login(exc, username, m.mechanism)
             return
+        self.core.security.auth_attempts_succeeded += 1
         self.state = _TUNE_OK
         self.send_method(0, commands.Connection.Tune(
             channel_max=self.channel_max, frame_max=self.frame_max,
             heartbeat=self.core.settings.heartbeat))
+
+    def _external_user(self) -> str:
+        s = self.core.settings
+        name = tls.cert_login_name(self.peer_cert, s.ssl_cert_login_from,
+                                   s.ssl_cert_login_san_type, s.ssl_cert_login_san_index)
+        if name is None:
+            raise errors.LoginRefused(
+                "EXTERNAL login refused: no verified client certificate" if not self.peer_cert
+                else f"EXTERNAL login refused: the certificate has no {s.ssl_cert_login_from}")
+        return name
+
+    def _refuse_login(self, exc: errors.LoginRefused, username: str, mechanism: str) -> None:
+        """Log (never the password), count, and answer after auth_failure_delay: RabbitMQ
+        makes a client with a failed login wait before the refusal, so that guessing is
+        slow. Input is discarded meanwhile; tick() sends the answer."""
+        self.core.security.auth_attempts_failed += 1
+        log.warning("connection.login_refused", peer=self.peer, user=username,
+                    mechanism=mechanism, reason=exc.text)
+        self._refusal = exc
+        delay = self.core.settings.auth_failure_delay
+        if delay <= 0:
+            self._refuse_now()
+            return
+        self.state = _REFUSING
+        self._refuse_at = self.last_recv + delay
+
+    def _refuse_now(self) -> None:
+        exc = self._refusal
+        assert exc is not None
+        self.state = _START_OK
+        if self.capabilities.get("authentication_failure_close"):
+            self.fail(exc)  # 403 ACCESS_REFUSED in Connection.Close
+        else:
+            self._closed("login refused")  # spec 4.10.2 for old clients: close the socket
+        if not self._in_feed:
+            self.on_output()
 
     def _on_tune_ok(self, m: commands.Connection.TuneOk) -> None:
         if m.frame_max and (m.frame_max < FRAME_MIN_SIZE or m.frame_max > self.frame_max):
@@ -328,6 +422,27 @@ class ClientConnection:
         self._closed(self.close_reason or "closed")
 
     def _on_update_secret(self, m: commands.Connection.UpdateSecret) -> None:
+        """Re-authenticate with the new secret (https://www.rabbitmq.com/docs/
+        connections#update-secret): a secret the user store refuses closes the connection
+        with 530 NOT_ALLOWED, as RabbitMQ does."""
+        secret = m.new_secret
+        secret = secret.decode("utf-8", "replace") if isinstance(secret, bytes) else secret
+        try:
+            if self.auth_mechanism == "EXTERNAL":
+                raise errors.LoginRefused("the connection logged in with a certificate")
+            user = self.core.authenticate(self.user.name, secret or "", self.loopback)
+        except errors.LoginRefused as exc:
+            self.core.security.auth_attempts_failed += 1
+            log.warning("connection.update_secret_refused", peer=self.peer,
+                        user=self.user.name, reason=exc.text)
+            raise errors.NotAllowed("New secret was refused by one of the backends",
+                                    *_ids(m)) from None
+        self.user = user
+        if self.session is not None:  # permissions are checked again with the new login
+            self.session.user = user
+            self.session.perm_cache.clear()
+        log.info("connection.secret_updated", peer=self.peer, user=user.name,
+                 reason=m.reason)
         self.send_method(0, commands.Connection.UpdateSecretOk())
 
     # -- closing ----------------------------------------------------------------------------
@@ -366,6 +481,9 @@ class ClientConnection:
                      vhost=getattr(self.vhost, "name", None), reason=reason)
 
     def _release_resources(self) -> None:
+        # Nothing is delivered any more: messages one channel gives back must not go out
+        # to a sibling channel after Close / Close-Ok (spec 2.2.4).
+        self.paused = True
         for ch in list(self.channels.values()):
             ch.release()
         self.channels.clear()
@@ -420,6 +538,13 @@ def _credentials(mechanism: str, response: Any) -> tuple[str, str]:
             raise errors.LoginRefused("malformed AMQPLAIN response") from None
         return str(table.get("LOGIN", "")), str(table.get("PASSWORD", ""))
     raise errors.LoginRefused(f"unsupported authentication mechanism {mechanism!r}")
+
+
+def _check_headers(payload: bytes) -> None:
+    try:
+        tables.check_headers(payload)
+    except (ValueError, IndexError, struct.error) as exc:
+        raise errors.SyntaxError_(f"malformed headers table: {exc}", 60, 0) from None
 
 
 def _ids(method: Method) -> tuple[int, int]:

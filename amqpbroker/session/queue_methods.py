@@ -66,10 +66,11 @@ def queue_purge(ch: "Channel", m: c.Queue.Purge) -> None:
 
 
 def queue_delete(ch: "Channel", m: c.Queue.Delete) -> None:
-    count = ch.session.delete_queue(resolve_queue_name(ch, m.queue), if_unused=m.if_unused,
-                                    if_empty=m.if_empty)
-    if not m.nowait:
-        ch.conn.send_method(ch.id, c.Queue.DeleteOk(message_count=count))
+    with ch.conn.replies_first():  # DeleteOk, then the consumers' Basic.Cancel
+        count = ch.session.delete_queue(resolve_queue_name(ch, m.queue),
+                                        if_unused=m.if_unused, if_empty=m.if_empty)
+        if not m.nowait:
+            ch.conn.send_method(ch.id, c.Queue.DeleteOk(message_count=count))
 
 
 HANDLERS = {

@@ -73,7 +73,7 @@ log = structlog.get_logger()
 _OPEN_FLAGS = os.O_RDWR | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
 
 
-class DiskMessageStore(SegmentMaintenance, MessageStore):
+class DiskMessageStore(MessageStore):
     def __init__(
         self,
         directory: str | Path,
@@ -120,14 +120,8 @@ class DiskMessageStore(SegmentMaintenance, MessageStore):
         self._qbytes: dict[str, bytes] = {}
         self._held: dict[int, Message] = {}  # bodies in RAM, oldest first
         self._held_bytes = 0
-        # compaction
-        self._victim: list[Any] | None = None  # [seg, file bytes, next offset]
-        self._force: set[int] = set()
-        self._uncompactable: set[int] = set()
-        self._undeletable: set[int] = set()
-        self._n_compactions = 0
-        self._n_deleted = 0
-        self._n_relocated = 0
+        # Deletion and compaction of segments (store/segments.py): a part, not a mixin.
+        self.maintenance = SegmentMaintenance(self)
 
     # -- recovery ----------------------------------------------------------------------
 
@@ -144,7 +138,7 @@ class DiskMessageStore(SegmentMaintenance, MessageStore):
             self._pairs, self._qdels, self._reloc = rec.pairs, rec.qdels, rec.reloc
             self._msgs, self._queues = rec.msgs, rec.queues
             for srcs in rec.reloc.values():
-                self._force |= srcs  # compactions a crash interrupted: finish them first
+                self.maintenance.force |= srcs  # compactions a crash interrupted: finish them first
             last = rec.segments[-1] if rec.segments else 0
             if last and rec.sizes[last] < self._segment_size:
                 self._active, self._buf_start = last, rec.sizes[last]
@@ -261,7 +255,7 @@ class DiskMessageStore(SegmentMaintenance, MessageStore):
         """The body of a paged-out message whose content the store already dropped (all
         its queues removed it): readable only while its segment is still there."""
         sid = msg.store_id
-        if sid and (sid >> 32) in self._segments and (sid >> 32) not in self._undeletable:
+        if sid and (sid >> 32) in self._segments and (sid >> 32) not in self.maintenance.undeletable:
             try:
                 return self._read_body(sid >> 32, sid & M32, 4096, sid)
             except StoreError:
@@ -513,7 +507,7 @@ class DiskMessageStore(SegmentMaintenance, MessageStore):
         if self._failed is not None:
             raise StoreError(f"store unusable after a failed fsync: {self._failed}")
         if maintain:
-            self._compact_step()
+            self.maintenance.compact_step()
         with self._lock:
             if self._buf:
                 self._pending.append((self._active, self._buf_start, self._buf))
@@ -523,7 +517,7 @@ class DiskMessageStore(SegmentMaintenance, MessageStore):
             self._pending = []
         self._write_out()
         if maintain:
-            self._collect()
+            self.maintenance.collect()
             self._page_out()
 
     def _write_out(self) -> None:
@@ -617,9 +611,9 @@ class DiskMessageStore(SegmentMaintenance, MessageStore):
                 "refs": sum(len(q) for q in self._queues.values()),
                 "bodies_in_ram": len(self._held),
                 "body_bytes_in_ram": self._held_bytes,
-                "compactions": self._n_compactions,
-                "relocated_bytes": self._n_relocated,
-                "deleted_segments": self._n_deleted,
+                "compactions": self.maintenance.n_compactions,
+                "relocated_bytes": self.maintenance.n_relocated,
+                "deleted_segments": self.maintenance.n_deleted,
             }
 
 

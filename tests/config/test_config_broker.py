@@ -4,6 +4,8 @@ import asyncio
 import json
 
 import aio_pika
+import pika
+import pika.exceptions
 import pytest
 from aio_pika.exceptions import ProbableAuthenticationError
 
@@ -66,11 +68,22 @@ async def test_a_restricted_user_logs_in_and_uses_what_it_may():
 
 
 async def test_wrong_password_and_unknown_vhost_are_refused():
+    """What the user sees, as pika reports it (code and text): a wrong password is 403
+    at login, a vhost the user has no permissions on is 530 at connection.open."""
+
+    def refused(user: str, password: str, vhost: str = "shop") -> str:
+        with pytest.raises(pika.exceptions.AMQPConnectionError) as exc:
+            pika.BlockingConnection(pika.URLParameters(url(broker, user, password, vhost)))
+        return f"{type(exc.value).__name__}: {exc.value}"
+
     async with Broker(config=CONFIG) as broker:
-        with pytest.raises(ProbableAuthenticationError):
-            await aio_pika.connect(url(broker, "app", "wrong"))
-        with pytest.raises(Exception):  # 530 NOT_ALLOWED on connection.open
-            await aio_pika.connect(url(broker, "app", "app-secret", "/"))
+        text = await asyncio.to_thread(refused, "app", "wrong")
+        assert text.startswith("ProbableAuthenticationError")
+        assert ("(403) 'ACCESS_REFUSED - Login was refused using authentication mechanism "
+                "PLAIN. For details see the broker logfile.'") in text
+        text = await asyncio.to_thread(refused, "app", "app-secret", "/")
+        assert text.startswith("ProbableAccessDeniedError")
+        assert "(530) \"NOT_ALLOWED - access to vhost '/' refused for user 'app'\"" in text
 
 
 async def test_environment_supplies_the_secret(monkeypatch):

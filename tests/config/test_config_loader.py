@@ -136,7 +136,8 @@ def test_every_problem_is_listed_with_its_line():
         "<config>:24: bindings[1].source: cannot bind to or from the default exchange "
         "(every queue is bound to it)",
         "<config>:26: colour: unknown key 'colour' (expected one of: listeners, data_dir, sync, "
-        "limits, logging, loopback_users, shutdown_timeout, vhosts, users, permissions, "
+        "limits, logging, loopback_users, shutdown_timeout, tls, ssl_cert_login_from, "
+        "ssl_cert_login_san_type, ssl_cert_login_san_index, vhosts, users, permissions, "
         "exchanges, queues, bindings, parameters)",
     ]
     assert found == expected
@@ -275,8 +276,8 @@ def test_multiple_listeners_need_one_port():
           - {host: 127.0.0.1, port: 5672}
           - {port: 5673}
     """) == [
-        "<config>:3: listeners[1].port: every listener must use the same port for now "
-        "(listener 0 uses 5672, this one 5673)",
+        "<config>:3: listeners[1].port: every amqp listener must use the same port for now "
+        "(the first uses 5672, this one 5673)",
         "<config>:3: listeners[1]: a listener without host listens on every address; give "
         "every listener a host when there are several",
     ]

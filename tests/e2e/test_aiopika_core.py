@@ -203,19 +203,24 @@ async def test_consumer_priority_gets_messages_first(broker):
         await ch.set_qos(prefetch_count=10)
         q = await ch.declare_queue("prio")
         high, low = [], []
+        all_in = asyncio.Event()
 
         async def to_low(m):
             low.append(m.body)
+            if len(high) + len(low) == 5:
+                all_in.set()
 
         async def to_high(m):
             high.append(m.body)
+            if len(high) + len(low) == 5:
+                all_in.set()
 
         await q.consume(to_low, no_ack=True)
         await q.consume(to_high, no_ack=True, arguments={"x-priority": 10})
         for i in range(5):
             await ch.default_exchange.publish(aio_pika.Message(b"%d" % i), "prio")
-        await asyncio.sleep(0.3)
-        assert len(high) == 5 and not low
+        await asyncio.wait_for(all_in.wait(), 10)
+        assert high == [b"%d" % i for i in range(5)] and not low
 
 
 async def test_large_message_roundtrip(broker):

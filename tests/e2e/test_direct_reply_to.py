@@ -10,7 +10,7 @@ from aiormq.exceptions import ChannelPreconditionFailed
 REPLY_TO = "amq.rabbitmq.reply-to"
 
 
-async def _rpc_server(url, stop):
+async def _rpc_server(url, stop, ready):
     conn = await aio_pika.connect(url)
     ch = await conn.channel()
     q = await ch.declare_queue("rpc_queue")
@@ -23,13 +23,14 @@ async def _rpc_server(url, stop):
                 routing_key=msg.reply_to)
 
     await q.consume(on_request)
+    ready.set()  # rpc_queue is declared and consumed: requests can come
     await stop.wait()
     await conn.close()
 
 
 async def test_rpc_over_direct_reply_to(broker):
-    stop = asyncio.Event()
-    server = asyncio.ensure_future(_rpc_server(broker.url, stop))
+    stop, ready = asyncio.Event(), asyncio.Event()
+    server = asyncio.ensure_future(_rpc_server(broker.url, stop, ready))
     async with await aio_pika.connect(broker.url) as conn:
         ch = await conn.channel()
         # The pseudo-queue can be declared passively (FastStream does this at start).
@@ -40,7 +41,7 @@ async def test_rpc_over_direct_reply_to(broker):
             await replies.put(msg)
 
         await reply_queue.consume(on_reply, no_ack=True)
-        await asyncio.sleep(0.05)  # let the server declare rpc_queue
+        await asyncio.wait_for(ready.wait(), 10)
         for i in range(3):
             await ch.default_exchange.publish(
                 aio_pika.Message(b"%d" % i, reply_to=REPLY_TO, correlation_id=str(i)),

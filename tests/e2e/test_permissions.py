@@ -1,6 +1,7 @@
 """Permissions enforced on every operation, with RabbitMQ's 403 texts (issue 5)."""
 
 import aio_pika
+from aio_pika.exceptions import ProbableAuthenticationError
 import pytest
 from aiormq.exceptions import ChannelAccessRefused
 
@@ -100,6 +101,6 @@ async def test_publish_needs_write_on_the_exchange(app_url):
 
 
 async def test_unknown_user_is_refused(app_url):
-    with pytest.raises(Exception) as exc:
+    with pytest.raises(ProbableAuthenticationError) as exc:
         await aio_pika.connect(app_url.replace("secret", "wrong"))
-    assert "ACCESS_REFUSED" in str(exc.value)
+    assert "ACCESS_REFUSED - Login was refused" in str(exc.value)

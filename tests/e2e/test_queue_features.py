@@ -69,7 +69,7 @@ async def test_per_message_expiration(broker):
         await ch.default_exchange.publish(
             aio_pika.Message(b"short", expiration=0.05), routing_key="plain")
         await ch.default_exchange.publish(aio_pika.Message(b"kept"), routing_key="plain")
-        await asyncio.sleep(0.15)
+        await eventually(lambda: message_count(ch, "plain"), 1)
         msg = await q.get(no_ack=True)
         assert msg.body == b"kept"
         assert await q.get(no_ack=True, fail=False) is None
@@ -86,16 +86,62 @@ async def test_invalid_expiration_closes_the_channel(broker):
 
 
 async def test_x_expires_deletes_an_unused_queue(broker):
+    """A passive declare renews the lease; unused, the queue goes. Timing on a loaded
+    machine is not trusted: an attempt only counts when its timestamps prove it - a
+    check that ran after the first lease ran out and before the renewed one did must
+    find the queue (only the renewal can have kept it). Stalls make an attempt
+    inconclusive (tried again), never a false failure."""
+    lease = 0.6
+    loop = asyncio.get_running_loop()
     async with await aio_pika.connect(broker.url) as conn:
-        ch = await conn.channel()
-        await ch.declare_queue("lease", arguments={"x-expires": 150})
-        await asyncio.sleep(0.1)
-        await ch.declare_queue("lease", passive=True)  # renews the lease
-        await asyncio.sleep(0.1)
-        await ch.declare_queue("lease", passive=True)
-        await asyncio.sleep(0.3)
-        with pytest.raises(ChannelNotFoundEntity):
-            await ch.declare_queue("lease", passive=True)
+        for attempt in range(10):
+            name = f"lease-{attempt}"
+            await (await conn.channel()).declare_queue(name, arguments={"x-expires": 600})
+            created = loop.time()  # the lease started before this
+            await asyncio.sleep(lease / 2)
+            renewed = loop.time()  # the renewal happens after this
+            if not await exists(conn, name):
+                assert loop.time() - created >= lease, "gone before its lease ran out"
+                continue
+            await asyncio.sleep(lease * 0.75)
+            check_sent = loop.time()
+            found = await exists(conn, name)
+            check_done = loop.time()
+            if check_sent > created + lease and check_done < renewed + lease:
+                assert found, "the passive declare did not renew the lease"
+                break
+        else:
+            pytest.fail("no conclusive attempt in 10 (machine too loaded?)")
+        # Unused from now on: it goes, not before the lease the last check renewed ran out
+        # (watched in the broker: a passive declare would renew the lease again).
+        queues = broker.core.vhosts["/"].queues
+
+        async def present() -> bool:
+            assert name in queues or loop.time() >= check_sent + lease, "gone too early"
+            return name in queues
+
+        await eventually(present, False, timeout=10)
+
+
+async def exists(conn, name: str) -> bool:
+    """Passive declare on a fresh channel (a 404 closes the channel)."""
+    try:
+        await (await conn.channel()).declare_queue(name, passive=True)
+        return True
+    except ChannelNotFoundEntity:
+        return False
+
+
+async def message_count(ch, name: str) -> int:
+    return (await ch.declare_queue(name, passive=True)).declaration_result.message_count
+
+
+async def eventually(probe, expected, timeout: float = 10.0) -> None:
+    """Poll `await probe()` until it returns `expected` (a generous deadline)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while (value := await probe()) != expected:
+        assert asyncio.get_running_loop().time() < deadline, f"still {value!r} after {timeout} s"
+        await asyncio.sleep(0.02)
 
 
 async def test_reject_without_requeue_dead_letters_with_x_death(broker):
@@ -187,7 +233,7 @@ async def test_single_active_consumer_fails_over(broker):
         ch1, ch2 = await conn.channel(), await conn.channel()
         await ch1.declare_queue("sac", arguments={"x-single-active-consumer": True})
         seen: dict[str, list[bytes]] = {"one": [], "two": []}
-        got_two = asyncio.Event()
+        got_two, five = asyncio.Event(), asyncio.Event()
 
         def handler(name):
             async def on_message(message):
@@ -195,13 +241,15 @@ async def test_single_active_consumer_fails_over(broker):
                 seen[name].append(message.body)
                 if name == "two":
                     got_two.set()
+                if sum(map(len, seen.values())) == 5:
+                    five.set()
             return on_message
 
         await (await ch1.get_queue("sac")).consume(handler("one"))
         await (await ch2.get_queue("sac")).consume(handler("two"))
         for i in range(5):
             await ch1.default_exchange.publish(aio_pika.Message(b"%d" % i), routing_key="sac")
-        await asyncio.sleep(0.1)
+        await asyncio.wait_for(five.wait(), 10)  # all five delivered: none went to "two"
         assert seen == {"one": [b"0", b"1", b"2", b"3", b"4"], "two": []}
         await ch1.close()
         await ch2.default_exchange.publish(aio_pika.Message(b"5"), routing_key="sac")
@@ -305,5 +353,8 @@ async def test_x_expires_lease_restarts_with_the_broker(tmp_path):
     # The timer armed while definitions are replayed runs once the loop is attached.
     async with Broker(data_dir=str(tmp_path)) as broker:
         assert "leased" in broker.core.vhosts["/"].queues
-        await asyncio.sleep(0.4)
-        assert "leased" not in broker.core.vhosts["/"].queues
+
+        async def present() -> bool:
+            return "leased" in broker.core.vhosts["/"].queues
+
+        await eventually(present, False, timeout=10)

@@ -163,6 +163,9 @@ async def holders_on(conns: list[Any], kind: str, durable: bool,
     channels, holders = [], []
     for k, conn in enumerate(conns):
         ch = await conn.channel()
+        ch.closed_with = asyncio.get_running_loop().create_future()  # type: ignore[attr-defined]
+        ch.close_callbacks.add(
+            lambda c, exc: c.closed_with.done() or c.closed_with.set_result(exc))
         await ch.set_qos(prefetch_count=2)
         q = await declare(ch, kind, durable)
         holder = Holder()
@@ -257,10 +260,8 @@ async def consumer_timeout(env: Env, kind: str, durable: bool
     async with await aio_pika.connect(env.url) as conn:
         channels, holders = await holders_on(
             [conn] * 3, kind, durable, [{"x-consumer-timeout": 300}, None, None])
-        closed = asyncio.get_running_loop().create_future()
-        channels[0].close_callbacks.add(
-            lambda _ch, exc: closed.done() or closed.set_result(exc))
-        exc = await asyncio.wait_for(closed, DEADLINE)
+        # (the future is set up when the channel opens: it may time out at once)
+        exc = await asyncio.wait_for(channels[0].closed_with, DEADLINE)
         assert "delivery acknowledgement on channel" in str(exc)
         returned = holders[0].bodies()
         for k in (2, 1):

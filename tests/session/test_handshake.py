@@ -99,9 +99,16 @@ def test_client_close_gets_close_ok(client):
     assert client.conn.closed
 
 
-def test_channel_max_enforced(client):
+def test_channel_max_counts_open_channels(client):
+    """The handshake negotiated channel_max 2047: any number may be opened (RabbitMQ),
+    the 2048th channel open at once is refused with 530."""
+    client.open_channel(65535)
+    for number in range(1, 2047):
+        client.open_channel(number)
     (_, close), = client.send(3000, commands.Channel.Open())
-    assert close.reply_code == 530
+    assert isinstance(close, commands.Connection.Close) and close.reply_code == 530
+    assert close.reply_text == ("NOT_ALLOWED - number of channels opened (2047) has reached "
+                                "the negotiated channel_max (2047)")
 
 
 def test_method_on_unopened_channel_is_504(client):

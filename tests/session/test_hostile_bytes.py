@@ -4,11 +4,12 @@ Whatever bytes arrive, `feed()` must return normally; the connection either keep
 or has sent a Connection.Close / closed itself, and the broker state stays consistent.
 """
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings, strategies as st
 from pamqp import commands as c
 from pamqp import frame
 
-from amqpbroker.protocol.frames import PROTOCOL_HEADER
+from amqpbroker.protocol.frames import PROTOCOL_HEADER, FrameReader
+from amqpbroker.protocol.methods import decode_method
 from wire import WireClient, publish_frames
 
 _VALID = b"".join([
@@ -59,10 +60,31 @@ def test_mutated_valid_streams(core, flips, cut, chunk):
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.binary(max_size=64))
+@given(st.one_of(st.binary(max_size=64),
+                 st.binary(max_size=56).map(lambda tail: PROTOCOL_HEADER + tail)))
+@example(b"")
+@example(PROTOCOL_HEADER[:5])
+@example(b"AMQP\x00\x00\x09\x00")  # another protocol version
 def test_random_bytes_before_handshake(core, data):
+    """Spec 4.2.2: a connection that does not start with our protocol header gets our
+    header back and is closed; one that does gets Connection.Start (whatever follows is
+    then read as frames)."""
     client = WireClient(core)
     client.conn.feed(data, 0.0)
-    client.conn.feed(PROTOCOL_HEADER, 0.0)
-    client.conn.data_to_send()
+    out = client.conn.data_to_send()
+    if not client.conn.closed:
+        client.conn.feed(PROTOCOL_HEADER, 0.0)
+        out += client.conn.data_to_send()
+    assert client.conn.internal_errors == 0
+    if (data + PROTOCOL_HEADER)[:8] == PROTOCOL_HEADER:
+        frames = list(FrameReader(1 << 20).feed(out))
+        ftype, channel, payload = frames[0]
+        assert (ftype, channel) == (1, 0)
+        assert isinstance(decode_method(payload), c.Connection.Start)
+        if len(data) < 8:  # less than a frame after the header: it waits for StartOk
+            assert len(frames) == 1 and not client.conn.closed
+    else:
+        assert out == PROTOCOL_HEADER
+        assert client.conn.closed
     client.conn.connection_lost()
+    assert client.conn not in core.connections

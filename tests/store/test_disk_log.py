@@ -286,7 +286,7 @@ def test_crash_in_the_middle_of_compaction(tmp_path: Path) -> None:
         if i % 25 == 0:
             store.sync()
     assert store.stats()["compactions"] > 0
-    store._collect = lambda: None  # type: ignore[method-assign]  # crash before deleting
+    store.maintenance.collect = lambda: None  # type: ignore[method-assign]  # crash before deleting
     for _ in range(5):
         store.sync()
     crash(store)

@@ -4,7 +4,7 @@ RabbitMQ: "when a message is requeued, it will be placed in its original positio
 queue, if possible" (https://www.rabbitmq.com/docs/confirms). Classic and priority queues
 number their messages; quorum queues deliver returns first, in the order they came back
 (rabbit_fifo). The wire paths (reject, nack, recover, cancel, close, timeout) are proven
-with aio-pika in tests/e2e/test_requeue_order.py.
+with aio-pika in tests/e2e/test_requeue_order.py (aio-pika).
 """
 
 from __future__ import annotations
