@@ -5,6 +5,7 @@
     amqpbroker definitions export [--data-dir DIR] [--config FILE] [--format yaml|json]
     amqpbroker definitions import FILE [--data-dir DIR] [--config FILE]
     amqpbroker perf ...                              the load generator
+    amqpbroker ctl COMMAND ...                       rabbitmqctl's commands (docs/management.md)
 
 Exit codes: 0 success, 1 invalid configuration (or conflicts), 2 bad command line.
 """
@@ -27,6 +28,8 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", action="append",
                    help="address to listen on (repeatable; default: every IPv4 and IPv6 address)")
     p.add_argument("--port", type=int, help="port (default 5672; 0 picks a free one)")
+    p.add_argument("--management-port", type=int, metavar="P",
+                   help="management HTTP API port (default 15672; 0 turns it off)")
     p.add_argument("--data-dir", help="where durable data lives")
     p.add_argument("--in-memory", action="store_true", help="keep nothing on disk")
     p.add_argument("--no-sync", action="store_true",
@@ -82,6 +85,8 @@ def build_settings(args: argparse.Namespace, config: Any = None) -> Settings:
         settings.host = args.host if len(args.host) > 1 else args.host[0]
     if args.port is not None:
         settings.port = args.port
+    if args.management_port is not None:
+        settings.management_port = args.management_port or None
     if args.data_dir:
         settings.data_dir = args.data_dir
     if args.in_memory:
@@ -149,7 +154,9 @@ async def serve(settings: Settings, config: Any = None) -> int:
     if settings.tls is not None:
         loop.add_signal_handler(signal.SIGHUP, _reload_certificates, broker)
     ports = ([f"port {broker.port}"] if settings.port is not None else []) + (
-        [f"amqps port {broker.tls_port}"] if settings.tls is not None else [])
+        [f"amqps port {broker.tls_port}"] if settings.tls is not None else []) + (
+        [f"management API on port {broker.management_port}"]
+        if broker.management is not None else [])
     print(f"amqpbroker {__version__} listening on {', '.join(ports)}", file=sys.stderr,
           flush=True)
     await stop.wait()
@@ -235,6 +242,10 @@ def main(argv: list[str] | None = None) -> int:
         from amqpbroker.perf import main as perf_main
 
         return perf_main(argv[1:])
+    if argv and argv[0] == "ctl":  # rabbitmqctl's commands over the management API
+        from amqpbroker.ctl import main as ctl_main
+
+        return ctl_main(argv[1:])
     parser = argparse.ArgumentParser(prog="amqpbroker", description="AMQP 0-9-1 broker")
     parser.add_argument("--version", action="version", version=__version__)
     sub = parser.add_subparsers(dest="command")

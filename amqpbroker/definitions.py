@@ -2,14 +2,16 @@
 
 Export replays the data dir's definition store into a `BrokerCore` (the same replay as at
 startup, `BrokerCore.recover()`, but on an in-memory copy so the data dir is only read) and
-writes its durable exchanges, queues and bindings, plus the vhosts, users and permissions
-of the configuration file, in RabbitMQ's definitions format (`rabbitmqctl
+writes its durable exchanges, queues and bindings, its policies, operator policies,
+limits, topic permissions and parameters, plus the vhosts, users and permissions of the
+configuration file, in RabbitMQ's definitions format (`rabbitmqctl
 export_definitions`) as JSON, or as YAML with the same keys. Both are files the
 configuration loader accepts, and `rabbitmqctl import_definitions` reads the JSON.
 
 Import validates a file with the configuration loader (so a RabbitMQ export works) and
-declares its durable exchanges, queues and bindings into the data dir's definition store
-through `topology.apply_config`. Users, permissions and vhosts are not kept in the data
+declares its durable exchanges, queues and bindings, and stores its policies, limits, topic
+permissions and parameters, into the data dir's definition store through
+`topology.apply_config`. Users, permissions and vhosts are not kept in the data
 dir - they come from the configuration file at every startup - so import reports them
 rather than dropping them silently. The broker must not be running on that data dir.
 """
@@ -76,7 +78,7 @@ def export_definitions(core: BrokerCore, config: Config | None = None) -> dict[s
     if config is not None:
         out["permissions"] = [{"user": p.user, "vhost": p.vhost, "configure": p.configure,
                                "write": p.write, "read": p.read} for p in config.permissions]
-    exchanges, queues, bindings, parameters = [], [], [], []
+    exchanges, queues, bindings = [], [], []
     for vhost in core.vhosts.values():
         for op in vhost.durable_ops():
             if op["op"] == "exchange.declare":
@@ -91,11 +93,23 @@ def export_definitions(core: BrokerCore, config: Config | None = None) -> dict[s
                 bindings.append({k: op[k] for k in ("source", "vhost", "destination",
                                                      "destination_type", "routing_key",
                                                      "arguments")})
-            elif op["op"] == "parameter.set":
-                parameters.append({k: op[k] for k in ("vhost", "component", "name", "value")})
     out.update(exchanges=exchanges, queues=queues, bindings=bindings)
-    if parameters:
-        out["parameters"] = parameters
+    # policies, limits, topic permissions and parameters stored in the data dir
+    rt = core.runtime
+    for kind, key in (("policy", "policies"), ("operator_policy", "operator_policies")):
+        out[key] = [{"vhost": v, "name": n, **p} for (v, n), p in sorted(rt.policies[kind].items())]
+    out["topic_permissions"] = [{"user": u, "vhost": v, "exchange": x, **p}
+                                for (u, v, x), p in sorted(rt.topic_permissions.items())]
+    out["parameters"] = [{"vhost": v, "component": c, "name": n, "value": value}
+                         for (v, c, n), value in sorted(rt.parameters.items())]
+    out["global_parameters"] = [{"name": n, "value": value}
+                                for n, value in sorted(rt.global_parameters.items())]
+    for vhost in out["vhosts"]:
+        if vhost["name"] in rt.vhost_limits:
+            vhost["limits"] = dict(rt.vhost_limits[vhost["name"]])
+    for user in out.get("users", []):
+        if user["name"] in rt.user_limits:
+            user["limits"] = dict(rt.user_limits[user["name"]])
     return out
 
 

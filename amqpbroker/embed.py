@@ -55,12 +55,15 @@ class Broker:
     """An AMQP 0-9-1 broker in this process. In-memory unless `data_dir` is given."""
 
     def __init__(self, settings: Settings | None = None, *, config: Any = None,
-                 **overrides: Any) -> None:
+                 management: bool = False, **overrides: Any) -> None:
         """`config`: a YAML file path, YAML text, a dict or a loaded `Config` (issue 5);
         its topology is applied at every start, after the stored one is recovered. Its
         settings apply when `settings` is None, layered on the embedded defaults
         (in memory, 127.0.0.1, a free port); keyword overrides win over both. Raises
-        `amqpbroker.config.ConfigError` listing every problem of an invalid file."""
+        `amqpbroker.config.ConfigError` listing every problem of an invalid file.
+
+        The management HTTP API is off unless `management=True` (then on a free port,
+        `broker.management_url`) or a `management_port` is given."""
         self.config = None
         if config is not None:
             from amqpbroker.config import load_config
@@ -68,12 +71,17 @@ class Broker:
             self.config = load_config(config)
         if settings is None:
             overrides = {"data_dir": None, "host": "127.0.0.1", "port": 0,
+                         "management_port": None,
                          **(self.config.setting_values if self.config else {}), **overrides}
             settings = Settings()
+        if management and overrides.get("management_port") is None:
+            overrides["management_port"] = 0
         self.settings = dataclasses.replace(settings, **overrides)
         self.core: BrokerCore | None = None
         self.server: Server | None = None
         self.shovels: Any = None  # amqpbroker.shovel.manager.ShovelManager once started
+        self.management: Any = None  # management.app.ManagementServer when on
+        self.admin: Any = None  # broker.admin.Admin: the management plane's facade
         self._lock: Any = None
 
     @property
@@ -121,14 +129,18 @@ class Broker:
             if s.tls is not None:  # amqps: off unless asked; a free port unless given
                 await self.server.start_tls(s.host if s.tls_host is None else s.tls_host,
                                             0 if s.tls_port is None else s.tls_port, s.tls)
+            await self._start_management()
             self._start_shovels()
         except BaseException:
             # a conflicting config or a busy port must not leave stores or the lock held
+            if self.server is not None:
+                await self.server.stop(0)
             self.core.close()
             self.core = self.server = None
             self._release_lock()
             raise
         log.info("broker.started", version=__version__, listeners=self.server.addresses,
+                 management=self.management.port if self.management else None,
                  data_dir=self.settings.data_dir, python=platform.python_version(),
                  pamqp=_version_of("pamqp"), loop=type(asyncio.get_running_loop()).__module__)
         return self
@@ -150,11 +162,63 @@ class Broker:
 
         self.shovels = ShovelManager(self.core, local_url)
         self.shovels.start()
+        if self.admin is not None:  # GET /api/shovels
+            self.admin.shovels = self.shovels
+
+    async def _start_management(self) -> None:
+        from amqpbroker.broker.admin import Admin
+
+        assert self.core is not None and self.server is not None
+        server = self.server
+        from amqpbroker.topology import find_conflicts
+
+        core = self.core
+        self.admin = Admin(core, on_publish=server.maybe_sync,
+                           find_conflicts=lambda config: find_conflicts(core, config))
+        ip = server.addresses[0].rsplit(":", 1)[0] if server.addresses else "::"
+        self.admin.listeners = []
+        if self.settings.port is not None:
+            self.admin.listeners.append({"protocol": "amqp", "port": server.port, "ip": ip})
+        if self.settings.tls is not None:  # RabbitMQ names the TLS listener "amqp/ssl"
+            self.admin.listeners.append({"protocol": "amqp/ssl", "port": server.tls_port,
+                                         "ip": ip})
+        port = self.settings.management_port
+        if port is None:
+            return
+        from amqpbroker.management.app import ManagementServer
+        from amqpbroker.management.stats import Stats
+
+        host = self.settings.management_host
+        if host is None:
+            host = self.settings.host
+        stats = Stats(self.admin, self.settings.management_rates_interval)
+        self.management = ManagementServer(self.admin, host, port, stats)
+        await self.management.start()
+        stats.start()
+        self.admin.listeners.append({"protocol": "http", "port": self.management.port,
+                                     "ip": host if isinstance(host, str) else "::"})
+
+    @property
+    def management_port(self) -> int:
+        assert self.management is not None, "management API not started"
+        return self.management.port
+
+    @property
+    def management_url(self) -> str:
+        host = self.settings.management_host or self.settings.host
+        if not isinstance(host, str) or host in ("0.0.0.0", "::", ""):
+            host = "127.0.0.1"
+        return f"http://{host}:{self.management_port}"
 
     async def stop(self) -> None:
         if self.shovels is not None:
             await self.shovels.stop()
             self.shovels = None
+        if self.management is not None:
+            if self.management.stats is not None:
+                self.management.stats.stop()
+            await self.management.stop()
+            self.management = None
         if self.server is not None:
             await self.server.stop()
             self.server = None

@@ -70,6 +70,10 @@ class AMQPProtocol(asyncio.Protocol):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         conn = ClientConnection(self.server.core, f"{host}:{peername[1]}", time.monotonic(),
                                 loopback=loopback)
+        local = transport.get_extra_info("sockname")
+        if isinstance(local, tuple):  # for the management API's connection names
+            conn.local = f"{local[0]}:{local[1]}"  # type: ignore[attr-defined]
+        conn.connected_at = time.time()  # type: ignore[attr-defined]
         conn.on_output = self._schedule_flush
         conn.on_flow = self._set_reading
         self.conn = conn
@@ -96,6 +100,8 @@ class AMQPProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         conn = self.conn
         assert conn is not None
+        conn.recv_oct += len(data)  # statistics for the management API
+        conn.recv_cnt += 1
         if self.tls is not None:
             data = self._decrypt(data)
             if not data:
@@ -187,6 +193,8 @@ class AMQPProtocol(asyncio.Protocol):
                 self.tls.send(data)
                 data = self.tls.data_to_send()
             transport.write(data)
+            conn.send_oct += len(data)
+            conn.send_cnt += 1
             conn.sent(time.monotonic())
         if conn.closed:
             if conn.linger:

@@ -18,6 +18,13 @@ class Settings:
     # Listeners: RabbitMQ listens on every IPv4 and IPv6 address on 5672.
     host: str | list[str] | None = None
     port: int = 5672
+    # The management HTTP API (docs/management.md): RabbitMQ's port 15672; None = off
+    # (`--management-port 0`). 0 here picks a free port (the embedded Broker's
+    # `management=True`). No host: the AMQP listener's addresses.
+    management_port: int | None = 15672
+    management_host: str | list[str] | None = None
+    # Message rates in the management API are sampled this often (seconds).
+    management_rates_interval: float = 5.0
     # None = in-memory mode (embedding): nothing is written anywhere.
     data_dir: str | None = field(default_factory=default_data_dir)
     # fsync before confirming persistent messages (group commit); False = --no-sync.

@@ -19,6 +19,7 @@ import structlog
 
 from amqpbroker import errors
 from amqpbroker.config.model import Config, ConfigError, Problem
+from amqpbroker.broker import runtime
 from amqpbroker.model.users import Permission, User
 from amqpbroker.model.vhost import VirtualHost
 
@@ -30,7 +31,7 @@ log = structlog.get_logger("amqpbroker")
 
 def _vhost_names(config: Config) -> list[str]:
     names = {v.name for v in config.vhosts}
-    for items in (config.exchanges, config.queues, config.bindings, config.parameters):
+    for items in (config.exchanges, config.queues, config.bindings):
         names.update(item.vhost for item in items)
     return sorted(names)
 
@@ -102,12 +103,23 @@ def apply_config(core: "BrokerCore", config: Config) -> dict[str, int]:
             created["vhosts"] += 1
         core.add_vhost(name)
     if config.users is not None:  # the file's users are the users: guest only if listed
-        core.users.clear()
+        # ... besides those created or changed live through the management plane, which
+        # the definitions store keeps (docs/management.md, "YAML and live changes").
+        live = core.runtime.live_users
+        for name in [n for n in core.users if n not in live]:
+            del core.users[name]
         for u in config.users:
-            core.users[u.name] = User(u.name, u.password_hash, list(u.tags), {},
-                                      hashing_algorithm=u.hashing_algorithm)
+            user = core.users.get(u.name)
+            if user is None:
+                core.users[u.name] = User(u.name, u.password_hash, list(u.tags), {},
+                                          hashing_algorithm=u.hashing_algorithm)
+            else:  # a live user the file also lists: the file's password and tags win
+                user.password_hash, user.tags = u.password_hash, list(u.tags)
+                user.hashing_algorithm = u.hashing_algorithm
     for p in config.permissions:
         core.users[p.user].permissions[p.vhost] = Permission(p.configure, p.write, p.read)
+    # policies first, so that the queues and exchanges below are declared under them
+    runtime_entries = runtime.apply_defs(core, config.runtime)
     for ex in config.exchanges:
         vhost = core.vhosts[ex.vhost]
         created["exchanges"] += ex.name not in vhost.exchanges
@@ -126,12 +138,7 @@ def apply_config(core: "BrokerCore", config: Config) -> dict[str, int]:
         before = _binding_count(source)
         vhost.bind(dest, b.source, b.routing_key, b.arguments)
         created["bindings"] += _binding_count(source) - before
-    for prm in config.parameters:  # e.g. shovels (model/parameters.py)
-        vhost = core.vhosts[prm.vhost]
-        if vhost.parameters.get(prm.component, prm.name) != prm.value:
-            created["parameters"] = created.get("parameters", 0) + 1
-            vhost.parameters.set(prm.component, prm.name, prm.value)
-    log.info("config.applied", source=config.source, **created)
+    log.info("config.applied", source=config.source, runtime=runtime_entries, **created)
     for warning in config.warnings:
         log.warning("config.warning", problem=str(warning))
     return created

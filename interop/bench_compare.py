@@ -67,7 +67,7 @@ class Ours:
         self.port = free_port()
         data = work / f"ours-{self.port}"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "amqpbroker", "serve", "--host", "127.0.0.1", "--port",
+            [sys.executable, "-m", "amqpbroker", "serve", "--management-port", "0", "--host", "127.0.0.1", "--port",
              str(self.port), "--data-dir", str(data), "--log-level", "warning"],
             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if not wait_port(self.port, 15):

@@ -16,6 +16,7 @@ from typing import Any, Callable
 import structlog
 
 from amqpbroker import errors
+from amqpbroker.broker import limits, runtime
 from amqpbroker.broker.changes import ChangeStream
 from amqpbroker.model.delayed_store import parse_delayed_key
 from amqpbroker.broker.persister import Persister
@@ -72,6 +73,9 @@ class BrokerCore:
         self.memory_alarm = False  # True while any resource alarm is set
         self.alarms: set[str] = set()  # "memory", "disk"
         self.started_at = time.time()
+        # What only administrators change (vhost metadata, policies, parameters, limits,
+        # topic permissions): see broker/runtime.py and broker/admin.py.
+        self.runtime = runtime.RuntimeState()
         self._default_setup()
 
     def _default_setup(self) -> None:
@@ -90,8 +94,8 @@ class BrokerCore:
                                 message_changes=self.store is not None)
             vhost.streams = self.streams
             vhost.delayed.on_dirty = self._delayed_dirty
-            vhost.parameters.listeners = self.parameter_listeners
             self.vhosts[name] = vhost
+            runtime.refresh_vhost(self, name)  # policies and limits stored for it
         if grant_to is not None and grant_to in self.users:
             self.users[grant_to].permissions.setdefault(name, Permission())
         return vhost
@@ -144,7 +148,10 @@ class BrokerCore:
         started = time.monotonic()
         ops = self.definitions.load() if self.definitions is not None else []
         for op in ops:
-            self.add_vhost(op["vhost"]).apply(op)
+            if op["op"] in runtime.OPS:  # users, vhosts, policies... changed live
+                runtime.replay(self, op)
+            else:
+                self.add_vhost(op["vhost"]).apply(op)
         by_key = {q.key: q for v in self.vhosts.values() for q in v.queues.values()}
         messages = 0
         if self.store is not None:
@@ -161,7 +168,8 @@ class BrokerCore:
                 messages += len(entries)
         if self.definitions is not None:
             self.definitions.compact(
-                [op for v in self.vhosts.values() for op in v.durable_ops()]
+                [*runtime.snapshot(self),
+                 *(op for v in self.vhosts.values() for op in v.durable_ops())]
             )
         stats = {"definitions": len(ops), "messages": messages,
                  "seconds": round(time.monotonic() - started, 3)}
@@ -203,7 +211,9 @@ class BrokerCore:
     def open_session(self, user: User, vhost: str, events: SessionEvents) -> Session:
         """A client session for an authenticated user on a vhost (403 NOT_ALLOWED when the
         user has no access to it). Close it with `Session.close()`."""
-        session = Session(self, user, self.open_vhost(user, vhost), events)
+        v = self.open_vhost(user, vhost)
+        limits.check_connection(self, user, v)  # vhost and user max-connections (530)
+        session = Session(self, user, v, events)
         self.sessions.add(session)
         return session
 

@@ -38,7 +38,8 @@ class PublisherEvents(Protocol):
 
 
 class Publisher:
-    __slots__ = ("events", "persister", "confirm", "seq", "upto", "sent", "pending", "closed")
+    __slots__ = ("events", "persister", "confirm", "seq", "upto", "sent", "pending", "closed",
+                 "published", "returned_unroutable", "dropped_unroutable")
 
     def __init__(self, events: PublisherEvents, persister: "Persister") -> None:
         self.events = events
@@ -49,6 +50,9 @@ class Publisher:
         self.sent = 0  # the translator's mark: confirms up to here are on the wire
         self.pending: deque[tuple[int, int, bool]] = deque()  # (seq, sync generation, ack)
         self.closed = False
+        # Management API counters (message_stats of a channel): publishes, and unroutable
+        # ones returned (mandatory) or dropped. Confirms are `upto`.
+        self.published = self.returned_unroutable = self.dropped_unroutable = 0
 
     def settle(self, seq: int, needs_sync: bool, ack: bool = True) -> None:
         """Publish `seq` was routed: confirm it now, or after the next sync."""

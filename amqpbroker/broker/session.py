@@ -20,13 +20,13 @@ settled deliveries back as `(queue, msg, consumer)` entries.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterable, Protocol
+from typing import TYPE_CHECKING, Any, Iterable, Literal, Protocol
 
 from amqpbroker import errors
 from amqpbroker.broker.consume import check_consume, start_consumer
 from amqpbroker.broker.publisher import Publisher, PublisherEvents
 from amqpbroker.message import Message
-from amqpbroker.model import permissions
+from amqpbroker.model import permissions, topic_permissions
 from amqpbroker.model.deadletter import Rejected
 from amqpbroker.model.delayed import delay_of
 from amqpbroker.model.destination import Destination
@@ -63,8 +63,8 @@ class Session:
         self.vhost = vhost
         self.events = events
         self.closed = False
-        # Permission grants already checked (one user and vhost per session; permissions
-        # only change at startup), so the publish path costs one set lookup.
+        # Permission grants already checked (one user and vhost per session), so the publish
+        # path costs one set lookup; `permissions_changed` forgets them.
         self.perm_cache: set[tuple[str, str, str]] = set()
         self._may_write: set[str] = set()  # exchanges this session may publish to
         self.exclusive_queues: list[Destination] = []
@@ -75,11 +75,31 @@ class Session:
         self.published = False  # this client publishes: an alarm blocks it
         self.alarm_blocked = False
         self.reading_paused = False
+        # MQTT's client id, for `{client_id}` in topic permissions (None for AMQP 0-9-1).
+        self.client_id: str | None = None
 
     # -- access control ---------------------------------------------------------------
     def allow(self, kind: permissions.Kind, resource: permissions.ResourceKind,
               name: str) -> None:
         permissions.check(self.user, self.vhost.name, kind, resource, name, self.perm_cache)
+
+    def allow_topic(self, exchange: str, permission: Literal["write", "read"],
+                    routing_key: str) -> None:
+        """Topic permissions (model/topic_permissions.py): on a topic exchange with a
+        topic permission for this user, the routing key must match (403 otherwise)."""
+        table = self.core.runtime.topic_permissions
+        if table and topic_permissions.applies(table, self.user.name, self.vhost.name,
+                                               exchange):
+            ex = self.vhost.exchanges.get(exchange)
+            if ex is not None and ex.type == "topic":
+                topic_permissions.check(table, self.user.name, self.vhost.name, exchange,
+                                        permission, routing_key, self.client_id)
+
+    def permissions_changed(self) -> None:
+        """An administrator changed this user's permissions (management API): forget the
+        grants remembered for the fast path; the next operation checks the new ones."""
+        self.perm_cache.clear()
+        self._may_write.clear()
 
     # -- exchanges -------------------------------------------------------------------------
     def declare_exchange(self, name: str, type: str, *, passive: bool = False,
@@ -107,12 +127,14 @@ class Session:
                       arguments: dict[str, Any] | None = None) -> None:
         self.allow("write", "exchange", destination)
         self.allow("read", "exchange", source)
+        self.allow_topic(source, "read", routing_key)
         self.vhost.bind(self.vhost.exchange(destination), source, routing_key, arguments)
 
     def unbind_exchange(self, destination: str, source: str, routing_key: str,
                         arguments: dict[str, Any] | None = None) -> None:
         self.allow("write", "exchange", destination)
         self.allow("read", "exchange", source)
+        self.allow_topic(source, "read", routing_key)
         vhost = self.vhost
         dest = vhost.exchanges.get(destination)
         if dest is not None and source in vhost.exchanges:
@@ -151,12 +173,14 @@ class Session:
                    arguments: dict[str, Any] | None = None) -> None:
         self.allow("write", "queue", queue)
         self.allow("read", "exchange", exchange)
+        self.allow_topic(exchange, "read", routing_key)
         self.vhost.bind(self.queue(queue), exchange, routing_key, arguments)
 
     def unbind_queue(self, queue: str, exchange: str, routing_key: str,
                      arguments: dict[str, Any] | None = None) -> None:
         self.allow("write", "queue", queue)
         self.allow("read", "exchange", exchange)
+        self.allow_topic(exchange, "read", routing_key)
         vhost = self.vhost
         # RabbitMQ answers UnbindOk when the queue or the exchange no longer exists.
         q = vhost.queues.get(queue)
@@ -183,11 +207,11 @@ class Session:
         """A handle for one stream of publishes (see `broker.publisher`)."""
         return Publisher(events, self.core.persister)
 
-    def check_publish(self, exchange: str) -> None:
+    def check_publish(self, exchange: str, routing_key: str = "") -> None:
         """What a publish checks before it is accepted (tx mode checks it at publish time,
         routes at commit): write permission (403 before 404, as RabbitMQ), existence."""
         if exchange not in self._may_write:
-            self._check_write(exchange)
+            self._check_write(exchange, routing_key)
         self.vhost.exchange(exchange)
 
     def publish(self, msg: Message, mandatory: bool, publisher: Publisher) -> bool:
@@ -195,7 +219,7 @@ class Session:
         True if it waits for the group commit (persistent on a durable destination)."""
         self.published = True
         if msg.exchange not in self._may_write:
-            self._check_write(msg.exchange)
+            self._check_write(msg.exchange, msg.routing_key)
         vhost = self.vhost
         ex = vhost.exchanges.get(msg.exchange)
         if ex is None:
@@ -208,6 +232,8 @@ class Session:
             if delay:  # x-delayed-message: held, routed when due (model/delayed.py)
                 return self._publish_delayed(ex, msg, mandatory, publisher, delay)
         queues = vhost.route(ex, msg)
+        publisher.published += 1  # counters for the management API's message_stats
+        ex.published_in += 1
         if msg.expiration is not None:  # per-message TTL: plain queues start tracking it
             for q in queues:
                 if q.features is None:
@@ -217,10 +243,14 @@ class Session:
             publisher.seq += 1
         if not queues:
             if mandatory:  # the return goes out before the confirm (confirms page)
+                publisher.returned_unroutable += 1
                 publisher.events.returned(msg, 312, "NO_ROUTE")
+            else:
+                publisher.dropped_unroutable += 1
             if confirm:
                 publisher.settle(publisher.seq, False)
             return False
+        ex.published_out += 1
         durable = rejected = False
         persistent = msg.persistent
         for q in queues:
@@ -229,6 +259,7 @@ class Session:
             except Rejected:  # x-overflow=reject-publish(-dlx): nack if confirming
                 rejected = True
                 continue
+            q.published += 1
             if q.durable:
                 durable = True
                 if q.persist_all:  # quorum and stream queues store every message
@@ -252,7 +283,10 @@ class Session:
         exchange is a durable change: its confirm waits for the group commit."""
         if publisher.confirm:
             publisher.seq += 1
+        publisher.published += 1  # counters for the management API's message_stats
+        ex.published_in += 1
         if mandatory and not self.vhost.route(ex, msg):
+            publisher.returned_unroutable += 1
             publisher.events.returned(msg, 312, "NO_ROUTE")
             if publisher.confirm:
                 publisher.settle(publisher.seq, False)
@@ -264,8 +298,16 @@ class Session:
             self.core.persister.dirty = True
         return needs_sync
 
-    def _check_write(self, exchange: str) -> None:
+    def _check_write(self, exchange: str, routing_key: str) -> None:
         self.allow("write", "exchange", exchange)
+        table = self.core.runtime.topic_permissions
+        if table and topic_permissions.applies(table, self.user.name, self.vhost.name,
+                                               exchange):
+            ex = self.vhost.exchanges.get(exchange)
+            if ex is not None and ex.type == "topic":
+                # the routing key is checked at every publish: not remembered
+                self.allow_topic(exchange, "write", routing_key)
+                return
         self._may_write.add(exchange)
 
     # -- consuming ---------------------------------------------------------------------------
@@ -315,7 +357,9 @@ class Session:
         q = self.queue(queue)
         got = q.get()
         if got is None:
+            q.fetched_empty += 1
             return None
+        q.fetched += 1
         return q, got[0], got[1]
 
     # -- settling ----------------------------------------------------------------------------
@@ -323,6 +367,7 @@ class Session:
         """Deliveries acknowledged: gone for good."""
         queues: set[Destination] = set()
         for queue, msg, consumer in entries:
+            queue.acked += 1
             queue.settle(msg)
             if consumer is not None:
                 consumer.unacked -= 1

@@ -16,6 +16,7 @@ from typing import Any, Mapping
 
 from amqpbroker.config.checker import Checker
 from amqpbroker.config.model import Config, ConfigError, Problem
+from amqpbroker.config.runtime_keys import RUNTIME_KEYS, read_runtime
 from amqpbroker.config.server_keys import SERVER_KEYS, read_server
 from amqpbroker.config.topology_keys import (
     METADATA_KEYS,
@@ -80,7 +81,8 @@ def parse(doc: Any, reader: Reader, base: Settings | None = None) -> Config:
     if not isinstance(doc, dict):
         c.error((), "the file must be a mapping of keys (listeners, vhosts, queues, ...)")
         raise ConfigError(c.problems)
-    c.mapping(doc, (), SERVER_KEYS + TOPOLOGY_KEYS, ignored=METADATA_KEYS + UNSUPPORTED_KEYS)
+    c.mapping(doc, (), SERVER_KEYS + TOPOLOGY_KEYS + RUNTIME_KEYS,
+              ignored=METADATA_KEYS + UNSUPPORTED_KEYS)
     for key in UNSUPPORTED_KEYS:
         if doc.get(key):
             n = len(doc[key]) if isinstance(doc[key], (list, dict)) else 1
@@ -95,11 +97,11 @@ def parse(doc: Any, reader: Reader, base: Settings | None = None) -> Config:
     exchanges = t.exchanges()
     queues = t.queues()
     bindings = t.bindings(exchanges, queues)
-    parameters = t.parameters()
+    runtime_defs = read_runtime(c, doc, t.vhost_names, t.user_names, settings.default_vhost)
     if c.problems:
         raise ConfigError(_by_line(c.problems))
     return Config(reader.source, settings, values, vhosts, users, permissions, exchanges,
-                  queues, bindings, _by_line(c.warnings), parameters)
+                  queues, bindings, _by_line(c.warnings), runtime_defs)
 
 
 def _by_line(problems: list[Problem]) -> list[Problem]:

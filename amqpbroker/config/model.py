@@ -109,16 +109,6 @@ class BindingDef:
 
 
 @dataclass
-class ParameterDef:
-    """A runtime parameter (RabbitMQ definitions' `parameters`), e.g. a shovel."""
-    vhost: str
-    component: str
-    name: str
-    value: Any
-    where: Problem
-
-
-@dataclass
 class Config:
     source: str
     settings: Settings
@@ -131,7 +121,8 @@ class Config:
     queues: list[QueueDef] = field(default_factory=list)
     bindings: list[BindingDef] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
-    parameters: list[ParameterDef] = field(default_factory=list)
+    # Policies, limits, topic permissions, parameters (config/runtime_keys.py).
+    runtime: Any = None
 
     def summary(self) -> str:
         s = self.settings

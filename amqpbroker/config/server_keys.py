@@ -12,7 +12,9 @@ SERVER_KEYS = ("listeners", "data_dir", "sync", "limits", "logging", "loopback_u
                "shutdown_timeout", "tls", "ssl_cert_login_from", "ssl_cert_login_san_type",
                "ssl_cert_login_san_index")
 # listener protocol -> RabbitMQ's default port
-LISTENER_PORTS = {"amqp": 5672, "amqps": 5671}
+LISTENER_PORTS = {"amqp": 5672, "amqps": 5671, "management": 15672}
+# Settings field prefix per protocol: port, host -> tls_port, management_port, ...
+LISTENER_FIELDS = {"amqp": "", "amqps": "tls_", "management": "management_"}
 
 # key under `limits:` -> (Settings field, kind, minimum, maximum)
 LIMITS: dict[str, tuple[str, str, int | None, int | None]] = {
@@ -94,7 +96,8 @@ def read_server(c: Checker, doc: dict[str, Any]) -> dict[str, Any]:
         if users is not None:
             out["loopback_users"] = tuple(users)
     return {k: v for k, v in out.items()
-            if v is not None or k in ("data_dir", "host", "tls_host", "port")}
+            if v is not None or k in ("data_dir", "host", "tls_host", "port", "management_host",
+                                      "management_port")}
 
 
 TLS_KEYS = ("certfile", "keyfile", "password", "cacertfile", "verify", "fail_if_no_peer_cert",
@@ -135,7 +138,9 @@ def _path(value: str | None) -> str | None:
 def _listeners(c: Checker, value: Any, out: dict[str, Any]) -> None:
     """`listeners: [{protocol, host, port}, ...]`. Per protocol one port (the server binds
     it on one or more addresses); no host = every IPv4 and IPv6 address. The list is
-    complete: without an `amqp` entry there is no plain AMQP listener."""
+    complete for AMQP: without an `amqp` entry there is no plain AMQP listener. The
+    management API (`protocol: management`, port 15672) stays on its default unless listed;
+    `port: null` turns it off."""
     path = ("listeners",)
     items = c.sequence(value, path)
     if not items:
@@ -152,12 +157,15 @@ def _listeners(c: Checker, value: Any, out: dict[str, Any]) -> None:
         if protocol is not None:
             groups.setdefault(protocol, []).append((i, m))
     for protocol, entries in groups.items():
+        prefix = LISTENER_FIELDS[protocol]
+        if protocol == "management" and any(m.get("port", 0) is None for _, m in entries):
+            out["management_port"] = None  # explicitly off
+            continue
         port, host = _listener_group(c, protocol, entries)
-        prefix = "" if protocol == "amqp" else "tls_"
         out[prefix + "port"] = port
         if host is not _UNSET:
             out[prefix + "host"] = host
-    if "amqp" not in groups and groups:
+    if "amqp" not in groups and set(groups) - {"management"}:
         out["port"] = None
 
 

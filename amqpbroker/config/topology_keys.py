@@ -14,7 +14,6 @@ from amqpbroker.config.checker import Checker, describe
 from amqpbroker.config.model import (
     BindingDef,
     ExchangeDef,
-    ParameterDef,
     PermissionDef,
     QueueDef,
     UserDef,
@@ -25,13 +24,11 @@ from amqpbroker.model.users import SHA256, hash_password, password_hash_problem
 from amqpbroker.model.queue_args import QUEUE_TYPES
 from amqpbroker.model.vhost import PREDECLARED
 
-TOPOLOGY_KEYS = ("vhosts", "users", "permissions", "exchanges", "queues", "bindings",
-                 "parameters")
+TOPOLOGY_KEYS = ("vhosts", "users", "permissions", "exchanges", "queues", "bindings")
 METADATA_KEYS = ("rabbit_version", "rabbitmq_version", "product_name", "product_version")
-UNSUPPORTED_KEYS = ("policies", "global_parameters", "topic_permissions")
-# Runtime parameter components this broker runs (model/parameters.py); entries of others
-# are warned about and ignored.
-PARAMETER_COMPONENTS = ("shovel",)
+# Keys of RabbitMQ's definitions that nothing here reads (policies, limits, topic
+# permissions and parameters are read by config/runtime_keys.py).
+UNSUPPORTED_KEYS: tuple[str, ...] = ()
 PREDECLARED_NAMES = {name for name, _ in PREDECLARED}
 
 # Arguments whose type we can check before anything starts (name -> (kind, min, max)).
@@ -99,8 +96,6 @@ class TopologyReader:
             m = {"name": item} if isinstance(item, str) else self.c.mapping(
                 item, p, ("name",), ignored=("limits", "metadata", "description", "tags",
                                              "default_queue_type", "tracing"))
-            if m.get("limits"):
-                self.c.warn(p + ("limits",), "vhost limits are not supported; ignored")
             name = self.c.get(m, p, "name", "str", check=_name)
             if name is not None and self._unique("vhost", (name,), p, f"vhost '{name}'"):
                 out.append(VhostDef(name, self.c.at(p)))
@@ -115,8 +110,6 @@ class TopologyReader:
         keys = ("name", "password", "password_hash", "hashing_algorithm", "tags")
         for p, item in self._items("users"):
             m = self.c.mapping(item, p, keys, ignored=("limits",))
-            if m.get("limits"):
-                self.c.warn(p + ("limits",), "user limits are not supported; ignored")
             name = self.c.get(m, p, "name", "str", check=_name)
             unique = name is not None and self._unique("user", (name,), p, f"user '{name}'")
             algorithm = self.c.get(m, p, "hashing_algorithm", "str", SHA256,
@@ -246,35 +239,6 @@ class TopologyReader:
                 continue
             out.append(BindingDef(vhost, source, dest, dest_type, key, args, self.c.at(p)))
         self._dangling(exchanges, queues, known)
-        return out
-
-    def parameters(self) -> list[ParameterDef]:
-        """RabbitMQ definitions' `parameters`: {vhost, component, name, value}."""
-        from amqpbroker.model.shovel_spec import ShovelSpecError, parse_spec
-
-        out: list[ParameterDef] = []
-        for p, item in self._items("parameters"):
-            m = self.c.mapping(item, p, ("vhost", "component", "name", "value"))
-            vhost = self._vhost(m, p)
-            component = self.c.get(m, p, "component", "str")
-            name = self.c.get(m, p, "name", "str", check=_name)
-            value = m.get("value")
-            if component is not None and component not in PARAMETER_COMPONENTS:
-                self.c.warn(p + ("component",), f"component '{component}' is not supported "
-                                                "by amqpbroker; entry ignored")
-                continue
-            if component == "shovel":
-                try:
-                    parse_spec(value)
-                except ShovelSpecError as exc:
-                    for problem in exc.problems:
-                        self.c.error(p + ("value",), problem)
-                    continue
-            if None in (vhost, component, name) or not self._unique(
-                    "parameter", (vhost, component, name), p,
-                    f"{component} '{name}' in vhost '{vhost}'"):
-                continue
-            out.append(ParameterDef(vhost, component, name, value, self.c.at(p)))
         return out
 
     # -- helpers -----------------------------------------------------------------------------

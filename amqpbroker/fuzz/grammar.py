@@ -157,6 +157,9 @@ def _valid(method, channel: int = 1) -> bytes:
 
 
 _PUBLISH = _valid(commands.Basic.Publish(exchange="", routing_key="q"))
+# channel_max (2047, negotiated by oracle.HANDSHAKE) counts open channels, whatever their
+# numbers (rabbit_reader): channel 1 is open, these open 2..2047; one more is refused.
+_OPEN_2047 = b"".join(_valid(commands.Channel.Open(), c) for c in range(2, 2048))
 _KNOWN = {idx for idx, _ in METHODS}
 
 
@@ -199,7 +202,7 @@ def classified() -> st.SearchStrategy[tuple[str, bytes, bool]]:
         row("method_on_closed_channel", st.integers(2, 2047).map(
             lambda c: _valid(commands.Basic.Qos(prefetch_count=1), c))),
         row("channel_over_channel_max", st.integers(2048, 65535).map(
-            lambda c: _valid(commands.Channel.Open(), c))),
+            lambda c: _OPEN_2047 + _valid(commands.Channel.Open(), c))),
         row("channel_before_open", st.integers(1, 65535).map(
             lambda c: b"AMQP\x00\x00\x09\x01" + _valid(commands.Channel.Open(), c)), hs=False),
         row("body_without_header", st.binary(max_size=16).map(

@@ -37,7 +37,7 @@ EXPECTED: dict[str, tuple[int, str]] = {
     "bad_field_type": (502, "connection"),
     "table_too_deep": (502, "connection"),
     "method_on_closed_channel": (504, "connection"),
-    "channel_over_channel_max": (530, "connection"),
+    "channel_over_channel_max": (530, "connection"),  # one more open channel than that
     "channel_before_open": (505, "connection"),
     "body_without_header": (505, "connection"),
     "header_without_publish": (505, "connection"),

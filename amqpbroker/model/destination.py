@@ -25,6 +25,11 @@ from typing import Any, Sized
 from amqpbroker.message import Message
 
 
+# The counters above, by name: what a deleted queue leaves to its vhost's totals.
+COUNTERS = ("published", "delivered", "delivered_no_ack", "redelivered", "fetched",
+            "fetched_no_ack", "fetched_empty", "acked")
+
+
 class Destination(ABC):
     """A queue-like target of routing. Attributes every destination has:
 
@@ -42,6 +47,12 @@ class Destination(ABC):
     persist_all = False
     queue_type = "classic"
     ready: Sized
+    # Message counters for the management API's message_stats (class defaults; an
+    # instance gets its own on the first increment). Bumped where the work happens: the
+    # core session (published, fetched, fetched_empty, acked) and the protocol translator
+    # (delivered, delivered_no_ack, redelivered, fetched_no_ack).
+    published = delivered = delivered_no_ack = redelivered = 0
+    fetched = fetched_no_ack = fetched_empty = acked = 0
 
     # -- messages in ----------------------------------------------------------------------
     @abstractmethod

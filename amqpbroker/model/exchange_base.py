@@ -27,6 +27,10 @@ class Exchange:
     """Common binding bookkeeping; subclasses keep a routing index in sync."""
 
     type: ClassVar[str] = ""
+    # Management API counters: messages published into the exchange, and those of them
+    # routed to at least one queue (class defaults; bumped by the core session's publish).
+    published_in = 0
+    published_out = 0
     # Bindings point at exchanges and at destinations (model.destination): routing tells
     # them apart by this flag.
     is_exchange: ClassVar[bool] = True
@@ -39,6 +43,10 @@ class Exchange:
     # Messages with an x-delay header wait before they are routed (x-delayed-message, or
     # LavinMQ's x-delayed-exchange argument); see model/delayed.py.
     delays: ClassVar[bool] = False
+    # Set by a matching policy (model/policy.py; VirtualHost.apply_policy).
+    policy: str | None = None
+    operator_policy: str | None = None
+    effective_policy_definition: dict[str, Any] = {}
 
     def __init__(
         self,
@@ -60,6 +68,16 @@ class Exchange:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} bindings={len(self._bindings)}>"
+
+    def apply_policy(self, effective: Any) -> None:
+        """A policy's `alternate-exchange` applies unless the argument sets one
+        (https://www.rabbitmq.com/docs/ae)."""
+        self.policy = effective.policy
+        self.operator_policy = effective.operator_policy
+        self.effective_policy_definition = effective.definition
+        args = effective.arguments if effective.policy else self.arguments
+        alternate = args.get("alternate-exchange")
+        self.alternate = alternate.decode() if isinstance(alternate, bytes) else alternate
 
     # --------------------------------------------------------------- bindings
 

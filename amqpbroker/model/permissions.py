@@ -27,10 +27,11 @@ Patterns match anywhere in the name (unanchored); the empty pattern allows nothi
 
 Refusals close the channel with 403 ACCESS_REFUSED and RabbitMQ's text, for instance
 `access to queue 'q' in vhost '/' refused for user 'u'`. Topic permissions (routing-key
-patterns per topic exchange) are not implemented.
+patterns per topic exchange) are in `model/topic_permissions.py`.
 
-Permissions only change when the configuration is applied at startup, so a channel may
-remember what it was granted: pass the same set as `cache` to skip the regex next time.
+A connection may remember what it was granted: pass the same set as `cache` to skip the
+regex next time. When an administrator changes the user's permissions (management API),
+the admin facade clears those caches (`ClientConnection.permissions_changed`).
 """
 
 from __future__ import annotations

@@ -158,6 +158,15 @@ class Queue(Destination):
         """A message with an `expiration` property reached this queue (see QueueFeatures)."""
         self.featured.enable_message_expiry()
 
+    # Set by a matching policy (VirtualHost.apply_policy); what the management API shows.
+    policy: str | None = None
+    operator_policy: str | None = None
+    effective_policy_definition: dict[str, Any] = {}
+
+    def apply_policy(self, effective: Any) -> None:
+        """A policy was set, changed or cleared (see QueueFeatures.apply_policy)."""
+        self.featured.apply_policy(effective)
+
     def declared(self) -> None:
         """queue.declare of this queue (renews an x-expires lease)."""
         self.featured.declared()
@@ -241,13 +250,16 @@ class Queue(Destination):
 
     def _hand_out(self, consumer: ConsumerLike, msg: Message, redelivered: bool,
                   seq: int) -> None:
-        self.unacked += 1
-        if not seq:
-            self._seq = seq = self._seq + 1
-        self._out[msg] = seq
+        self.unacked = out = self.unacked + 1
         if self.changes is not None and msg.persistent:
             self.changes.mark_delivered(self.key, msg)
         consumer.deliver(self, msg, redelivered)
+        # Numbered only if it can come back: a no-ack delivery is settled inside deliver()
+        # (the unacked count is back down) and costs no dict item.
+        if self.unacked == out:
+            if not seq:
+                self._seq = seq = self._seq + 1
+            self._out[msg] = seq
 
     def get(self) -> tuple[Message, bool] | None:
         """Basic.Get: the head message, now unacked by the caller (or settled at once)."""

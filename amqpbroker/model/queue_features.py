@@ -20,12 +20,15 @@ from amqpbroker.model.deadletter import (
     dead_letter,
 )
 from amqpbroker.message import Message
-from amqpbroker.model.quorum import QuorumReady
+from amqpbroker.model.policy import Effective
+from amqpbroker.model.quorum import QuorumReady, quorum_config
 from amqpbroker.model.queue_args import (
     DROP_HEAD,
     REJECT_PUBLISH_DLX,
     QueueConfig,
+    consumer_timeout_of,
     parse_expiration,
+    parse_queue_arguments,
 )
 from amqpbroker.model.ready import PriorityReady, merge_returned
 from amqpbroker.protocol import tables
@@ -79,6 +82,81 @@ class QueueFeatures:
         if self.q.features is None:
             self._enable(_PLAIN_FEATURES)
 
+    # -- policies: the effective-config recomputation hook ------------------------------------
+    def apply_policy(self, effective: Effective) -> None:
+        """Run the queue with the arguments a policy change leaves in effect
+        (model/policy.py; `Queue.apply_policy` calls this).
+
+        Called at declare and whenever a matching policy is set, changed or cleared. A
+        plain queue no policy touches stays plain (the fast path); once featured, a queue
+        stays on the featured path even if the policy goes (its entries carry deadlines).
+        At once: a lower length limit drops or dead-letters the head overflow (drop-head;
+        as RabbitMQ, reject-publish keeps what is there), a new message TTL recomputes the
+        deadlines of ready messages and expires what is too old (`_restamp`), a new
+        x-expires restarts the lease."""
+        q = self.q
+        q.policy = effective.policy
+        q.operator_policy = effective.operator_policy
+        q.effective_policy_definition = effective.definition
+        args = effective.arguments if effective.policy or effective.operator_policy \
+            else q.arguments
+        q.consumer_timeout_ms = consumer_timeout_of(args)
+        if q.is_quorum:
+            config: QueueConfig | None = quorum_config(args, q.name, q.vhost)
+        else:
+            config = parse_queue_arguments(args)
+        if config is None:
+            if q.features is None:
+                return
+            config = _PLAIN_FEATURES
+        old = q.features
+        if old == config:
+            return
+        if old is None:
+            self._enable(config)
+            if config.message_ttl is not None:
+                self._restamp(None)
+        else:
+            q.features = config
+            if config.message_ttl != old.message_ttl:
+                self._restamp(old.message_ttl)
+            if config.expires != old.expires:
+                if q._lease_timer is not None:
+                    q._lease_timer.cancel()
+                    q._lease_timer = None
+                if config.expires is not None and not q.consumers:
+                    self._renew_lease()
+        if config.single_active_consumer and q.active is None and q.consumers:
+            q.active = q.consumers[0]
+        if config.has_length_limit and config.overflow == DROP_HEAD:
+            self._drop_over_limit()
+        self._dispatch_f()
+
+    def _restamp(self, old_ttl: int | None) -> None:
+        """Deadlines of the ready messages under the new message TTL, counted from when
+        each message was enqueued; expired heads go at once. A message's enqueue time is
+        its old deadline minus the TTL it had (nothing is stamped on the publish path); a
+        message that had no deadline (the queue had no TTL) counts from now."""
+        q = self.q
+        now = q.clock.now()
+        entries = []
+        while q.ready:
+            entries.append(self._pop())
+        q._timed = False
+        for msg, redelivered, expires_at, returns, seq in entries:
+            start = now
+            if expires_at is not None:
+                had = _ttl_of(msg, old_ttl)
+                if had is not None:
+                    start = expires_at - had / 1000.0
+            self._push((msg, redelivered, self._deadline(msg, start), returns, seq))
+        if q._ttl_timer is not None:
+            q._ttl_timer.cancel()
+            q._ttl_timer, q._ttl_when = None, _NEVER
+        if q._timed:
+            self._expire_heads(now)
+            self._schedule_expiry()
+
     def declared(self) -> None:
         """queue.declare (also passive) renews the lease of an unused x-expires queue."""
         features = self.q.features
@@ -110,14 +188,7 @@ class QueueFeatures:
         return entry
 
     def _deadline(self, msg: Message, now: float) -> float | None:
-        ttl = self.q.features.message_ttl  # type: ignore[union-attr]
-        if msg.expiration is not None:
-            try:
-                per_message = parse_expiration(msg.expiration)
-            except errors.PreconditionFailed:  # checked at publish; a recovered oddity
-                per_message = None
-            if per_message is not None and (ttl is None or per_message < ttl):
-                ttl = per_message
+        ttl = _ttl_of(msg, self.q.features.message_ttl)  # type: ignore[union-attr]
         return None if ttl is None else now + ttl / 1000.0
 
     def _over_limit(self, extra_count: int = 0, extra_bytes: int = 0) -> bool:
@@ -355,6 +426,19 @@ class QueueFeatures:
         log.info("queue.expired", vhost=self.q.vhost, queue=self.q.name,
                  expires_ms=self.q.features.expires)  # type: ignore[union-attr]
         self.q.host.remove_queue(self.q)
+
+
+def _ttl_of(msg: Message, queue_ttl: int | None) -> int | None:
+    """The TTL (ms) a message has in a queue: the lower of the queue's and its own."""
+    ttl = queue_ttl
+    if msg.expiration is not None:
+        try:
+            per_message = parse_expiration(msg.expiration)
+        except errors.PreconditionFailed:  # checked at publish; a recovered oddity
+            per_message = None
+        if per_message is not None and (ttl is None or per_message < ttl):
+            ttl = per_message
+    return ttl
 
 
 def _with_delivery_count(msg: Message, count: int) -> Message:

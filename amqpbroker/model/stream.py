@@ -319,6 +319,9 @@ class StreamQueue(Destination):
     features = None
     changes = None  # its log is its durable state (the core syncs it)
     consumer_timeout_ms = None
+    policy: str | None = None
+    operator_policy: str | None = None
+    effective_policy_definition: dict = {}
 
     def __init__(self, vhost: str, name: str, log: Any, *,
                  arguments: dict[str, Any] | None = None) -> None:
@@ -453,6 +456,21 @@ class StreamQueue(Destination):
         return False
 
     # -- retention, tracking, lifecycle ---------------------------------------------------
+    def apply_policy(self, effective: Any) -> None:
+        """Retention from a policy (model/policy.py: for streams the policy wins over the
+        arguments); applied to the log at once."""
+        self.policy = effective.policy
+        self.operator_policy = effective.operator_policy
+        self.effective_policy_definition = effective.definition
+        args = effective.arguments if effective.policy or effective.operator_policy \
+            else self.arguments
+        config = parse_stream_arguments(args)
+        if self.log is not None:
+            self.log.max_bytes = config.max_length_bytes
+            self.log.max_age_ms = config.max_age_ms
+            self.log.max_segment_bytes = config.max_segment_size_bytes
+            self.log.enforce_retention()
+
     def enforce_retention(self, now: float | None = None) -> int:
         return self.log.enforce_retention(now)
 

@@ -22,8 +22,8 @@ from amqpbroker.model.exchanges import (
 )
 from amqpbroker.message import Message
 from amqpbroker.model.names import server_named
-from amqpbroker.model.destination import Destination
-from amqpbroker.model.parameters import Parameters
+from amqpbroker.model.destination import COUNTERS, Destination
+from amqpbroker.model.policy import NONE, PolicySet
 from amqpbroker.model.queue_types import (
     check_delete,
     equivalence_arguments,
@@ -66,6 +66,8 @@ class VirtualHost:
         self.queues: dict[str, Destination] = {}
         # Direct reply-to addresses (amq.rabbitmq.reply-to.<token>) -> their pseudo-queues.
         self.reply_queues: dict[str, Any] = {}
+        # Message counters of deleted queues (the management API's vhost totals keep them).
+        self.retired_counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         self.default_exchange = _make(DirectExchange, "", True, False, False, {})
         self.exchanges[""] = self.default_exchange
         for ex_name, ex_type in PREDECLARED:
@@ -74,8 +76,10 @@ class VirtualHost:
         self._replaying = False
         # Messages waiting in x-delayed-message exchanges (model/delayed.py).
         self.delayed = DelayedMessages(self)
-        # Runtime parameters, e.g. shovel definitions (model/parameters.py).
-        self.parameters = Parameters(self)
+        # Policies and operator policies (model/policy.py); set by the admin plane.
+        self.policies = PolicySet()
+        # Vhost limits ("max-queues", "max-connections"); a negative value is no limit.
+        self.limits: dict[str, int] = {}
 
     # -- lookups ------------------------------------------------------------------------
     def exchange(self, name: str) -> Exchange:
@@ -123,6 +127,8 @@ class VirtualHost:
             raise errors.PreconditionFailed(str(exc)) from None
         ex = _make(cls, name, durable, auto_delete, internal, arguments)
         self.exchanges[name] = ex
+        if self.policies:
+            self.apply_policy(ex)
         if durable:
             self._record({"op": "exchange.declare", "name": name, "type": type,
                           "durable": True, "auto_delete": auto_delete, "internal": internal,
@@ -202,12 +208,19 @@ class VirtualHost:
             self._check_equivalent_queue(existing, durable, exclusive, auto_delete, arguments)
             existing.declared()
             return existing
+        max_queues = self.limits.get("max-queues", -1)
+        if 0 <= max_queues <= len(self.queues) and not self._replaying:
+            raise errors.PreconditionFailed(  # rabbit_amqqueue:check_vhost_queue_limit
+                f"cannot declare queue '{name}': queue limit in vhost '{self.name}' "
+                f"({max_queues}) is reached")
         # RabbitMQ validates only new queues; replayed definitions were accepted once already.
         # The queue type (classic, quorum, stream) decides the checks and the class.
         q = new_queue(self, name, durable=durable, exclusive=exclusive, auto_delete=auto_delete,
                       arguments=arguments, owner=owner, strict=not self._replaying,
                       server_named=generated)
         self.queues[name] = q
+        if self.policies:
+            self.apply_policy(q)
         if durable and not exclusive:
             self._record({"op": "queue.declare", "name": name, "durable": True,
                           "auto_delete": auto_delete, "arguments": arguments})
@@ -263,6 +276,9 @@ class VirtualHost:
         count = q.message_count
         del self.queues[q.name]
         q.deleted = True
+        retired = self.retired_counters
+        for counter in COUNTERS:
+            retired[counter] += getattr(q, counter)
         for consumer in list(q.consumers):  # consumer_cancel_notify
             consumer.queue_deleted(q)
         q.consumers.clear()
@@ -284,6 +300,26 @@ class VirtualHost:
         q = self.queue(name)
         self._check_exclusive(q, owner)
         return q.purge()
+
+    # -- policies -------------------------------------------------------------------------
+    def apply_policy(self, obj: Any) -> None:
+        """Give one queue or exchange the settings its matching policies leave in effect."""
+        if isinstance(obj, Exchange):
+            kind = "exchange"
+        else:
+            kind = "stream" if obj.is_stream else "quorum" if obj.is_quorum else "classic"
+        effective = (self.policies.effective(kind, obj.name, obj.arguments) if self.policies
+                     else NONE)
+        obj.apply_policy(effective)
+
+    def reapply_policies(self) -> None:
+        """A policy was set, changed or cleared: every queue and exchange re-evaluates."""
+        for q in list(self.queues.values()):
+            if not q.deleted:
+                self.apply_policy(q)
+        for ex in list(self.exchanges.values()):
+            if ex.name:
+                self.apply_policy(ex)
 
     # -- bindings -------------------------------------------------------------------------
     def bind(self, destination: Destination | Exchange, source_name: str, routing_key: str,
@@ -387,8 +423,6 @@ class VirtualHost:
                     op["destination"])
                 if dest is not None and op["source"] in self.exchanges:
                     getattr(self, kind)(dest, op["source"], op["routing_key"], op["arguments"])
-            elif kind in ("parameter.set", "parameter.clear"):
-                self.parameters.apply(op)
         finally:
             self._replaying = False
 
@@ -411,7 +445,6 @@ class VirtualHost:
                     op = _binding_op("bind", ex, dest, key, args)
                     op["vhost"] = self.name
                     yield op
-        yield from self.parameters.durable_ops()
 
     def _record(self, op: dict[str, Any]) -> None:
         if self.definitions is not None and not self._replaying:

@@ -70,9 +70,18 @@ def basic_get(ch: "Channel", m: c.Basic.Get) -> None:
     conn = ch.conn
     got = ch.session.get(resolve_queue_name(ch, m.queue))
     if got is None:
+        ch.fetched_empty += 1
         conn.send_method(ch.id, c.Basic.GetEmpty())
         return
     q, msg, redelivered = got
+    if m.no_ack:  # counters for the management API
+        ch.fetched_no_ack += 1
+        q.fetched_no_ack += 1
+    else:
+        ch.fetched += 1
+    if redelivered:
+        ch.redelivered += 1
+        q.redelivered += 1
     tag = ch.next_tag
     ch.next_tag += 1
     conn.send(fastcodec.encode_get_ok(

@@ -46,6 +46,10 @@ PUBLISH_IDS = (60, 40)
 
 
 class Channel:
+    # Message counters for the management API's message_stats (class defaults; bumped
+    # where the work happens: deliveries, basic.get, acks). Publishes are the publisher's.
+    delivered = delivered_no_ack = redelivered = fetched = fetched_no_ack = 0
+    fetched_empty = acked = 0
     def __init__(self, conn: "ClientConnection", channel_id: int) -> None:
         self.conn = conn
         self.id = channel_id
@@ -186,7 +190,7 @@ class Channel:
             if expiration is not None:
                 parse_expiration(expiration)  # 406 "invalid expiration '...'" as RabbitMQ
             if self.tx is not None:
-                self.session.check_publish(exchange)  # 403 / 404 at publish time
+                self.session.check_publish(exchange, routing_key)  # 403 / 404 at publish time
                 self.tx.append(("publish", msg, mandatory))
             else:
                 self.session.publish(msg, mandatory, self.publisher)
@@ -234,9 +238,16 @@ class Channel:
         self.conn.send(fastcodec.encode_deliver(
             self.id, consumer.tag, tag, redelivered, msg.exchange, msg.routing_key,
             msg.properties, self._body_of(msg), self.conn.frame_max))
+        if redelivered:  # counters for the management API (here and below)
+            self.redelivered += 1
+            queue.redelivered += 1
         if consumer.no_ack:
+            self.delivered_no_ack += 1
+            queue.delivered_no_ack += 1
             queue.settle(msg)
         else:
+            self.delivered += 1
+            queue.delivered += 1
             self.unacked[tag] = (queue, msg, consumer)
             consumer.unacked += 1
             timeouts = self.timeouts
@@ -262,7 +273,9 @@ class Channel:
             self._check_tags(tag, multiple)
             self.tx.append(("ack", tag, multiple))
             return
-        self.session.ack(self._take(tag, multiple))
+        entries = self._take(tag, multiple)
+        self.acked += len(entries)
+        self.session.ack(entries)
         if self.global_prefetch:
             self.resume_consumers()
 

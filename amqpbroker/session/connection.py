@@ -26,6 +26,7 @@ from pamqp import commands, decode
 from pamqp.base import Frame as Method
 
 from amqpbroker import __version__, errors, tls
+from amqpbroker.broker import limits
 from amqpbroker.broker.core import BrokerCore
 from amqpbroker.broker.session import Session
 from amqpbroker.protocol import fastcodec, tables
@@ -109,6 +110,8 @@ class ClientConnection:
         # The transport's hook to pause/resume reading (flow control and alarms, decided
         # by the core's session: SessionEvents.reading).
         self.on_flow: Callable[[bool], None] = _nothing_bool
+        # Octets and socket reads/writes, counted by the transport (management API).
+        self.recv_oct = self.send_oct = self.recv_cnt = self.send_cnt = 0
 
     # -- IO-facing API ----------------------------------------------------------------------
     def feed(self, data: bytes, now: float) -> None:
@@ -312,6 +315,7 @@ class ClientConnection:
             raise errors.NotAllowed(
                 f"number of channels opened ({len(self.channels)}) has reached the "
                 f"negotiated channel_max ({self.channel_max})")
+        limits.check_channel(self.core, self.user)  # user max-channels (530)
         self.channels[channel] = Channel(self, channel)
         self.send_method(channel, commands.Channel.OpenOk())
 

@@ -13,11 +13,12 @@ from urllib.parse import quote, urlsplit
 
 import structlog
 
+from amqpbroker.broker.runtime import record, store_parameter
 from amqpbroker.model.shovel_spec import parse_spec
 from amqpbroker.shovel.worker import ShovelWorker
 
 if TYPE_CHECKING:
-    from amqpbroker.core import BrokerCore
+    from amqpbroker.broker.core import BrokerCore
 
 log = structlog.get_logger("amqpbroker")
 
@@ -37,9 +38,9 @@ class ShovelManager:
     def start(self) -> None:
         """Start the shovels defined now; follow every later change (any vhost)."""
         self.core.parameter_listeners.append(self._changed)
-        for vhost in list(self.core.vhosts.values()):
-            for _, name, value in vhost.parameters.items(COMPONENT):
-                self._start(vhost.name, name, value)
+        for (vhost, component, name), value in list(self.core.runtime.parameters.items()):
+            if component == COMPONENT:
+                self._start(vhost, name, value)
 
     def _changed(self, vhost: str, component: str, name: str, value: Any) -> None:
         if component != COMPONENT:
@@ -67,12 +68,15 @@ class ShovelManager:
             task.add_done_callback(self._stopping.discard)
 
     def _finished(self, worker: ShovelWorker) -> None:
-        """src-delete-after reached: the shovel deletes itself."""
-        vhost = self.core.vhosts.get(worker.vhost)
+        """src-delete-after reached: the shovel deletes its own parameter (a durable
+        change, as the API's DELETE)."""
         if self.workers.get((worker.vhost, worker.name)) is worker:
             del self.workers[(worker.vhost, worker.name)]
-        if vhost is not None:
-            vhost.parameters.clear(COMPONENT, worker.name)
+        key = (worker.vhost, COMPONENT, worker.name)
+        if key in self.core.runtime.parameters:
+            record(self.core, {"op": "parameter.delete", "vhost": worker.vhost,
+                               "component": COMPONENT, "name": worker.name})
+            store_parameter(self.core, worker.vhost, COMPONENT, worker.name, None)
 
     def _resolve(self, uri: str, vhost: str) -> str:
         parts = urlsplit(uri)
@@ -82,8 +86,10 @@ class ShovelManager:
         path = parts.path.lstrip("/")
         return self.local_url(vhost if not path else _unquote(path))
 
-    def status(self) -> list[dict[str, Any]]:
-        return [w.status() for w in self.workers.values()]
+    def status(self, vhost: str | None = None) -> list[dict[str, Any]]:
+        """GET /api/shovels (RabbitMQ's shovel-management shape), optionally one vhost's."""
+        return [w.status() for (v, _), w in sorted(self.workers.items())
+                if vhost is None or v == vhost]
 
     async def stop(self) -> None:
         if self._changed in self.core.parameter_listeners:

@@ -41,8 +41,10 @@ def test_import_of_a_real_rabbitmq_export(tmp_path):
     assert [(d.name, k) for d, k, _ in staging.exchanges["amq.direct"].bindings()] == [
         ("stage.q", "k")]
     notes = "\n".join(result.notes)
-    assert "policies: not supported by amqpbroker; 1 entry ignored" in notes
-    assert "topic_permissions: not supported by amqpbroker; 1 entry ignored" in notes
+    assert "not supported" not in notes  # policies and topic permissions are stored
+    assert core.runtime.policies["policy"][("/", "ttl")]["definition"] == {"message-ttl": 60000}
+    assert core.runtime.topic_permissions[("app", "/", "amq.topic")] == {"write": "^a",
+                                                                          "read": "^a"}
     assert "exchange 'transient.x' in vhost '/'" in notes
     assert "2 users, 4 permissions, 2 vhosts are not stored in the data dir" in notes
     again = import_definitions(EXPORT, str(tmp_path))  # idempotent
@@ -70,6 +72,11 @@ def test_export_then_import_round_trip(tmp_path):
         assert topology(again) == topology(exported)
         assert again["users"] == exported["users"]
         assert again["permissions"] == exported["permissions"]
+        # policies and topic permissions travel through the data dir and back
+        assert again["policies"] == exported["policies"] == [
+            {"vhost": "/", "name": "ttl", "pattern": "^ttl\\.", "apply-to": "all",
+             "definition": {"message-ttl": 60000}, "priority": 0}]
+        assert again["topic_permissions"] == exported["topic_permissions"]
     import_definitions(str(tmp_path / "defs.json"), str(b))
     assert topology(export_definitions(load_stored(str(b)))) == topology(exported)
 

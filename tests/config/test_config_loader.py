@@ -138,7 +138,8 @@ def test_every_problem_is_listed_with_its_line():
         "<config>:26: colour: unknown key 'colour' (expected one of: listeners, data_dir, sync, "
         "limits, logging, loopback_users, shutdown_timeout, tls, ssl_cert_login_from, "
         "ssl_cert_login_san_type, ssl_cert_login_san_index, vhosts, users, permissions, "
-        "exchanges, queues, bindings, parameters)",
+        "exchanges, queues, bindings, policies, operator_policies, topic_permissions, "
+        "parameters, global_parameters)",
     ]
     assert found == expected
 

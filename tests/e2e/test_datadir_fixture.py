@@ -14,13 +14,20 @@ from pathlib import Path
 import aio_pika
 import pytest
 
+from amqpbroker.clock import Scheduler
 from amqpbroker.embed import Broker
 
+ARGS = {"x-max-length": 100, "x-overflow": "reject-publish",  # as make_datadir.py
+        "x-dead-letter-exchange": "fx.fanout", "x-single-active-consumer": True}
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "datadir-0.1.0"
 
 
 @pytest.fixture
-async def recovered(tmp_path):
+async def recovered(tmp_path, monkeypatch):
+    # fx.args has a one-hour x-message-ttl and the store keeps each message's enqueue time:
+    # recovered later than an hour after the fixture was written, its messages would
+    # expire (and be dead-lettered into fx.fanned). The broker recovers "as written".
+    monkeypatch.setattr(Scheduler, "wall", lambda self: 0.0)
     data_dir = tmp_path / "data"
     shutil.copytree(FIXTURE, data_dir)
     async with Broker(data_dir=str(data_dir)) as broker:
@@ -71,9 +78,7 @@ async def test_messages_and_redelivered_flags_come_back(recovered):
 async def test_topology_comes_back(recovered):
     _, ch = recovered
     # Same arguments: an inequivalent redeclare would close the channel with 406.
-    await ch.declare_queue("fx.args", durable=True,
-                           arguments={"x-max-length": 100, "x-message-ttl": 3_600_000,
-                                      "x-dead-letter-exchange": "fx.fanout"})
+    await ch.declare_queue("fx.args", durable=True, arguments=ARGS)
     await ch.declare_queue("fx.quorum", durable=True, arguments={"x-queue-type": "quorum"})
     await ch.declare_exchange("fx.topic", "topic", durable=True)
     # The bindings route as before: topic -> queue, topic -> fanout exchange -> queue.

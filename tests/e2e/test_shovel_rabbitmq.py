@@ -81,10 +81,9 @@ async def _publish_confirmed(url, queue, n, start=0, batch=500):
 async def test_rabbitmq_to_amqpbroker_and_back(rabbit):
     async with Broker() as ours:
         await _publish_confirmed(rabbit.url, "from-rabbit", 300)
-        params = ours.core.vhosts["/"].parameters
-        params.set("shovel", "in", {"src-uri": rabbit.url, "src-queue": "from-rabbit",
-                                    "dest-uri": "amqp://", "dest-queue": "arrived",
-                                    "dest-add-forward-headers": True})
+        ours.admin.put_parameter("shovel", "/", "in", {
+            "src-uri": rabbit.url, "src-queue": "from-rabbit", "dest-uri": "amqp://",
+            "dest-queue": "arrived", "dest-add-forward-headers": True})
         await _until(lambda: _eq(_count(ours.url, "arrived"), 300), 60, "300 in amqpbroker")
         assert await _count(rabbit.url, "from-rabbit") == 0
         # ... and out again, to an exchange on RabbitMQ, with on-publish.
@@ -94,9 +93,9 @@ async def test_rabbitmq_to_amqpbroker_and_back(rabbit):
             ex = await ch.declare_exchange("back", "direct", durable=True)
             q = await ch.declare_queue("returned", durable=True)
             await q.bind(ex, "r")
-        params.set("shovel", "out", {"src-uri": "amqp://", "src-queue": "arrived",
-                                     "dest-uri": rabbit.url, "dest-exchange": "back",
-                                     "dest-exchange-key": "r", "ack-mode": "on-publish"})
+        ours.admin.put_parameter("shovel", "/", "out", {
+            "src-uri": "amqp://", "src-queue": "arrived", "dest-uri": rabbit.url,
+            "dest-exchange": "back", "dest-exchange-key": "r", "ack-mode": "on-publish"})
         await _until(lambda: _eq(_count(rabbit.url, "returned"), 300), 60, "300 back in RabbitMQ")
         conn = await _connect(rabbit.url)
         async with conn:

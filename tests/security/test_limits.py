@@ -66,12 +66,15 @@ def test_channel_frames_before_open_are_refused(core):
 
 # -- after: channel_max, frame_max, message size, tables ----------------------------------
 
-def test_channel_above_channel_max_is_530(core):
+def test_more_open_channels_than_channel_max_is_530(core):
+    """channel_max counts open channels (RabbitMQ's rabbit_reader), not channel numbers."""
     core.settings.channel_max = 3
     c = WireClient(core)
     c.handshake(channel_max=3)
-    c.open_channel(3)
-    assert close_of(c.send(4, commands.Channel.Open())).reply_code == 530
+    for number in (1, 2, 60000):
+        c.open_channel(number)
+    close = close_of(c.send(4, commands.Channel.Open()))
+    assert close.reply_code == 530 and "channel_max (3)" in close.reply_text
 
 
 def test_frame_over_negotiated_frame_max_is_501(core):

@@ -286,7 +286,8 @@ def test_sighup_reloads_certificates(certs, tmp_path):
     shutil.copy(certs.server_key, key)
     proc = subprocess.Popen(
         [sys.executable, "-m", "amqpbroker", "serve", "--in-memory", "--port", "0",
-         "--tls-port", "0", "--tls-cert", certs.server_cert, "--tls-key", str(key)],
+         "--management-port", "0", "--tls-port", "0", "--tls-cert", certs.server_cert,
+         "--tls-key", str(key)],
         stderr=subprocess.PIPE, text=True)
     try:
         line = proc.stderr.readline()

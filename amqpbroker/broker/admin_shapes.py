@@ -1,0 +1,248 @@
+"""What the admin facade (`broker/admin.py`) returns, in RabbitMQ's names and shapes: the
+info items of queues, channels and bindings, message counters, message properties as
+JSON, binding properties keys, and the errors and constants the HTTP layer shares.
+Plain functions over the model's objects; nothing here changes the broker."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import hashlib
+import json
+import time
+from typing import Any
+from urllib.parse import quote
+
+from pamqp import commands
+
+from amqpbroker.message import Message
+from amqpbroker.protocol.properties import decode_properties, encode_properties
+
+NODE = "amqpbroker@localhost"
+USER_TAGS = ("administrator", "monitoring", "policymaker", "management", "impersonator")
+POLICY_APPLY_TO = ("all", "queues", "exchanges", "classic_queues", "quorum_queues", "streams")
+VHOST_LIMITS = ("max-connections", "max-queues")
+USER_LIMITS = ("max-connections", "max-channels")
+GET_ACKMODES = ("ack_requeue_true", "ack_requeue_false", "reject_requeue_true",
+                "reject_requeue_false")
+
+
+class BadRequest(ValueError):
+    """Input that is invalid whatever the broker's state (HTTP 400)."""
+
+
+class _Quiet:
+    """Session and publisher events of the admin's short-lived sessions: nothing to tell
+    (a publish over HTTP is neither mandatory nor confirmed; nothing reads from a socket)."""
+
+    def reading(self, paused: bool) -> None: ...
+    def blocked(self, on: bool, reason: str) -> None: ...
+    def force_close(self, code: int, text: str) -> None: ...
+    def returned(self, msg: Message, code: int, text: str) -> None: ...
+    def nacked(self, seq: int) -> None: ...
+    def confirms_ready(self) -> None: ...
+
+
+_QUIET = _Quiet()
+INTERNAL_USER = "rmq-internal"  # RabbitMQ's name for the broker acting on its own
+
+
+# -- helpers shared by the facade and the HTTP layer ---------------------------------------------
+def check_name(kind: str, name: Any) -> None:
+    if not isinstance(name, str) or not name:
+        raise BadRequest(f"{kind} name must be a non-empty string")
+    if len(name.encode("utf-8")) > 255:
+        raise BadRequest(f"{kind} name is longer than 255 bytes")
+
+
+def _limit(name: str, value: Any, allowed: tuple[str, ...]) -> int:
+    if name not in allowed:
+        raise BadRequest(f"unknown limit '{name}' (expected one of {', '.join(allowed)})")
+    if isinstance(value, str) and value.lstrip("-").isdigit():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise BadRequest(f"limit '{name}' must be an integer")
+    return value
+
+
+def _int(text: str) -> int | str:
+    return int(text) if text.isdigit() else text
+
+
+def connection_name(conn: Any) -> str:
+    """RabbitMQ's connection name: "peer -> local" addresses."""
+    local = getattr(conn, "local", "")
+    return f"{conn.peer} -> {local}" if local else conn.peer
+
+
+def _ready_bytes(q: Any) -> int:
+    if getattr(q, "features", None) is not None or q.is_stream:
+        return int(getattr(q, "ready_bytes", 0) or 0)
+    return sum(entry[0].body_size for entry in q.ready)
+
+
+QUEUE_COUNTERS = ("publish", "deliver", "deliver_no_ack", "get", "get_no_ack", "get_empty",
+                  "deliver_get", "ack", "redeliver")
+CHANNEL_COUNTERS = ("publish", "confirm", "return_unroutable", "drop_unroutable", "deliver",
+                    "deliver_no_ack", "get", "get_no_ack", "get_empty", "deliver_get", "ack",
+                    "redeliver")
+VHOST_COUNTERS = tuple(dict.fromkeys(QUEUE_COUNTERS + CHANNEL_COUNTERS))
+
+
+def _queue_totals(c: Any) -> dict[str, int]:
+    """RabbitMQ's message_stats names from a destination's counters (an object or the
+    dict a vhost keeps for deleted queues)."""
+    get = c["fetched"] if isinstance(c, dict) else c.fetched
+    value = (lambda k: c[k]) if isinstance(c, dict) else (lambda k: getattr(c, k))
+    no_ack = value("fetched_no_ack")
+    return {"publish": value("published"), "deliver": value("delivered"),
+            "deliver_no_ack": value("delivered_no_ack"), "get": get - no_ack,
+            "get_no_ack": no_ack, "get_empty": value("fetched_empty"),
+            "deliver_get": value("delivered") + value("delivered_no_ack") + get,
+            "ack": value("acked"), "redeliver": value("redelivered")}
+
+
+def queue_counters(q: Any) -> dict[str, int]:
+    return _queue_totals(q)
+
+
+def channel_counters(ch: Any) -> dict[str, int]:
+    pub = ch.publisher
+    return {"publish": pub.published, "confirm": pub.upto if pub.confirm else 0,
+            "return_unroutable": pub.returned_unroutable,
+            "drop_unroutable": pub.dropped_unroutable, "deliver": ch.delivered,
+            "deliver_no_ack": ch.delivered_no_ack, "get": ch.fetched,
+            "get_no_ack": ch.fetched_no_ack, "get_empty": ch.fetched_empty,
+            "deliver_get": ch.delivered + ch.delivered_no_ack + ch.fetched
+            + ch.fetched_no_ack, "ack": ch.acked, "redeliver": ch.redelivered}
+
+
+def _sum(items: list[dict[str, int]], keys: tuple[str, ...]) -> dict[str, int]:
+    out = dict.fromkeys(keys, 0)
+    for item in items:
+        for key in keys:
+            out[key] += item.get(key, 0)
+    return out
+
+
+def _connection_state(conn: Any) -> str:
+    session = getattr(conn, "session", None)
+    if session is not None and session.alarm_blocked:
+        return "blocked"
+    return "running"
+
+
+def _persistent(q: Any) -> tuple[int, int]:
+    """How many ready messages are persistent, and their bytes (quorum and stream queues
+    keep every message)."""
+    if q.is_stream:
+        return q.message_count, 0
+    if getattr(q, "persist_all", False):
+        return q.message_count, _ready_bytes(q)
+    count = size = 0
+    for entry in q.ready:
+        msg = entry[0]
+        if msg.persistent:
+            count += 1
+            size += msg.body_size
+    return count, size
+
+
+def _active_tag(q: Any) -> str | None:
+    active = getattr(q, "active", None)
+    return getattr(active, "tag", None) if active is not None else None
+
+
+def properties_key(routing_key: str, arguments: dict[str, Any]) -> str:
+    """RabbitMQ's binding "properties key": the routing key, and a hash of the arguments
+    when there are any (rabbit_mgmt_format:pack_binding_props)."""
+    key = quote(routing_key, safe="") if routing_key else "~"
+    if not arguments:
+        return key
+    digest = hashlib.sha1(json.dumps(arguments, sort_keys=True, default=str).encode()).digest()
+    return f"{quote(routing_key, safe='')}~" + base64.urlsafe_b64encode(digest)[:8].decode()
+
+
+def binding_info(vhost: str, source: str, destination: str, destination_type: str,
+                 routing_key: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    return {"source": source, "vhost": vhost, "destination": destination,
+            "destination_type": destination_type, "routing_key": routing_key,
+            "arguments": dict(arguments),
+            "properties_key": properties_key(routing_key, arguments)}
+
+
+# AMQP basic properties <-> the management API's JSON names.
+_PROPERTY_NAMES = {"content_type": "content_type", "content_encoding": "content_encoding",
+                   "headers": "headers", "delivery_mode": "delivery_mode",
+                   "priority": "priority", "correlation_id": "correlation_id",
+                   "reply_to": "reply_to", "expiration": "expiration",
+                   "message_id": "message_id", "timestamp": "timestamp",
+                   "type": "message_type", "user_id": "user_id", "app_id": "app_id",
+                   "cluster_id": "cluster_id"}
+
+
+def properties_from_json(props: Any) -> commands.Basic.Properties:
+    if not isinstance(props, dict):
+        raise BadRequest("properties must be an object")
+    kwargs: dict[str, Any] = {}
+    for key, value in props.items():
+        attr = _PROPERTY_NAMES.get(key)
+        if attr is None:
+            raise BadRequest(f"unknown property '{key}'")
+        if key == "timestamp":
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise BadRequest("timestamp must be an integer (seconds)")
+            value = datetime.datetime.fromtimestamp(value, datetime.timezone.utc)
+        elif key in ("delivery_mode", "priority"):
+            if isinstance(value, str) and value.isdigit():
+                value = int(value)
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 255:
+                raise BadRequest(f"{key} must be an integer 0-255")
+        elif key == "headers":
+            if not isinstance(value, dict):
+                raise BadRequest("headers must be an object")
+        elif not isinstance(value, str):
+            raise BadRequest(f"{key} must be a string")
+        kwargs[attr] = value
+    try:
+        props_obj = commands.Basic.Properties(**kwargs)
+        encode_properties(props_obj)
+    except (TypeError, ValueError) as exc:
+        raise BadRequest(f"invalid properties: {exc}") from None
+    return props_obj
+
+
+def properties_to_json(raw: bytes) -> dict[str, Any]:
+    try:
+        props = decode_properties(raw)
+    except ValueError:
+        return {}
+    out: dict[str, Any] = {}
+    for key, attr in _PROPERTY_NAMES.items():
+        value = getattr(props, attr, None)
+        if value is None or (key == "cluster_id" and value == ""):
+            continue
+        if isinstance(value, datetime.datetime):
+            value = int(value.replace(tzinfo=value.tzinfo or datetime.timezone.utc).timestamp())
+        out[key] = value
+    return out
+
+
+def message_json(msg: Message, body: bytes, redelivered: bool, remaining: int,
+                 encoding: str, truncate: int | None) -> dict[str, Any]:
+    payload = body if truncate is None else body[:truncate]
+    text: str | None = None
+    if encoding == "auto":
+        try:
+            text = payload.decode("utf-8")
+        except UnicodeDecodeError:
+            text = None
+    return {"payload_bytes": len(body), "redelivered": redelivered,
+            "exchange": msg.exchange, "routing_key": msg.routing_key,
+            "message_count": remaining, "properties": properties_to_json(msg.properties),
+            "payload": text if text is not None else base64.b64encode(payload).decode(),
+            "payload_encoding": "string" if text is not None else "base64"}
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)

@@ -1,0 +1,167 @@
+"""The aiohttp side: one catch-all route that authenticates, finds the endpoint's small
+handler (router.py), runs it, and writes JSON. Errors become responses in errors.py.
+
+Served in the broker's own event loop; handlers are plain synchronous functions over the
+admin facade, so a request never interleaves with client traffic mid-change.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import decimal
+import ipaddress
+import json
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from amqpbroker.broker.admin import Admin
+from amqpbroker.management import auth, router
+from amqpbroker.management.errors import HttpError, to_response
+
+# The handler modules register their routes on import.
+from amqpbroker.management import (  # noqa: F401  (imported for their routes)
+    access,
+    connections,
+    definitions,
+    overview,
+    parameters,
+    shovels,
+    topology,
+)
+
+log = structlog.get_logger("amqpbroker.management")
+
+MAX_BODY = 20 * 1024 * 1024  # RabbitMQ's management.http.max_body_size default (20 MB)
+JSON_TYPES = ("application/json", "application/x-www-form-urlencoded", "text/plain", "")
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        try:
+            return bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            return base64.b64encode(bytes(value)).decode()
+    if isinstance(value, datetime.datetime):
+        return int(value.timestamp())
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    if isinstance(value, (set, tuple)):
+        return list(value)
+    return str(value)
+
+
+def dumps(value: Any) -> bytes:
+    return json.dumps(value, default=_default, ensure_ascii=False).encode("utf-8")
+
+
+class Api:
+    def __init__(self, admin: Admin, stats: Any = None) -> None:
+        self.admin = admin
+        self.stats = stats
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        method, raw_path = request.method, request.raw_path
+        try:
+            return await self._handle(request)
+        except Exception as exc:  # noqa: BLE001 - every failure is answered, never a 500
+            if (isinstance(exc, HttpError) and exc.status == 401
+                    and "Authorization" not in request.headers):
+                # no credentials at all: RabbitMQ answers the challenge without a body
+                return web.Response(status=401, headers=exc.headers)
+            return to_response(exc, method, raw_path)
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        if request.method == "OPTIONS":
+            return web.Response(status=200, headers={"Allow": "GET, PUT, POST, DELETE"})
+        route, params = router.match(request.method, request.raw_path)
+        user = auth.authenticate(self.admin, request.headers.get("Authorization"),
+                                 _loopback(request.remote))
+        auth.require(user, route.access)
+        if route.vhost and "vhost" in params:
+            auth.require_vhost(self.admin, user, params["vhost"],
+                               write=request.method not in ("GET", "HEAD"))
+        body = b""
+        if request.method in ("PUT", "POST", "DELETE") and request.body_exists:
+            body = await self._read_body(request)
+        ctx = router.Context(self.admin, user, params, dict(request.query), body,
+                             request.method, request.headers, self.stats)
+        result = route.handler(ctx)
+        if isinstance(result, router.Reply):
+            if result.body is None:
+                return web.Response(status=result.status, headers=result.headers)
+            return web.Response(status=result.status, body=dumps(result.body),
+                                content_type="application/json", headers=result.headers)
+        return web.Response(status=200, body=dumps(result), content_type="application/json",
+                            headers={"Cache-Control": "no-cache"})
+
+    async def _read_body(self, request: web.Request) -> bytes:
+        ctype = request.content_type.lower() if request.headers.get("Content-Type") else ""
+        if ctype not in JSON_TYPES and not ctype.endswith("+json"):
+            raise HttpError(415, "unsupported_media_type",
+                            f"content type '{ctype}' is not accepted; send application/json")
+        if request.content_length is not None and request.content_length > MAX_BODY:
+            raise HttpError(413, "payload_too_large",
+                            f"the body is larger than {MAX_BODY} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.content.iter_chunked(65536):
+            size += len(chunk)
+            if size > MAX_BODY:
+                raise HttpError(413, "payload_too_large",
+                                f"the body is larger than {MAX_BODY} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def _loopback(remote: str | None) -> bool:
+    try:
+        return remote is not None and ipaddress.ip_address(remote.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def make_app(admin: Admin, stats: Any = None) -> web.Application:
+    api = Api(admin, stats)
+    # aiohttp's own body limit is ours (checked while reading, above).
+    app = web.Application(client_max_size=MAX_BODY + 1)
+    app.router.add_route("*", "/api", api.handle)
+    app.router.add_route("*", "/api/{tail:.*}", api.handle)
+    return app
+
+
+class ManagementServer:
+    """The management listener: an aiohttp runner and one TCP site per host."""
+
+    def __init__(self, admin: Admin, host: str | list[str] | None, port: int,
+                 stats: Any = None) -> None:
+        self.admin = admin
+        self.host = host
+        self.requested_port = port
+        self.port = 0
+        self.stats = stats
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        self._runner = web.AppRunner(make_app(self.admin, self.stats), access_log=None,
+                                     handle_signals=False)
+        await self._runner.setup()
+        hosts = self.host if isinstance(self.host, list) else [self.host]
+        try:
+            for host in hosts:
+                site = web.TCPSite(self._runner, host, self.requested_port or self.port,
+                                   reuse_address=True)
+                await site.start()
+                if not self.port:  # port 0: the one the first site was given
+                    self.port = self._runner.addresses[0][1]
+        except BaseException:
+            await self.stop()
+            raise
+        log.info("management.listening", host=self.host, port=self.port)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None

@@ -1,0 +1,244 @@
+"""Endpoints about the node as a whole: overview, nodes, whoami, extensions, health checks,
+aliveness test."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import time
+from typing import Any
+
+from amqpbroker import __version__
+from amqpbroker.broker.admin import NODE
+from amqpbroker.management import auth, listing
+from amqpbroker.management.errors import not_found
+from amqpbroker.management.router import Context, Reply, route
+
+EXCHANGE_TYPES = [
+    {"name": "direct", "description": "AMQP direct exchange, as per the AMQP specification",
+     "enabled": True},
+    {"name": "fanout", "description": "AMQP fanout exchange, as per the AMQP specification",
+     "enabled": True},
+    {"name": "headers", "description": "AMQP headers exchange, as per the AMQP specification",
+     "enabled": True},
+    {"name": "topic", "description": "AMQP topic exchange, as per the AMQP specification",
+     "enabled": True},
+]
+
+
+def _rss() -> int:
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _disk(path: str | None) -> int:
+    try:
+        st = os.statvfs(path or ".")
+        return st.f_bavail * st.f_frsize
+    except OSError:
+        return 0
+
+
+def _fds() -> tuple[int, int]:
+    try:
+        used = len(os.listdir("/proc/self/fd"))
+    except OSError:
+        used = 0
+    try:
+        import resource
+
+        total = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except (ImportError, ValueError):
+        total = 0
+    return used, total
+
+
+def listeners(ctx: Context) -> list[dict[str, Any]]:
+    return [{"node": NODE, "protocol": lst["protocol"], "ip_address": lst.get("ip", "::"),
+             "port": lst["port"], "socket_opts": {}} for lst in ctx.admin.listeners]
+
+
+@route("GET", "/api/overview")
+def get_overview(ctx: Context) -> Any:
+    facts = ctx.admin.overview()
+    out: dict[str, Any] = {
+        "management_version": __version__, "rates_mode": "basic",
+        "sample_retention_policies": {"global": [600, 3600, 28800, 86400],
+                                      "basic": [600, 3600], "detailed": [600]},
+        "exchange_types": EXCHANGE_TYPES, "product_version": __version__,
+        "product_name": "amqpbroker", "rabbitmq_version": __version__,
+        "cluster_name": NODE, "python_version": platform.python_version(),
+        "disable_stats": False, "enable_queue_totals": False,
+        "message_stats": {}, "churn_rates": {},
+        "queue_totals": facts["queue_totals"], "object_totals": facts["object_totals"],
+        "statistics_db_event_queue": 0, "node": NODE,
+        "listeners": listeners(ctx), "contexts": _contexts(ctx),
+    }
+    if not auth.sees_all_vhosts(ctx.user):  # management users: their vhosts' totals only
+        for key in ("listeners", "contexts", "node"):
+            del out[key]
+        vhosts = set(auth.visible_vhosts(ctx.admin, ctx.user))
+        queues = [q for q in ctx.admin.queues() if q["vhost"] in vhosts]
+        out["object_totals"] = {
+            "connections": len([c for c in ctx.admin.connections()
+                                if c["user"] == ctx.user.name]),
+            "channels": len([c for c in ctx.admin.channels() if c["user"] == ctx.user.name]),
+            "queues": len(queues),
+            "exchanges": len([e for e in ctx.admin.exchanges() if e["vhost"] in vhosts])}
+        ready = sum(q["messages_ready"] for q in queues)
+        unacked = sum(q["messages_unacknowledged"] for q in queues)
+        out["queue_totals"] = {"messages": ready + unacked, "messages_ready": ready,
+                               "messages_unacknowledged": unacked}
+    if ctx.stats is not None:
+        ctx.stats.decorate_overview(out)
+    else:
+        out["message_stats"] = ctx.admin.overview_counters()
+    return listing.one(out, ctx.query)
+
+
+def _contexts(ctx: Context) -> list[dict[str, Any]]:
+    return [{"node": NODE, "description": "RabbitMQ Management", "path": "/",
+             "cowboy_opts": "[{sendfile,false}]", "port": str(lst["port"])}
+            for lst in ctx.admin.listeners if lst["protocol"] == "http"]
+
+
+def _node(ctx: Context) -> dict[str, Any]:
+    core = ctx.admin.core
+    used, total = _fds()
+    uptime_ms = int((time.time() - core.started_at) * 1000)
+    rss = _rss()
+    return {
+        "name": NODE, "type": "disc", "running": True, "being_drained": False,
+        "os_pid": str(os.getpid()), "processors": os.cpu_count() or 1,
+        "uptime": uptime_ms, "run_queue": 0,
+        "mem_used": rss, "mem_limit": core.memory_limit(), "mem_alarm": "memory" in core.alarms,
+        "disk_free": _disk(core.settings.data_dir),
+        "disk_free_limit": core.settings.disk_free_limit, "disk_free_alarm": "disk" in core.alarms,
+        "fd_used": used, "fd_total": total, "sockets_used": len(core.connections),
+        "sockets_total": total, "proc_used": 0, "proc_total": 0,
+        "partitions": [], "net_ticktime": 60, "rates_mode": "basic",
+        "exchange_types": EXCHANGE_TYPES,
+        "auth_mechanisms": [{"name": "PLAIN", "description": "SASL PLAIN authentication "
+                             "mechanism", "enabled": True},
+                            {"name": "AMQPLAIN", "description": "QPid AMQPLAIN mechanism",
+                             "enabled": True}],
+        "applications": [{"name": "amqpbroker", "description": "AMQP 0-9-1 broker in Python",
+                          "version": __version__},
+                         {"name": "python", "description": sys.version.split()[0],
+                          "version": platform.python_version()}],
+        "contexts": _contexts(ctx),
+        "enabled_plugins": ["rabbitmq_management"],
+        "config_files": [], "log_files": [],
+        "db_dir": core.settings.data_dir or "",
+    }
+
+
+@route("GET", "/api/nodes", access="monitoring")
+def get_nodes(ctx: Context) -> Any:
+    return listing.apply([_node(ctx)], ctx.query)
+
+
+@route("GET", "/api/nodes/{node}", access="monitoring")
+def get_node(ctx: Context) -> Any:
+    if ctx.params["node"] != NODE:
+        raise not_found()
+    return listing.one(_node(ctx), ctx.query)
+
+
+@route("GET", "/api/cluster-name")
+def get_cluster_name(ctx: Context) -> Any:
+    return {"name": NODE}
+
+
+@route("GET", "/api/whoami")
+def get_whoami(ctx: Context) -> Any:
+    return {"name": ctx.user.name, "tags": list(ctx.user.tags)}
+
+
+@route("GET", "/api/extensions")
+def get_extensions(ctx: Context) -> Any:
+    return []  # no UI plugins
+
+
+@route("GET", "/api/auth")
+def get_auth(ctx: Context) -> Any:
+    return {"oauth_enabled": False}
+
+
+def _ok(**extra: Any) -> dict[str, Any]:
+    return {"status": "ok", **extra}
+
+
+def _alarms(ctx: Context) -> Any:
+    alarms = ctx.admin.alarms()
+    if not alarms:
+        return _ok()
+    # RabbitMQ answers a failed health check with 503 and this body.
+    return Reply(503, {"status": "failed", "reason": "resource alarm(s) in effect in the cluster",
+                       "alarms": [{"node": NODE, "resource": a} for a in alarms]})
+
+
+@route("GET", "/api/health/checks/alarms", access="monitoring")
+def get_health_alarms(ctx: Context) -> Any:
+    return _alarms(ctx)
+
+
+@route("GET", "/api/health/checks/local-alarms", access="monitoring")
+def get_health_local_alarms(ctx: Context) -> Any:
+    return _alarms(ctx)
+
+
+@route("GET", "/api/health/checks/port-listener/{port}", access="monitoring")
+def get_health_port_listener(ctx: Context) -> Any:
+    raw = ctx.params["port"]
+    ports = [lst["port"] for lst in ctx.admin.listeners]
+    if not raw.isdigit():
+        return Reply(400, {"error": "bad_request", "reason": f"invalid port '{raw}'"})
+    port = int(raw)
+    if port in ports:
+        return _ok(port=port)
+    return Reply(503, {"status": "failed", "reason": f"No active listener on port {port}",
+                       "missing": port, "ports": ports})
+
+
+@route("GET", "/api/health/checks/protocol-listener/{protocol}", access="monitoring")
+def get_health_protocol_listener(ctx: Context) -> Any:
+    wanted = ctx.params["protocol"].lower().replace("-", "").replace("0.9.1", "amqp")
+    protocols = [lst["protocol"] for lst in ctx.admin.listeners]
+    if wanted in protocols:
+        return _ok(protocol=wanted)
+    return Reply(503, {"status": "failed", "reason": f"No active listener for {wanted}",
+                       "missing": wanted, "protocols": protocols})
+
+
+@route("GET", "/api/health/checks/virtual-hosts", access="monitoring")
+def get_health_virtual_hosts(ctx: Context) -> Any:
+    return _ok()
+
+
+@route("GET", "/api/health/checks/node-is-quorum-critical", access="monitoring")
+def get_health_quorum_critical(ctx: Context) -> Any:
+    return _ok()  # a single node: no quorum queue depends on another node
+
+
+@route("GET", "/api/health/checks/certificate-expiration/{within}/{unit}", access="monitoring")
+def get_health_certificates(ctx: Context) -> Any:
+    return _ok()  # no TLS listener here has a certificate to expire
+
+
+@route("GET", "/api/aliveness-test/{vhost}", vhost=True)
+def get_aliveness(ctx: Context) -> Any:
+    """RabbitMQ's check: declare `aliveness-test`, publish to it, get the message back."""
+    admin = ctx.admin
+    vhost = ctx.vhost
+    admin.declare_queue(None, vhost, "aliveness-test", durable=False)
+    admin.publish(None, vhost, "", "aliveness-test", {}, b"test_message")
+    got = admin.get_messages(None, vhost, "aliveness-test", count=1,
+                             ackmode="ack_requeue_false")
+    if got and got[0]["payload"] == "test_message":
+        return _ok()
+    return Reply(503, {"status": "failed", "reason": "the test message did not come back"})

@@ -1,0 +1,121 @@
+"""Statistics in the management API: depths, rates from samples, consumer capacity,
+connection octets."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aio_pika
+
+
+async def test_rates_and_capacity_from_samples(mgmt, api) -> None:
+    stats = mgmt.management.stats
+    await api.put("/api/queues/%2F/s", {})
+    stats.sample()
+    for _ in range(10):
+        await api.post("/api/exchanges/%2F/amq.default/publish", {
+            "properties": {}, "routing_key": "s", "payload": "12345",
+            "payload_encoding": "string"})
+    await asyncio.sleep(0.05)
+    stats.sample()
+    _, q = await api.get("/api/queues/%2F/s")
+    assert q["messages"] == 10 and q["message_bytes"] == 50
+    assert q["messages_details"]["rate"] > 0
+    _, overview = await api.get("/api/overview")
+    assert overview["queue_totals"]["messages_ready"] == 10
+    assert overview["queue_totals"]["messages_ready_details"]["rate"] > 0
+    _, vhost = await api.get("/api/vhosts/%2F")
+    assert vhost["messages_ready_details"]["rate"] > 0
+    # a consumer that never acks with prefetch 1 leaves a backlog: no capacity
+    conn = await aio_pika.connect(mgmt.url)
+    ch = await conn.channel()
+    await ch.set_qos(prefetch_count=1)
+    queue = await ch.get_queue("s")
+
+    async def hold(message) -> None:
+        pass
+
+    await queue.consume(hold)
+    await asyncio.sleep(0.1)
+    stats.sample()
+    _, q = await api.get("/api/queues/%2F/s")
+    assert q["consumers"] == 1 and q["messages_unacknowledged"] == 1
+    assert q["consumer_capacity"] == 0.0
+    _, conns = await api.get("/api/connections")
+    assert conns[0]["recv_oct"] > 0 and conns[0]["send_oct"] > 0
+    assert "recv_oct_details" in conns[0]
+    await conn.close()
+
+
+async def test_idle_consumer_has_full_capacity(mgmt, api) -> None:
+    conn = await aio_pika.connect(mgmt.url)
+    ch = await conn.channel()
+    queue = await ch.declare_queue("idle")
+
+    async def ack(message) -> None:
+        await message.ack()
+
+    await queue.consume(ack)
+    stats = mgmt.management.stats
+    stats.sample()
+    stats.sample()
+    _, q = await api.get("/api/queues/%2F/idle")
+    assert q["consumer_capacity"] == 1.0 and q["consumer_utilisation"] == 1.0
+    await conn.close()
+
+
+async def test_message_stats_counters_and_rates(mgmt, api) -> None:
+    """publish N, deliver and ack M, get K, return/drop unroutable: every level counts."""
+    stats = mgmt.management.stats
+    conn = await aio_pika.connect(mgmt.url)
+    ch = await conn.channel(publisher_confirms=True)
+    x = await ch.declare_exchange("stats-x", aio_pika.ExchangeType.DIRECT)
+    q = await ch.declare_queue("stats-q")
+    await q.bind(x, "k")
+    stats.sample()
+    for i in range(10):
+        await x.publish(aio_pika.Message(b"m%d" % i), "k")
+    await x.publish(aio_pika.Message(b"lost"), "nowhere", mandatory=False)  # dropped
+    got = []
+    for _ in range(3):  # basic.get with ack
+        m = await q.get(no_ack=False)
+        await m.ack()
+        got.append(m)
+    m = await q.get(no_ack=False)
+    await m.reject(requeue=True)  # comes back redelivered
+    acked = asyncio.Event()
+    count = 0
+
+    async def consume(message) -> None:
+        nonlocal count
+        await message.ack()
+        count += 1
+        if count == 7:
+            acked.set()
+
+    await q.consume(consume)
+    await asyncio.wait_for(acked.wait(), 10)
+    await asyncio.sleep(0.1)
+    stats.sample()
+    _, info = await api.get("/api/queues/%2F/stats-q")
+    s = info["message_stats"]
+    assert (s["publish"], s["get"], s["deliver"], s["ack"], s["redeliver"]) == (10, 4, 7, 10, 1)
+    assert s["deliver_get"] == 11 and s["publish_details"]["rate"] > 0
+    _, ex = await api.get("/api/exchanges/%2F/stats-x")
+    assert ex["message_stats"]["publish_in"] == 11 and ex["message_stats"]["publish_out"] == 10
+    _, chans = await api.get("/api/channels")
+    c = [c for c in chans if c["message_stats"]["publish"]][0]["message_stats"]
+    assert (c["publish"], c["confirm"], c["drop_unroutable"], c["ack"]) == (11, 11, 1, 10)
+    assert c["get"] == 4 and c["deliver"] == 7 and c["redeliver"] == 1
+    _, vhost = await api.get("/api/vhosts/%2F")
+    assert vhost["message_stats"]["publish"] == 11 and vhost["message_stats"]["ack"] == 10
+    _, overview = await api.get("/api/overview")
+    assert overview["message_stats"]["deliver_get"] == 11
+    assert overview["message_stats"]["confirm"] == 11
+    _, conns = await api.get("/api/connections")
+    assert conns[0]["message_stats"]["publish"] == 11
+    # a deleted queue's counts stay in its vhost's totals
+    await q.delete(if_unused=False, if_empty=False)
+    _, vhost = await api.get("/api/vhosts/%2F")
+    assert vhost["message_stats"]["ack"] == 10
+    await conn.close()
