@@ -1,5 +1,4 @@
-"""An embedded broker with the management API on a free port, and an HTTP client for it
-(mgmt_http.Api)."""
+"""An embedded broker with the management API on a free port, and a small HTTP client."""
 
 from __future__ import annotations
 
@@ -7,9 +6,9 @@ from typing import AsyncIterator
 
 import aiohttp
 import pytest
-from mgmt_http import Api, basic  # noqa: F401  (re-exported)
 
 from amqpbroker.embed import Broker
+from management_http import Api
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import pytest
 from aiormq.exceptions import ChannelAccessRefused
 
 from amqpbroker.embed import Broker
-from mgmt_http import Api  # type: ignore[import-not-found]
 
 
 def _closed_future(conn):
@@ -329,6 +328,8 @@ async def test_definitions_export_import_live(mgmt: Broker, api) -> None:
     # whole-broker import of the export into a fresh broker
     async with Broker(management=True) as other:
         import aiohttp
+
+        from management_http import Api
 
         async with aiohttp.ClientSession() as s:
             api2 = Api(s, other.management_url)

@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 
 from amqpbroker.embed import Broker
-from mgmt_http import Api  # type: ignore[import-not-found]
+from management_http import Api
 
 
 async def _setup_live_state(api: Api) -> None:

@@ -15,7 +15,7 @@ from aiormq.exceptions import (
     ChannelAccessRefused,
     ChannelPreconditionFailed,
 )
-from mgmt_http import Api  # type: ignore[import-not-found]
+
 
 
 @pytest.fixture
@@ -304,6 +304,7 @@ async def test_yaml_declares_policies_limits_and_topic_permissions_and_they_surv
     import yaml
 
     from amqpbroker.embed import Broker
+    from management_http import Api
 
     doc = yaml.safe_load(YAML)
     del doc["vhosts_limits_note"]

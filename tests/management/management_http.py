@@ -1,5 +1,4 @@
-"""The management tests' small HTTP client (a module of its own: `conftest` is the name of
-several directories' conftest.py, so tests cannot import from it reliably)."""
+"""A small HTTP client of the management API for the tests (aiohttp)."""
 
 from __future__ import annotations
 
