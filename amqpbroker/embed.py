@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import platform
 import dataclasses
+from urllib.parse import quote
 import os
 import threading
 from contextlib import contextmanager
@@ -81,6 +82,7 @@ class Broker:
         self.settings = dataclasses.replace(settings, **overrides)
         self.core: BrokerCore | None = None
         self.server: Server | None = None
+        self.shovels: Any = None  # amqpbroker.shovel.manager.ShovelManager once started
         self.management: Any = None  # management.app.ManagementServer when on
         self.admin: Any = None  # broker.admin.Admin: the management plane's facade
         self._lock: Any = None
@@ -147,6 +149,7 @@ class Broker:
                                             0 if s.tls_port is None else s.tls_port, s.tls)
             await self.server.start_mqtt(s.host)  # MQTT and Web-MQTT, when their ports are set
             await self._start_management()
+            self._start_shovels()
         except BaseException:
             # a conflicting config or a busy port must not leave stores or the lock held
             if self.server is not None:
@@ -160,6 +163,26 @@ class Broker:
                  data_dir=self.settings.data_dir, python=platform.python_version(),
                  pamqp=_version_of("pamqp"), loop=type(asyncio.get_running_loop()).__module__)
         return self
+
+    def _start_shovels(self) -> None:
+        """Dynamic shovels (docs/shovel.md); `amqp://` in a shovel URI means this broker,
+        reached through its own listener as the default user."""
+        from amqpbroker.shovel.manager import ShovelManager, vhost_url
+
+        assert self.core is not None
+        s = self.settings
+        base = (f"amqp://{quote(s.default_user, safe='')}:{quote(s.default_password, safe='')}"
+                f"@{self._host()}:{self.port}/" if s.port is not None else None)
+
+        def local_url(vhost: str) -> str:
+            if base is None:  # the shovel's state says why it does not start
+                raise ValueError("amqp:// (this broker) needs the plain AMQP listener")
+            return vhost_url(base, vhost)
+
+        self.shovels = ShovelManager(self.core, local_url)
+        self.shovels.start()
+        if self.admin is not None:  # GET /api/shovels
+            self.admin.shovels = self.shovels
 
     async def _start_management(self) -> None:
         from amqpbroker.broker.admin import Admin
@@ -207,6 +230,9 @@ class Broker:
         return f"http://{host}:{self.management_port}"
 
     async def stop(self) -> None:
+        if self.shovels is not None:
+            await self.shovels.stop()
+            self.shovels = None
         if self.management is not None:
             if self.management.stats is not None:
                 self.management.stats.stop()

@@ -243,6 +243,7 @@ class Server:
         # replicas' acks; None on a single node, whose group commit is unchanged.
         self.commit_gate: Any = None
         core.scheduler.attach(self.loop)  # model timers (TTL, x-expires, consumer timeout)
+        core.kick_sync = self.maybe_sync  # timers that write to the store (delayed messages)
 
     async def start(self, host: str | list[str] | None, port: int) -> None:
         server = await self.loop.create_server(

@@ -57,6 +57,7 @@ from amqpbroker.broker.admin_shapes import (  # noqa: F401  (re-exported for the
 from amqpbroker.broker.admin_topology import TopologyAdmin
 from amqpbroker.broker.session import Session
 from amqpbroker.model import policy as policy_model
+from amqpbroker.model.shovel_spec import parse_spec
 from amqpbroker.model.users import (
     HASHING_ALGORITHMS,
     SHA256,
@@ -69,6 +70,10 @@ from amqpbroker.model.users import (
 if TYPE_CHECKING:
     from amqpbroker.broker.core import BrokerCore
     from amqpbroker.model.vhost import VirtualHost
+
+# Runtime parameter components whose values are checked before they are stored (a dynamic
+# shovel's definition: docs/shovel.md); ValueError lists the problems.
+PARAMETER_VALIDATORS: dict[str, Callable[[Any], Any]] = {"shovel": parse_spec}
 
 
 class Admin(TopologyAdmin):
@@ -83,6 +88,9 @@ class Admin(TopologyAdmin):
         # The broker's listeners ({"protocol", "port", "ip"}), set by the server shell
         # (health checks, overview).
         self.listeners: list[dict[str, Any]] = []
+        # The dynamic shovels' manager (shovel/manager.py), set by the server shell when it
+        # runs shovels: GET /api/shovels reads its status.
+        self.shovels: Any = None
 
     # -- identity ---------------------------------------------------------------------------
     def authenticate(self, username: str, password: str, loopback: bool = True
@@ -222,7 +230,7 @@ class Admin(TopologyAdmin):
         self.vhost(name)
         runtime.record(self.core, {"op": "vhost.delete", "vhost": name})
         self.core.delete_vhost(name)
-        runtime.forget_vhost(self.core.runtime, name)
+        runtime.forget_vhost(self.core.runtime, name, self.core)
         if name == self.core.settings.default_vhost:
             self.core.runtime.deleted_defaults.add("vhost")
 
@@ -398,11 +406,17 @@ class Admin(TopologyAdmin):
         check_name("parameter", name)
         if value is None:
             raise BadRequest("value is required")
+        validate = PARAMETER_VALIDATORS.get(component)
+        if validate is not None:
+            try:
+                validate(value)
+            except ValueError as exc:  # RabbitMQ: 400 "Validation failed" with the reasons
+                raise BadRequest(f"Validation failed\n\n{exc}") from None
         key = (vhost, component, name)
         created = key not in self.core.runtime.parameters
         runtime.record(self.core, {"op": "parameter.put", "vhost": vhost, "component": component,
                                    "name": name, "value": value})
-        self.core.runtime.parameters[key] = value
+        runtime.store_parameter(self.core, vhost, component, name, value)
         return created
 
     def delete_parameter(self, component: str, vhost: str, name: str) -> None:
@@ -411,7 +425,7 @@ class Admin(TopologyAdmin):
             raise errors.NotFound(f"no parameter '{name}'")
         runtime.record(self.core, {"op": "parameter.delete", "vhost": vhost,
                                    "component": component, "name": name})
-        del self.core.runtime.parameters[key]
+        runtime.store_parameter(self.core, vhost, component, name, None)
 
     def global_parameters(self) -> list[dict[str, Any]]:
         return [{"name": n, "value": v}

@@ -63,6 +63,12 @@ class TopologyAdmin:
         return self._exchange_info(vhost, self.vhost(vhost).exchange(name))
 
     def _exchange_info(self, vhost: str, ex: Any) -> dict[str, Any]:
+        info = self._exchange_shape(vhost, ex)
+        if ex.delays:  # messages an x-delayed-message exchange holds (docs/management.md)
+            info["messages_delayed"] = self.vhost(vhost).delayed.count(ex)
+        return info
+
+    def _exchange_shape(self, vhost: str, ex: Any) -> dict[str, Any]:
         return {"name": ex.name, "vhost": vhost, "type": ex.type, "durable": ex.durable,
                 "auto_delete": ex.auto_delete, "internal": ex.internal,
                 "arguments": dict(ex.arguments),

@@ -76,6 +76,14 @@ class ChangeStream:
         assert self.store is not None
         return self.store.load_body(msg)
 
+    def load_message(self, store_id: int) -> "Message":
+        assert self.store is not None
+        return self.store.load_message(store_id)
+
+    def release_body(self, msg: "Message") -> None:
+        if self.store is not None:
+            self.store.release_body(msg)
+
 
 def _ignore(*args: Any) -> None:
     pass

@@ -18,6 +18,7 @@ import structlog
 from amqpbroker import errors
 from amqpbroker.broker import limits, runtime
 from amqpbroker.broker.changes import ChangeStream
+from amqpbroker.model.delayed_store import parse_delayed_key
 from amqpbroker.broker.persister import Persister
 from amqpbroker.broker.session import Session, SessionEvents
 from amqpbroker.clock import Scheduler
@@ -51,6 +52,9 @@ class BrokerCore:
         # The memory store needs no fsync: confirms go out as soon as messages are enqueued.
         self.store_needs_sync = store is not None and getattr(store, "needs_sync", True)
         self.persister = Persister()
+        # The server's "start a group commit if one is needed" (for changes made by timers:
+        # delayed messages routed when due).
+        self.kick_sync: Callable[[], None] = lambda: None
         # Stream queues' logs: under the data dir, in a temporary directory in memory mode,
         # detached (no files) for a core without a message store (offline tools).
         self.streams: StreamRegistry | None = None
@@ -58,6 +62,8 @@ class BrokerCore:
             self.streams = StreamRegistry(self.settings.data_dir, sync=self.settings.sync,
                                           scheduler=self.scheduler, on_dirty=self._streams_dirty)
         self.vhosts: dict[str, VirtualHost] = {}
+        # Told of every runtime parameter change in any vhost (the shovel manager).
+        self.parameter_listeners: list[Any] = []
         self.users: dict[str, User] = {}
         self.sessions: set[Session] = set()  # open client sessions, every protocol
         self.security = SecurityCounters()  # refused logins, handshakes, connections
@@ -87,6 +93,7 @@ class BrokerCore:
             vhost = VirtualHost(name, self.changes, self.scheduler,
                                 message_changes=self.store is not None)
             vhost.streams = self.streams
+            vhost.delayed.on_dirty = self._delayed_dirty
             self.vhosts[name] = vhost
             runtime.refresh_vhost(self, name)  # policies and limits stored for it
         if grant_to is not None and grant_to in self.users:
@@ -113,6 +120,11 @@ class BrokerCore:
     def _streams_dirty(self) -> None:
         """A tracked stream offset moved: the next sync round makes it durable."""
         self.persister.dirty = True
+
+    def _delayed_dirty(self) -> None:
+        """Due delayed messages were routed: the store changed, sync it soon."""
+        self.persister.dirty = True
+        self.kick_sync()
 
     def sync_job(self) -> Callable[[], None]:
         """What one sync round runs in the worker thread: the message store's sync, then
@@ -152,6 +164,9 @@ class BrokerCore:
         messages = 0
         if self.store is not None:
             for key, entries in self.store.recover().items():
+                if self._restore_delayed(key, entries):
+                    messages += len(entries)
+                    continue
                 q = by_key.get(key)
                 if q is None:  # queue gone from definitions: forget its messages
                     self.store.delete_queue(key)
@@ -168,6 +183,20 @@ class BrokerCore:
                  "seconds": round(time.monotonic() - started, 3)}
         log.info("recovery.done", **stats)
         return stats
+
+    # -- delayed messages at startup ------------------------------------------------------
+    def _restore_delayed(self, key: str, entries: list) -> bool:
+        """Messages a durable x-delayed-message exchange held (model/delayed_store.py)."""
+        where = parse_delayed_key(key)
+        if where is None:
+            return False
+        vhost = self.vhosts.get(where[0])
+        ex = vhost.exchanges.get(where[1]) if vhost is not None else None
+        if vhost is None or ex is None or not ex.delays or not ex.durable:
+            self.changes.delete_queue(key)  # its exchange is gone
+        else:
+            vhost.delayed.restore(ex, [msg for msg, _ in entries])
+        return True
 
     # -- authentication -------------------------------------------------------------------
     def authenticate(self, username: str, password: str, loopback: bool) -> User:

@@ -69,7 +69,7 @@ def replay(core: "BrokerCore", op: dict[str, Any]) -> None:
         rt.deleted_defaults.discard("vhost")
     elif kind == "vhost.delete":
         core.delete_vhost(op["vhost"])
-        forget_vhost(rt, op["vhost"])
+        forget_vhost(rt, op["vhost"], core)
         if op["vhost"] == core.settings.default_vhost:
             rt.deleted_defaults.add("vhost")
     elif kind == "user.put":
@@ -95,9 +95,9 @@ def replay(core: "BrokerCore", op: dict[str, Any]) -> None:
     elif kind == "topic_permission.delete":
         rt.topic_permissions.pop((op["user"], op["vhost"], op["exchange"]), None)
     elif kind == "parameter.put":
-        rt.parameters[(op["vhost"], op["component"], op["name"])] = op["value"]
+        store_parameter(core, op["vhost"], op["component"], op["name"], op["value"])
     elif kind == "parameter.delete":
-        rt.parameters.pop((op["vhost"], op["component"], op["name"]), None)
+        store_parameter(core, op["vhost"], op["component"], op["name"], None)
     elif kind == "global_parameter.put":
         rt.global_parameters[op["name"]] = op["value"]
     elif kind == "global_parameter.delete":
@@ -113,6 +113,25 @@ def replay(core: "BrokerCore", op: dict[str, Any]) -> None:
         refresh_vhost(core, op["vhost"])
     elif kind == "user_limits.put":
         _set_limits(rt.user_limits, op["name"], op["value"])
+
+
+def store_parameter(core: "BrokerCore", vhost: str, component: str, name: str,
+                    value: Any) -> None:
+    """Set a runtime parameter (`value` None: delete it) and tell the listeners (the shovel
+    manager starts, restarts or stops that shovel at once)."""
+    key = (vhost, component, name)
+    if value is None:
+        if core.runtime.parameters.pop(key, None) is None:
+            return
+    else:
+        core.runtime.parameters[key] = value
+    _parameter_changed(core, vhost, component, name, value)
+
+
+def _parameter_changed(core: "BrokerCore", vhost: str, component: str, name: str,
+                       value: Any) -> None:
+    for listener in list(core.parameter_listeners):
+        listener(vhost, component, name, value)
 
 
 def refresh_vhost(core: "BrokerCore", name: str) -> None:
@@ -152,7 +171,12 @@ def put_user(core: "BrokerCore", name: str, password_hash: str, algorithm: str,
     return user
 
 
-def forget_vhost(rt: RuntimeState, name: str) -> None:
+def forget_vhost(rt: RuntimeState, name: str, core: "BrokerCore | None" = None) -> None:
+    """Drop what a deleted vhost had; with `core`, listeners learn its parameters are gone
+    (its shovels stop)."""
+    if core is not None:
+        for v, component, pname in [k for k in rt.parameters if k[0] == name]:
+            store_parameter(core, v, component, pname, None)
     rt.vhost_meta.pop(name, None)
     rt.vhost_limits.pop(name, None)
     for table in (rt.parameters, *rt.policies.values()):

@@ -186,6 +186,15 @@ def read_runtime(c: Checker, doc: dict[str, Any], vhost_names: set[str],
         vhost = vhost_of(m, p)
         comp = c.get(m, p, "component", "str")
         name = c.get(m, p, "name", "str")
+        if comp == "shovel" and "value" in m:  # a bad shovel stops the start (docs/shovel.md)
+            from amqpbroker.model.shovel_spec import ShovelSpecError, parse_spec
+
+            try:
+                parse_spec(m["value"])
+            except ShovelSpecError as exc:
+                for problem in exc.problems:
+                    c.error(p + ("value",), problem)
+                continue
         if None not in (vhost, comp, name) and "value" in m:
             defs.parameters.append((vhost, comp, name, m["value"]))  # type: ignore[arg-type]
     for i, item in enumerate(c.sequence(doc.get("global_parameters"), ("global_parameters",))):

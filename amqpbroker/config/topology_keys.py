@@ -165,7 +165,7 @@ class TopologyReader:
             vhost = self._vhost(m, p)
             unique = None not in (name, vhost) and self._unique(
                 "exchange", (vhost, name), p, f"exchange '{name}' in vhost '{vhost}'")
-            ex_type = self.c.get(m, p, "type", "str", choices=list(EXCHANGE_TYPES))
+            ex_type = self.c.get(m, p, "type", "str", choices=[*EXCHANGE_TYPES, "x-delayed-message"])
             flags = [self.c.get(m, p, k, "bool", d)
                      for k, d in (("durable", True), ("auto_delete", False), ("internal", False))]
             args = self._arguments(m, p)

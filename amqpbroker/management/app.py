@@ -28,6 +28,7 @@ from amqpbroker.management import (  # noqa: F401  (imported for their routes)
     definitions,
     overview,
     parameters,
+    shovels,
     topology,
 )
 

@@ -36,3 +36,9 @@ class DurableChanges(Protocol):
 
     def load_body(self, msg: Message) -> bytes:
         """Not a change: the body of a message the store paged out (`msg.body is None`)."""
+
+    def load_message(self, store_id: int) -> Message:
+        """Not a change: a stored message by id, body included (delayed messages)."""
+
+    def release_body(self, msg: Message) -> None:
+        """Not a change: the body need not stay in RAM (a far-future delayed message)."""

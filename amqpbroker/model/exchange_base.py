@@ -37,6 +37,12 @@ class Exchange:
     # Only the headers exchange looks at message headers, so the channel can
     # skip decoding them for every other type.
     needs_headers: ClassVar[bool] = False
+    # With needs_headers: route() gets the whole message instead of its headers (the
+    # consistent-hash exchange hashing on a property).
+    needs_message: ClassVar[bool] = False
+    # Messages with an x-delay header wait before they are routed (x-delayed-message, or
+    # LavinMQ's x-delayed-exchange argument); see model/delayed.py.
+    delays: ClassVar[bool] = False
     # Set by a matching policy (model/policy.py; VirtualHost.apply_policy).
     policy: str | None = None
     operator_policy: str | None = None
@@ -75,8 +81,16 @@ class Exchange:
 
     # --------------------------------------------------------------- bindings
 
+    @classmethod
+    def validate_arguments(cls, arguments: Mapping[str, Any]) -> None:
+        """Raise ValueError (caller: 406 PRECONDITION_FAILED) for bad declare arguments."""
+
     def validate_binding(self, arguments: Mapping[str, Any]) -> None:
         """Raise ValueError (caller: 406 PRECONDITION_FAILED) for bad arguments."""
+
+    def validate_destination(self, dest: Hashable, routing_key: str) -> None:
+        """Raise ValueError (caller: 406) for a binding key or destination this type
+        refuses (e.g. a consistent-hash weight that is not a number)."""
 
     def bind(
         self, dest: Hashable, routing_key: str, arguments: Mapping[str, Any] | None = None
@@ -89,6 +103,7 @@ class Exchange:
         """
         args = dict(arguments) if arguments else {}
         self.validate_binding(args)
+        self.validate_destination(dest, routing_key)
         key = (dest, routing_key, _freeze_args(args))
         if key in self._bindings:
             return False

@@ -28,10 +28,14 @@ from amqpbroker.model.exchange_base import (
     _EMPTY,
     _incr,
 )
+from amqpbroker.model.consistent_hash import ConsistentHashExchange
 from amqpbroker.model.headers_exchange import X_MATCH_MODES, HeadersExchange, values_equal
+from amqpbroker.model.local_random import LocalRandomExchange
 from amqpbroker.model.topic import TopicMatcher
 
 __all__ = [
+    "ConsistentHashExchange",
+    "LocalRandomExchange",
     "EQUIVALENCE_ARGUMENTS",
     "EXCHANGE_TYPES",
     "X_MATCH_MODES",
@@ -136,4 +140,8 @@ EXCHANGE_TYPES: dict[str, type[Exchange]] = {
     "fanout": FanoutExchange,
     "topic": TopicExchange,
     "headers": HeadersExchange,
+    # RabbitMQ's plugin types, built in (docs/exchanges.md); x-delayed-message is made
+    # from these by model/delayed.py.
+    "x-consistent-hash": ConsistentHashExchange,
+    "x-local-random": LocalRandomExchange,
 }

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 from amqpbroker import errors
 from amqpbroker.clock import Scheduler
+from amqpbroker.model.delayed import DelayedMessages, exchange_class, lavinmq_delayed
 from amqpbroker.model.exchanges import (
     EQUIVALENCE_ARGUMENTS,
     EXCHANGE_TYPES,
@@ -73,6 +74,8 @@ class VirtualHost:
             self.exchanges[ex_name] = _make(EXCHANGE_TYPES[ex_type], ex_name, True, False,
                                             False, {})
         self._replaying = False
+        # Messages waiting in x-delayed-message exchanges (model/delayed.py).
+        self.delayed = DelayedMessages(self)
         # Policies and operator policies (model/policy.py); set by the admin plane.
         self.policies = PolicySet()
         # Vhost limits ("max-queues", "max-connections"); a negative value is no limit.
@@ -116,10 +119,12 @@ class VirtualHost:
             raise errors.AccessRefused(
                 f"exchange name '{name}' contains reserved prefix 'amq.*'"
             )
-        cls = EXCHANGE_TYPES.get(type)
-        if cls is None:  # RabbitMQ 4.x closes the channel with 406 for an unknown type
-            raise errors.PreconditionFailed(f"invalid exchange type '{type}'")
+        cls = exchange_class(type, arguments, EXCHANGE_TYPES)  # 406 for an unknown type
         _check_exchange_arguments(arguments)
+        try:
+            cls.validate_arguments(arguments)  # e.g. x-consistent-hash's hash-header
+        except ValueError as exc:
+            raise errors.PreconditionFailed(str(exc)) from None
         ex = _make(cls, name, durable, auto_delete, internal, arguments)
         self.exchanges[name] = ex
         if self.policies:
@@ -161,6 +166,8 @@ class VirtualHost:
 
     def _remove_exchange(self, ex: Exchange) -> None:
         del self.exchanges[ex.name]
+        if ex.delays:
+            self.delayed.forget(ex)
         for other in list(self.exchanges.values()):
             other.unbind_all(ex)
         if ex.durable:
@@ -352,7 +359,8 @@ class VirtualHost:
             if q is None and self.reply_queues:  # direct reply-to (session/direct_reply.py)
                 q = self.reply_queues.get(msg.routing_key)
             return [q] if q is not None else []
-        dests = exchange.route(msg.routing_key, msg.headers if exchange.needs_headers else None)
+        dests = exchange.route(msg.routing_key,
+                               _content(exchange, msg) if exchange.needs_headers else None)
         result: list[Destination] = []
         nested = False
         for d in dests:
@@ -375,7 +383,7 @@ class VirtualHost:
             if id(ex) in visited:
                 continue
             visited.add(id(ex))
-            dests = ex.route(msg.routing_key, msg.headers if ex.needs_headers else None)
+            dests = ex.route(msg.routing_key, _content(ex, msg) if ex.needs_headers else None)
             found_any = False
             for d in dests:
                 found_any = True
@@ -444,6 +452,12 @@ class VirtualHost:
             self.definitions.definition(op)
 
 
+def _content(ex: Exchange, msg: Message) -> Any:
+    """What an exchange that looks past the routing key routes on: the headers, or the
+    whole message (consistent hashing on a property)."""
+    return msg if ex.needs_message else msg.headers
+
+
 def _binding_op(kind: str, source: Exchange, dest: Destination | Exchange, key: str,
                 arguments: dict) -> dict[str, Any]:
     return {"op": kind, "source": source.name, "destination": dest.name,
@@ -465,6 +479,8 @@ def _make(cls: type[Exchange], name: str, durable: bool, auto_delete: bool, inte
     # https://www.rabbitmq.com/docs/ae: unroutable messages go to this exchange.
     alternate = arguments.get("alternate-exchange")
     ex.alternate = alternate.decode("utf-8", "replace") if isinstance(alternate, bytes) else alternate  # type: ignore[attr-defined]
+    if lavinmq_delayed(arguments):
+        ex.delays = True  # type: ignore[misc]
     return ex
 
 

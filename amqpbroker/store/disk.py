@@ -412,6 +412,42 @@ class DiskMessageStore(MessageStore):
                 loc, clen = meta & M64, (meta >> 64) & M32
             return self._read_body(loc >> 32, loc & M32, clen, sid)
 
+    def release_body(self, msg: Message) -> None:
+        with self._lock:
+            held = self._held.pop(msg.store_id, None)
+            if held is not None:
+                self._held_bytes -= held.body_size
+
+    def load_message(self, store_id: int) -> Message:
+        self._ensure()
+        with self._lock:
+            held = self._held.get(store_id)
+            if held is not None and held.body is not None:
+                return held  # still in RAM (not paged out yet)
+            meta = self._msgs.get(store_id)
+            if meta is None:
+                raise StoreError(f"message {store_id:#x} is not in the store")
+            if meta < BIG:
+                loc, clen = store_id, meta
+            else:
+                loc, clen = meta & M64, (meta >> 64) & M32
+            data = self._read_record(loc >> 32, loc & M32, clen, store_id)
+        f = MSG_HEAD.unpack_from(data, 0)
+        flags, prio, exl, rkl, expl, propl, ql, ts = f[5:13]
+        p = MSG_SIZE
+        ex = data[p:p + exl].decode("utf-8")
+        p += exl
+        rk = data[p:p + rkl].decode("utf-8")
+        p += rkl
+        exp = data[p:p + expl].decode("utf-8") if flags & F_EXPIRATION else None
+        p += expl
+        props = bytes(data[p:p + propl])
+        body = bytes(data[p + propl:len(data) - 4 - ql])
+        msg = Message(ex, rk, props, body, len(body), bool(flags & F_PERSISTENT), prio, exp)
+        msg.store_id = store_id
+        msg.enqueued_ms = ts
+        return msg
+
     def _fd(self, seg: int) -> int:
         fd = self._fds.get(seg)
         if fd is None:
@@ -437,6 +473,13 @@ class DiskMessageStore(MessageStore):
         raise StoreError(f"position {seg}:{off} is not in the store")
 
     def _read_body(self, seg: int, off: int, clen: int, sid: int) -> bytes:
+        data = self._read_record(seg, off, clen, sid)
+        f = MSG_HEAD.unpack_from(data, 0)
+        start = MSG_SIZE + f[7] + f[8] + f[9] + f[10]
+        return data[start : len(data) - 4 - f[11]]
+
+    def _read_record(self, seg: int, off: int, clen: int, sid: int) -> bytes:
+        """The whole MSG record of message `sid` at (seg, off), checked."""
         data = self._read(seg, off, clen + 256)
         total = -1
         if len(data) >= OVERHEAD:
@@ -450,8 +493,7 @@ class DiskMessageStore(MessageStore):
         f = MSG_HEAD.unpack_from(data, 0)
         if f[3] != sid:
             raise StoreError(f"record at {seg}:{off} is not message {sid:#x}")
-        start = MSG_SIZE + f[7] + f[8] + f[9] + f[10]
-        return data[start : total - 4 - f[11]]
+        return data[:total]
 
     # -- sync, garbage collection, paging ----------------------------------------------
 

@@ -21,6 +21,7 @@ class MemoryMessageStore(MessageStore):
         # queue -> store_id -> [message, delivered]; dicts keep enqueue order
         self._queues: dict[str, dict[int, list[Any]]] = {}
         self._refs: dict[int, int] = {}  # store_id -> number of queues holding it
+        self._msgs: dict[int, Message] = {}  # store_id -> message (load_message)
         self._next_id = 1
 
     def add(self, queue_key: str, msg: Message) -> None:
@@ -31,6 +32,7 @@ class MemoryMessageStore(MessageStore):
             sid = msg.store_id = self._next_id
             self._next_id += 1
             self._refs[sid] = 0
+            self._msgs[sid] = msg
         q = self._queues.setdefault(queue_key, {})
         if sid not in q:
             q[sid] = [msg, False]
@@ -49,6 +51,7 @@ class MemoryMessageStore(MessageStore):
             self._refs[sid] = n
         else:
             del self._refs[sid]
+            del self._msgs[sid]
 
     def mark_delivered(self, queue_key: str, msg: Message) -> None:
         entry = self._queues.get(queue_key, {}).get(msg.store_id)
@@ -65,6 +68,12 @@ class MemoryMessageStore(MessageStore):
         if msg.body is None:
             raise StoreError(f"message {msg.store_id} has no body")
         return msg.body
+
+    def load_message(self, store_id: int) -> Message:
+        msg = self._msgs.get(store_id)
+        if msg is None:
+            raise StoreError(f"message {store_id} is not in the store")
+        return msg
 
     def delete_queue(self, queue_key: str) -> None:
         for sid in self._queues.pop(queue_key, {}):

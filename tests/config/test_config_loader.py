@@ -121,7 +121,8 @@ def test_every_problem_is_listed_with_its_line():
         "<config>:15: permissions[1].user: user 'ghost' is not declared under users",
         "<config>:15: permissions[1].vhost: vhost 'nowhere' is not declared under vhosts",
         "<config>:17: exchanges[0].duarble: unknown key 'duarble' (did you mean 'durable'?)",
-        "<config>:17: exchanges[0].type: must be one of: direct, fanout, topic, headers; "
+        "<config>:17: exchanges[0].type: must be one of: direct, fanout, topic, headers, "
+        "x-consistent-hash, x-local-random, x-delayed-message; "
         "got 'topik'",
         "<config>:18: exchanges[1].name: exchange name 'amq.mine' contains reserved prefix "
         "'amq.*'",
@@ -172,7 +173,8 @@ def test_binding_to_an_exchange_with_problems_is_not_reported_twice():
         bindings: [{source: x, destination: q}]
     """)
     assert found == ["<config>:1: exchanges[0].type: must be one of: direct, fanout, topic, "
-                     "headers; got 'nope'"]
+                     "headers, x-consistent-hash, x-local-random, x-delayed-message; "
+                     "got 'nope'"]
 
 
 def test_env_substitution_types_and_defaults():

@@ -227,8 +227,16 @@ async def test_policies_parameters_limits_stored(api) -> None:
     assert (await api.put("/api/operator-policies/%2F/cap", {
         "pattern": ".*", "definition": {"max-length": 100}}))[0] == 201
     assert len((await api.get("/api/operator-policies"))[1]) == 1
-    assert (await api.put("/api/parameters/shovel/%2F/s1", {"value": {"src-uri": "amqp://"}}))[0] == 201
-    assert (await api.get("/api/parameters/shovel"))[1][0]["value"] == {"src-uri": "amqp://"}
+    # a component nothing here runs: stored and returned as given
+    assert (await api.put("/api/parameters/federation-upstream/%2F/u1",
+                          {"value": {"uri": "amqp://"}}))[0] == 201
+    assert (await api.get("/api/parameters/federation-upstream"))[1][0]["value"] == {
+        "uri": "amqp://"}
+    # a shovel's definition is checked (RabbitMQ: 400 "Validation failed" with the reasons)
+    status, err = await api.put("/api/parameters/shovel/%2F/s1",
+                                {"value": {"src-uri": "amqp://"}})
+    assert status == 400 and "dest-uri is required" in err["reason"]
+    assert (await api.get("/api/parameters/shovel"))[1] == []
     assert (await api.put("/api/global-parameters/cluster_tags", {"value": {"az": "1"}}))[0] == 201
     assert (await api.put("/api/vhost-limits/%2F/max-queues", {"value": 10}))[0] == 204
     assert (await api.get("/api/vhost-limits"))[1] == [{"vhost": "/", "value": {"max-queues": 10}}]

@@ -29,7 +29,8 @@ async def _setup_live_state(api: Api) -> None:
     assert (await api.put("/api/policies/tenant/lim", {"pattern": ".*", "definition":
                                                       {"max-length": 9}}))[0] == 201
     assert (await api.put("/api/vhost-limits/tenant/max-connections", {"value": 4}))[0] == 204
-    assert (await api.put("/api/parameters/shovel/tenant/s", {"value": {"a": 1}}))[0] == 201
+    assert (await api.put("/api/parameters/federation-upstream/tenant/s",
+                          {"value": {"a": 1}}))[0] == 201
     assert (await api.put("/api/queues/tenant/ops-q", {"durable": True}, auth=("ops", "s3cret")
                           ))[0] == 201
 
@@ -41,7 +42,8 @@ async def _check_live_state(api: Api) -> None:
     assert (await api.get("/api/permissions/tenant/ops"))[1]["configure"] == "^ops-"
     assert (await api.get("/api/policies/tenant/lim"))[1]["definition"] == {"max-length": 9}
     assert (await api.get("/api/vhost-limits/tenant"))[1][0]["value"] == {"max-connections": 4}
-    assert (await api.get("/api/parameters/shovel/tenant/s"))[1]["value"] == {"a": 1}
+    assert (await api.get("/api/parameters/federation-upstream/tenant/s")
+            )[1]["value"] == {"a": 1}
     q = (await api.get("/api/queues/tenant/ops-q"))[1]
     assert q["type"] == "quorum"  # the vhost's default queue type applied at declare
     assert [u["name"] for u in (await api.get("/api/users"))[1]] == ["ops"]  # guest deleted

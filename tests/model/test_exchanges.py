@@ -10,6 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from amqpbroker.model.exchanges import (
+    ConsistentHashExchange,
+    LocalRandomExchange,
     EXCHANGE_TYPES,
     DirectExchange,
     Exchange,
@@ -31,6 +33,8 @@ def test_registry_and_flags() -> None:
         "fanout": FanoutExchange,
         "topic": TopicExchange,
         "headers": HeadersExchange,
+        "x-consistent-hash": ConsistentHashExchange,
+        "x-local-random": LocalRandomExchange,
     }
     for name, cls in EXCHANGE_TYPES.items():
         x = cls("x")

@@ -430,3 +430,37 @@ def test_definitions_round_trip_and_compaction(defs: Callable[[], DefinitionStor
 
 def test_store_error_is_an_exception() -> None:
     assert issubclass(StoreError, Exception)
+
+
+def test_load_message_by_store_id_before_and_after_restart(harness: Harness) -> None:
+    """Delayed messages are kept as ids only (store/delayed.py): load_message must give
+    back every field and the body, from RAM, from the write buffer and from disk."""
+    store = harness.open()
+    msgs = [make(b"body%d" % i * (i + 1), rk=f"k{i}", expiration="60000" if i % 2 else None,
+                 properties=b"\x80\x00\x02", persistent=bool(i % 3), priority=i)
+            for i in range(6)]
+    for m in msgs:
+        m.enqueued_ms = 1_700_000_000_000 + m.priority
+        store.add("\x01delayed\x00/\x00dx", m)
+        store.release_body(m)  # as the delayed index does
+    ids = [m.store_id for m in msgs]
+
+    def check(s: MessageStore) -> None:
+        for sid, m in zip(ids, msgs):
+            got = s.load_message(sid)
+            assert (got.exchange, got.routing_key, got.properties, got.body, got.body_size,
+                    got.persistent, got.priority, got.expiration, got.store_id,
+                    got.enqueued_ms) == (m.exchange, m.routing_key, m.properties, m.body,
+                                         m.body_size, m.persistent, m.priority,
+                                         m.expiration, sid, m.enqueued_ms)
+
+    check(store)  # before any sync
+    store.sync()
+    check(store)
+    store = harness.reopen(store)
+    store.recover()
+    check(store)
+    store.remove("\x01delayed\x00/\x00dx", msgs[0])
+    with pytest.raises(StoreError):
+        store.load_message(ids[0])
+    store.close()
