@@ -48,6 +48,7 @@ from amqpbroker.broker.admin_shapes import (  # noqa: F401  (re-exported for the
     channel_counters,
     check_name,
     connection_name,
+    edited_limits,
     message_json,
     properties_from_json,
     properties_key,
@@ -504,13 +505,8 @@ class Admin(TopologyAdmin):
 
     def set_vhost_limit(self, vhost: str, name: str, value: Any) -> None:
         self.vhost(vhost)
-        limits = dict(self.core.runtime.vhost_limits.get(vhost, {}))
-        if value is None:
-            if name not in limits:
-                raise errors.NotFound(f"no limit '{name}' on vhost '{vhost}'")
-            del limits[name]
-        else:
-            limits[name] = _limit(name, value, VHOST_LIMITS)
+        limits = edited_limits(self.core.runtime.vhost_limits.get(vhost, {}), name, value,
+                               VHOST_LIMITS, f"vhost '{vhost}'")
         runtime.record(self.core, {"op": "vhost_limits.put", "vhost": vhost, "value": limits})
         runtime.replay(self.core, {"op": "vhost_limits.put", "vhost": vhost, "value": limits})
 
@@ -523,13 +519,8 @@ class Admin(TopologyAdmin):
 
     def set_user_limit(self, user: str, name: str, value: Any) -> None:
         self.user(user)
-        limits = dict(self.core.runtime.user_limits.get(user, {}))
-        if value is None:
-            if name not in limits:
-                raise errors.NotFound(f"no limit '{name}' on user '{user}'")
-            del limits[name]
-        else:
-            limits[name] = _limit(name, value, USER_LIMITS)
+        limits = edited_limits(self.core.runtime.user_limits.get(user, {}), name, value,
+                               USER_LIMITS, f"user '{user}'")
         runtime.record(self.core, {"op": "user_limits.put", "vhost": "", "name": user,
                                    "value": limits})
         runtime.replay(self.core, {"op": "user_limits.put", "name": user, "value": limits})

@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 from pamqp import commands
 
+from amqpbroker import errors
 from amqpbroker.message import Message
 from amqpbroker.protocol.properties import decode_properties, encode_properties
 
@@ -64,6 +65,20 @@ def _limit(name: str, value: Any, allowed: tuple[str, ...]) -> int:
         raise BadRequest(f"limit '{name}' must be an integer")
     return value
 
+
+
+def edited_limits(current: dict[str, Any], name: str, value: Any,
+                  allowed: tuple[str, ...], owner: str) -> dict[str, Any]:
+    """A copy of `current` with limit `name` set to `value`, or cleared when `value` is
+    None (404 when it was not set): the one rule for vhost and user limits."""
+    limits = dict(current)
+    if value is None:
+        if name not in limits:
+            raise errors.NotFound(f"no limit '{name}' on {owner}")
+        del limits[name]
+    else:
+        limits[name] = _limit(name, value, allowed)
+    return limits
 
 def _int(text: str) -> int | str:
     return int(text) if text.isdigit() else text
