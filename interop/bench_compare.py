@@ -2,7 +2,7 @@
 """Run the benchmark scenario suite against amqpbroker and RabbitMQ in one sitting.
 
     python interop/bench_compare.py [--rounds 5] [--only S1,S2,S3] [--no-rabbitmq]
-                                    [--tool c|perf|both] [--out results.json]
+                                    [--tool c|perf|both] [--baseline GITREF] [--out results.json]
 
 The reference instrument is the C load generator in ../shared/bench (rabbitmq-c; needs
 Debian's librabbitmq-dev to build): it is copied to a temporary directory, built, and run
@@ -13,6 +13,12 @@ private RabbitMQ node is started when `rabbitmq-server` is installed. Prints per
 the median with min and max over the rounds, and the ratio of the medians ours / RabbitMQ.
 Every run is bounded in time. M1 (memory per queued message) and the start-up figures
 come from `bench_footprint.py`, M2 from `bench_flood.py`.
+
+`--baseline GITREF` adds a third broker: amqpbroker as of that commit (checked out in a
+temporary git worktree), so a change to the message path is judged before/after in the same
+alternating rounds. Besides rates, the table shows broker CPU per message (the C generator's
+`broker_cores` divided by the delivery rate, in microseconds): the figure to judge when the
+generator, not the broker, is the bottleneck (S1, see ../shared/bench's C0 calibration).
 """
 
 from __future__ import annotations
@@ -60,16 +66,27 @@ def wait_port(port: int, timeout: float) -> bool:
     return False
 
 
+# Listeners a `serve` turns on by default besides AMQP; a baseline that predates one of
+# them does not know its flag, so only the flags its `serve --help` lists are passed.
+OFF_FLAGS = ("--management-port", "--mqtt-port", "--mqtt-ws-port", "--prometheus-port")
+
+
 class Ours:
     name = "amqpbroker"
+
+    def __init__(self, tree: Path = ROOT, name: str = "amqpbroker") -> None:
+        self.tree, self.name = tree, name
+        usage = subprocess.run([sys.executable, "-m", "amqpbroker", "serve", "--help"],
+                               cwd=tree, capture_output=True, text=True, timeout=60).stdout
+        self.off = [a for flag in OFF_FLAGS if flag in usage for a in (flag, "0")]
 
     def start(self, work: Path) -> int:
         self.port = free_port()
         data = work / f"ours-{self.port}"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "amqpbroker", "serve", "--mqtt-port", "0", "--mqtt-ws-port", "0", "--management-port", "0", "--host", "127.0.0.1", "--port",
-             str(self.port), "--data-dir", str(data), "--log-level", "warning"],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [sys.executable, "-m", "amqpbroker", "serve", *self.off, "--host", "127.0.0.1",
+             "--port", str(self.port), "--data-dir", str(data), "--log-level", "warning"],
+            cwd=self.tree, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if not wait_port(self.port, 15):
             raise RuntimeError("amqpbroker did not start")
         return self.proc.pid
@@ -82,8 +99,16 @@ class Ours:
             self.proc.kill()
 
     def version(self) -> str:
-        from amqpbroker import __version__
-        return __version__
+        return subprocess.run(["git", "-C", str(self.tree), "describe", "--always", "--dirty"],
+                              capture_output=True, text=True).stdout.strip() or "?"
+
+
+def baseline_tree(ref: str, work: Path) -> Path:
+    """A detached worktree of `ref`, removed again by the caller's cleanup."""
+    tree = work / f"baseline-{ref}"
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), ref],
+                   check=True, capture_output=True, timeout=120)
+    return tree
 
 
 class RabbitMQ:
@@ -171,51 +196,79 @@ def metric(scenario: str, result: dict) -> float | None:
     return r.get("out_rate") or r.get("delivery_rate")
 
 
+def cpu_us_per_message(result: dict) -> float | None:
+    """Broker CPU (µs) per delivered message: broker_cores / deliveries per second."""
+    r = result.get("result", result)
+    cores, rate = r.get("broker_cores"), r.get("out_rate") or r.get("delivery_rate")
+    if r.get("status") not in ("OK", None) or not cores or not rate:
+        return None
+    return cores / rate * 1e6
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--only", default="S1,S2,S3,S4,S5,S6,S7")
     ap.add_argument("--tool", choices=["c", "perf", "both"], default="c")
     ap.add_argument("--no-rabbitmq", action="store_true")
+    ap.add_argument("--baseline", metavar="GITREF", default=None,
+                    help="also run amqpbroker as of this commit, alternating with the others")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     scenarios = args.only.split(",")
-    brokers = [Ours()]
-    if not args.no_rabbitmq and shutil.which("rabbitmq-server"):
-        brokers.insert(0, RabbitMQ())
     figures: dict[tuple[str, str, str], list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-compare-") as tmp:
         work = Path(tmp)
-        bench = build_c_bench(work) if args.tool in ("c", "both") else None
-        for rnd in range(args.rounds):
-            for broker in brokers:
-                pid = broker.start(work)
-                try:
-                    if bench is not None:
-                        out = work / f"{broker.name}-{rnd}.jsonl"
-                        for row in run_c_suite(bench, broker.port, pid, ",".join(scenarios), out):
-                            sid = row.get("id") or row.get("scenario")
-                            value = metric(sid, row)
-                            if value is not None:
-                                figures.setdefault(("c", sid, broker.name), []).append(value)
-                    if args.tool in ("perf", "both"):
-                        for sid in (s for s in scenarios if s in PERF_ARGS):
-                            value = metric(sid, run_perf(broker.port, pid, sid))
-                            if value is not None:
-                                figures.setdefault(("perf", sid, broker.name), []).append(value)
-                finally:
-                    broker.stop()
-                print(f"round {rnd + 1}/{args.rounds} {broker.name}: done", flush=True)
+        brokers = [Ours()]
+        if args.baseline:
+            brokers.insert(0, Ours(baseline_tree(args.baseline, work),
+                                   f"amqpbroker@{args.baseline}"))
+        if not args.no_rabbitmq and shutil.which("rabbitmq-server"):
+            brokers.insert(0, RabbitMQ())
+        try:
+            run_rounds(args, brokers, scenarios, figures, work)
+        finally:
+            if args.baseline:
+                subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force",
+                                str(brokers[-2].tree)], capture_output=True)
     report(figures, scenarios, brokers, args.out)
     return 0
 
 
+def run_rounds(args, brokers, scenarios, figures, work: Path) -> None:
+    bench = build_c_bench(work) if args.tool in ("c", "both") else None
+    for rnd in range(args.rounds):
+        for broker in brokers:
+            pid = broker.start(work)
+            try:
+                if bench is not None:
+                    out = work / f"{broker.name.replace('@', '-')}-{rnd}.jsonl"
+                    for row in run_c_suite(bench, broker.port, pid, ",".join(scenarios), out):
+                        record(figures, "c", row.get("id") or row.get("scenario"), broker, row)
+                if args.tool in ("perf", "both"):
+                    for sid in (s for s in scenarios if s in PERF_ARGS):
+                        record(figures, "perf", sid, broker, run_perf(broker.port, pid, sid))
+            finally:
+                broker.stop()
+            print(f"round {rnd + 1}/{args.rounds} {broker.name}: done", flush=True)
+
+
+def record(figures, tool: str, sid: str, broker, row: dict) -> None:
+    value = metric(sid, row)
+    if value is not None:
+        figures.setdefault((tool, sid, broker.name), []).append(value)
+    cpu = cpu_us_per_message(row) if sid in ("S1", "S2", "S3", "S4", "S5") else None
+    if cpu is not None:
+        figures.setdefault((tool, sid + "cpu", broker.name), []).append(cpu)
+
+
 def report(figures, scenarios, brokers, out) -> None:
     names = [b.name for b in brokers]
-    print(f"\n{'tool':5} {'id':3} " + " ".join(f"{n:>14}" for n in names) + "   ratio")
+    print(f"\n{'tool':5} {'id':6} " + " ".join(f"{n:>28}" for n in names) + "   ratio")
     rows = []
+    ids = scenarios + [s + "cpu" for s in scenarios if s in ("S1", "S2", "S3", "S4", "S5")]
     for tool in ("c", "perf"):
-        for sid in scenarios:
+        for sid in ids:
             values = {n: figures[(tool, sid, n)] for n in names if figures.get((tool, sid, n))}
             meds = {n: statistics.median(v) for n, v in values.items()}
             if not meds:
@@ -223,18 +276,25 @@ def report(figures, scenarios, brokers, out) -> None:
             ratio = None
             if "rabbitmq" in meds and "amqpbroker" in meds and meds["amqpbroker"]:
                 a, r = meds["amqpbroker"], meds["rabbitmq"]
-                ratio = (r / a) if sid in ("S6", "S7") else (a / r)  # lower is better there
-            rows.append({"tool": tool, "id": sid, **meds, "ratio": ratio,
+                lower_is_better = sid in ("S6", "S7") or sid.endswith("cpu")
+                ratio = (r / a) if lower_is_better else (a / r)
+            base = next((n for n in meds if n.startswith("amqpbroker@")), None)
+            change = (meds["amqpbroker"] / meds[base]
+                      if base and "amqpbroker" in meds and meds[base] else None)
+            rows.append({"tool": tool, "id": sid, **meds, "ratio": ratio, "vs_baseline": change,
                          "min": {n: min(v) for n, v in values.items()},
                          "max": {n: max(v) for n, v in values.items()},
                          "rounds": {n: len(v) for n, v in values.items()}})
-            print(f"{tool:5} {sid:3} " + " ".join(
-                f"{meds[n]:>14.1f} [{min(values[n]):.1f}-{max(values[n]):.1f}]"
-                if n in meds else f"{'nan':>14}" for n in names)
-                + (f"   {ratio:.2f}x" if ratio else ""))
-    print("\nS1-S5: deliveries/s; S6: p99 latency (us); S7: broker bytes per connection;"
+            print(f"{tool:5} {sid:6} " + " ".join(
+                f"{meds[n]:>12.1f} [{min(values[n]):.1f}-{max(values[n]):.1f}]".rjust(28)
+                if n in meds else f"{'nan':>28}" for n in names)
+                + (f"   {ratio:.2f}x" if ratio else "")
+                + (f"   now/baseline {change:.3f}" if change else ""))
+    print("\nS1-S5: deliveries/s; S1cpu-S5cpu: broker CPU us per delivery; S6: p99 latency"
+          " (us); S7: broker bytes per connection;"
           " median [min-max] over the rounds. Ratio (of the medians) >= 1.0 means"
-          " amqpbroker is as good or better.")
+          " amqpbroker is as good or better than RabbitMQ; now/baseline is the plain quotient"
+          " of the medians (for CPU per delivery, <= 1.0 means no more CPU than before).")
     if out:
         Path(out).write_text(json.dumps({"brokers": {b.name: b.version() for b in brokers},
                                          "rows": rows}, indent=2))
