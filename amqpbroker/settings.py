@@ -33,6 +33,12 @@ class Settings:
     management_host: str | list[str] | None = None
     # Message rates in the management API are sampled this often (seconds).
     management_rates_interval: float = 5.0
+    # Prometheus metrics (docs/metrics.md): RabbitMQ's ports, 15692 and 15691 for HTTPS
+    # (with the `tls` settings). None = off (`--prometheus-port 0`); 0 here picks a free
+    # port (the embedded Broker's `prometheus=True`). No host: the AMQP listener's addresses.
+    prometheus_port: int | None = 15692
+    prometheus_tls_port: int | None = None
+    prometheus_host: str | list[str] | None = None
     # None = in-memory mode (embedding): nothing is written anywhere.
     data_dir: str | None = field(default_factory=default_data_dir)
     # fsync before confirming persistent messages (group commit); False = --no-sync.

@@ -11,10 +11,10 @@ administrator with full permissions in the vhost.
 Changes to users, vhosts, permissions, policies, parameters and limits are appended to
 the definitions store (`broker/runtime.py`) and take effect at once.
 
-The class is in three modules: this one (identity, overview, vhosts, users,
+The class is in four modules: this one (identity, overview, vhosts, users,
 permissions, policies, parameters, limits), `admin_topology.py` (exchanges, queues,
-bindings, connections, channels, consumers) and `admin_shapes.py` (RabbitMQ's shapes of
-what they return).
+bindings, connections, channels, consumers), `admin_metrics.py` (what the Prometheus
+endpoint reads) and `admin_shapes.py` (RabbitMQ's shapes of what they return).
 
 Errors: the model's `errors.AMQPError`s (404 not found, 403 access refused, 406
 precondition failed ...) and `BadRequest` for input that cannot mean anything; the HTTP
@@ -55,6 +55,7 @@ from amqpbroker.broker.admin_shapes import (  # noqa: F401  (re-exported for the
     properties_to_json,
     queue_counters,
 )
+from amqpbroker.broker.admin_metrics import MetricsAdmin
 from amqpbroker.broker.admin_topology import TopologyAdmin
 from amqpbroker.broker.session import Session
 from amqpbroker.model import policy as policy_model
@@ -77,7 +78,7 @@ if TYPE_CHECKING:
 PARAMETER_VALIDATORS: dict[str, Callable[[Any], Any]] = {"shovel": parse_spec}
 
 
-class Admin(TopologyAdmin):
+class Admin(MetricsAdmin, TopologyAdmin):
     def __init__(self, core: "BrokerCore", on_publish: Callable[[], None] | None = None,
                  find_conflicts: Callable[[Any], list[Any]] | None = None) -> None:
         self.core = core

@@ -110,8 +110,12 @@ class TopologyAdmin:
                       props.expiration)
         session.check_publish(exchange, routing_key)  # 403 before 404, as for a client
         routed = bool(session.vhost.route(session.vhost.exchange(exchange), msg))
-        if session.publish(msg, False, session.publisher(_QUIET)):
-            self.on_publish()  # it waits for the group commit: start a sync
+        publisher = session.publisher(_QUIET)
+        try:
+            if session.publish(msg, False, publisher):
+                self.on_publish()  # it waits for the group commit: start a sync
+        finally:
+            publisher.close()  # its counts join the global counters
         return routed
 
     # -- queues -----------------------------------------------------------------------------

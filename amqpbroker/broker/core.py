@@ -18,6 +18,7 @@ import structlog
 from amqpbroker import errors
 from amqpbroker.broker import limits, runtime
 from amqpbroker.broker.changes import ChangeStream
+from amqpbroker.broker.global_counters import AMQP091, GlobalCounters
 from amqpbroker.model.delayed_store import parse_delayed_key
 from amqpbroker.broker.persister import Persister
 from amqpbroker.broker.session import Session, SessionEvents
@@ -52,6 +53,9 @@ class BrokerCore:
         # The memory store needs no fsync: confirms go out as soon as messages are enqueued.
         self.store_needs_sync = store is not None and getattr(store, "needs_sync", True)
         self.persister = Persister()
+        # RabbitMQ's global counters per protocol (rabbitmq_global_messages_*_total):
+        # broker/global_counters.py.
+        self.global_counters = GlobalCounters()
         # The server's "start a group commit if one is needed" (for changes made by timers:
         # delayed messages routed when due).
         self.kick_sync: Callable[[], None] = lambda: None
@@ -216,12 +220,14 @@ class BrokerCore:
             raise errors.NotAllowed(f"access to vhost '{name}' refused for user '{user.name}'")
         return vhost
 
-    def open_session(self, user: User, vhost: str, events: SessionEvents) -> Session:
+    def open_session(self, user: User, vhost: str, events: SessionEvents,
+                     protocol: str = AMQP091) -> Session:
         """A client session for an authenticated user on a vhost (403 NOT_ALLOWED when the
-        user has no access to it). Close it with `Session.close()`."""
+        user has no access to it). Close it with `Session.close()`. `protocol`: the label
+        of its global counters (amqp091, mqtt311, ...)."""
         v = self.open_vhost(user, vhost)
         limits.check_connection(self, user, v)  # vhost and user max-connections (530)
-        session = Session(self, user, v, events)
+        session = Session(self, user, v, events, protocol)
         self.sessions.add(session)
         return session
 

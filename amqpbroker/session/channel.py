@@ -365,6 +365,7 @@ class Channel:
             if queue.features and not queue.deleted:
                 queue.dispatch()
         self.publisher.close()
+        self.session.counters.retire_deliveries(self)  # global counters keep its figures
 
     def cancel_consumer(self, consumer: "Consumer", dispatch: bool = True) -> None:
         if self.consumers.pop(consumer.tag, None) is not None:
