@@ -146,6 +146,15 @@ class Admin(MetricsAdmin, TopologyAdmin):
             "alarms": sorted(core.alarms),
         }
 
+    def churn(self) -> dict[str, int]:
+        """Churn totals since the broker started (model/churn.py): connection_created,
+        connection_closed, channel_created, channel_closed, queue_declared, queue_created,
+        queue_deleted -- RabbitMQ's overview `churn_rates` names, and what its Prometheus
+        endpoint exports as rabbitmq_connections_opened_total / _closed_total,
+        rabbitmq_channels_opened_total / _closed_total, rabbitmq_queues_declared_total /
+        _created_total / _deleted_total."""
+        return self.core.churn.totals()
+
     # -- vhosts ----------------------------------------------------------------------------
     def vhost_counters(self, name: str) -> dict[str, int]:
         """message_stats of a vhost: its queues' counters (deleted queues' too), its
@@ -182,6 +191,7 @@ class Admin(MetricsAdmin, TopologyAdmin):
             out.append((("connection", connection_name(conn)),
                         _sum([c for _, c in chans], CHANNEL_COUNTERS)))
         out.append((("overview", None), self.overview_counters()))
+        out.append((("churn", None), self.churn()))
         return out
 
     def vhost_info(self, name: str) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from amqpbroker.broker.persister import Persister
 from amqpbroker.broker.session import Session, SessionEvents
 from amqpbroker.clock import Scheduler
 from amqpbroker.limits import SecurityCounters
+from amqpbroker.model.churn import Churn
 from amqpbroker.model.users import Permission, User, hash_password
 from amqpbroker.model.vhost import VirtualHost
 from amqpbroker.settings import Settings
@@ -71,6 +72,9 @@ class BrokerCore:
         self.users: dict[str, User] = {}
         self.sessions: set[Session] = set()  # open client sessions, every protocol
         self.security = SecurityCounters()  # refused logins, handshakes, connections
+        # Connections, channels and queues opened and closed (model/churn.py): what the
+        # management API shows as churn_rates and the metrics endpoint as *_total.
+        self.churn = Churn()
         # The translators' client connections (any protocol), each with its `.session`:
         # what the management API lists as connections and channels. Rules never use it.
         self.connections: set[Any] = set()
@@ -97,6 +101,7 @@ class BrokerCore:
             vhost = VirtualHost(name, self.changes, self.scheduler,
                                 message_changes=self.store is not None)
             vhost.streams = self.streams
+            vhost.churn = self.churn
             vhost.delayed.on_dirty = self._delayed_dirty
             self.vhosts[name] = vhost
             runtime.refresh_vhost(self, name)  # policies and limits stored for it
@@ -229,6 +234,7 @@ class BrokerCore:
         limits.check_connection(self, user, v)  # vhost and user max-connections (530)
         session = Session(self, user, v, events, protocol)
         self.sessions.add(session)
+        self.churn.connection_created += 1
         return session
 
     def set_memory_alarm(self, on: bool, rss: int = 0) -> None:

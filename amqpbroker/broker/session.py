@@ -456,7 +456,9 @@ class Session:
         for q in self.exclusive_queues:
             self.vhost.remove_queue(q)
         self.exclusive_queues.clear()
-        self.core.sessions.discard(self)
+        if self in self.core.sessions:  # a client session (the admin's are never listed)
+            self.core.sessions.discard(self)
+            self.core.churn.connection_closed += 1
 
 
 def is_reply_pseudo_queue(name: str) -> bool:

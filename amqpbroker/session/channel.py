@@ -352,6 +352,7 @@ class Channel:
         if self.closed:
             return
         self.closed = True
+        self.core.churn.channel_closed += 1
         self._publish = None
         self.timeouts.stop()
         left = [c.queue for c in self.consumers.values()]
