@@ -20,7 +20,7 @@ import sys
 from typing import Any
 
 from amqpbroker import __version__, logs
-from amqpbroker.settings import Settings
+from amqpbroker.settings import PROMETHEUS_PORT, Settings
 
 
 def _serve_parser(sub: argparse._SubParsersAction) -> None:
@@ -119,6 +119,8 @@ def build_settings(args: argparse.Namespace, config: Any = None) -> Settings:
         settings.management_port = args.management_port or None
     if args.prometheus_port is not None:
         settings.prometheus_port = args.prometheus_port or None
+    elif config is None or "prometheus_port" not in config.setting_values:
+        settings.prometheus_port = PROMETHEUS_PORT  # serve's default, as management's
     if args.prometheus_tls_port is not None:
         settings.prometheus_tls_port = args.prometheus_tls_port or None
     if args.data_dir:

@@ -79,8 +79,6 @@ class Broker:
                          "management_port": None,
                          **(self.config.setting_values if self.config else {}), **overrides}
             settings = Settings()
-            # the metrics listeners too, unless the configuration or the caller sets them
-            overrides = {"prometheus_port": None, "prometheus_tls_port": None, **overrides}
         if prometheus and overrides.get("prometheus_port") is None:
             overrides["prometheus_port"] = 0
         if management and overrides.get("management_port") is None:
