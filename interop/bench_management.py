@@ -3,6 +3,7 @@
 
     python interop/bench_management.py [--rounds 5] [--only S1,S2,S3,S4,S5]
                                        [--modes off,on[,on-idle]] [--bench DIR]
+                                       [--metrics]
 
 "on" is the management listener plus a dashboard-like client that reads /api/overview,
 /api/queues, /api/connections and /api/channels every 5 seconds while the load runs (and
@@ -36,6 +37,10 @@ AUTH = "Basic " + base64.b64encode(b"guest:guest").decode()
 
 
 class Broker:
+    # --metrics: "on" also runs the Prometheus endpoint, scraped every 5 s (/metrics and
+    # /metrics/per-object); "off" has neither (serve's default 15692 is turned off).
+    metrics = False
+
     def __init__(self, management: bool, reads: bool = True) -> None:
         self.management = management
         self.reads = reads
@@ -46,9 +51,11 @@ class Broker:
     def start(self, work: Path) -> int:
         self.port = free_port()
         self.mport = free_port() if self.management else 0
+        self.pport = free_port() if self.management and self.metrics else 0
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "amqpbroker", "serve", "--mqtt-port", "0", "--mqtt-ws-port", "0", "--host", "127.0.0.1", "--port",
-             str(self.port), "--management-port", str(self.mport), "--data-dir",
+             str(self.port), "--management-port", str(self.mport),
+             "--prometheus-port", str(self.pport), "--data-dir",
              str(work / f"data-{self.port}"), "--log-level", "warning"],
             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if not wait_port(self.port, 15):
@@ -65,6 +72,13 @@ class Broker:
                                              headers={"Authorization": AUTH})
                 try:
                     urllib.request.urlopen(req, timeout=10).read()
+                    self.scrapes += 1
+                except OSError:
+                    pass
+            for path in ("/metrics", "/metrics/per-object") if self.pport else ():
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{self.pport}{path}",
+                                           timeout=10).read()
                     self.scrapes += 1
                 except OSError:
                     pass
@@ -95,7 +109,10 @@ def main() -> int:
     ap.add_argument("--idle", action="store_true", help="same as --modes off,on-idle")
     ap.add_argument("--bench", default=None,
                     help="the bench folder (default: ../shared/bench next to the repo)")
+    ap.add_argument("--metrics", action="store_true",
+                    help="'on' also serves Prometheus metrics, scraped every 5 s")
     args = ap.parse_args()
+    Broker.metrics = args.metrics
     if args.bench:
         import bench_compare
 
