@@ -20,7 +20,7 @@ import sys
 from typing import Any
 
 from amqpbroker import __version__, logs
-from amqpbroker.settings import Settings
+from amqpbroker.settings import PROMETHEUS_PORT, Settings
 
 
 def _serve_parser(sub: argparse._SubParsersAction) -> None:
@@ -35,6 +35,11 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
                    help="MQTT over WebSocket port, path /ws (default 15675; 0 turns it off)")
     p.add_argument("--management-port", type=int, metavar="P",
                    help="management HTTP API port (default 15672; 0 turns it off)")
+    p.add_argument("--prometheus-port", type=int, metavar="P",
+                   help="Prometheus metrics port, /metrics (default 15692; 0 turns it off)")
+    p.add_argument("--prometheus-tls-port", type=int, metavar="P",
+                   help="Prometheus metrics over HTTPS (RabbitMQ's 15691; off unless given; "
+                        "uses the --tls-* settings)")
     p.add_argument("--data-dir", help="where durable data lives")
     p.add_argument("--in-memory", action="store_true", help="keep nothing on disk")
     p.add_argument("--no-sync", action="store_true",
@@ -112,6 +117,12 @@ def build_settings(args: argparse.Namespace, config: Any = None) -> Settings:
         settings.mqtt_ws_port = args.mqtt_ws_port or None
     if args.management_port is not None:
         settings.management_port = args.management_port or None
+    if args.prometheus_port is not None:
+        settings.prometheus_port = args.prometheus_port or None
+    elif config is None or "prometheus_port" not in config.setting_values:
+        settings.prometheus_port = PROMETHEUS_PORT  # serve's default, as management's
+    if args.prometheus_tls_port is not None:
+        settings.prometheus_tls_port = args.prometheus_tls_port or None
     if args.data_dir:
         settings.data_dir = args.data_dir
     if args.in_memory:
@@ -223,6 +234,11 @@ async def serve(settings: Settings, config: Any = None) -> int:
         (("MQTT", broker.mqtt_port), ("Web-MQTT", broker.mqtt_ws_port)) if port]
     print(f"amqpbroker {__version__} listening on {', '.join(ports)}", file=sys.stderr,
           flush=True)
+    if broker.metrics is not None:
+        metrics = [f"{name} port {port}" for name, port in
+                   (("HTTP", broker.metrics.port), ("HTTPS", broker.metrics.tls_port)) if port]
+        print(f"amqpbroker: Prometheus metrics at /metrics on {', '.join(metrics)}",
+              file=sys.stderr, flush=True)
     await stop.wait()
     await broker.stop()
     return 0

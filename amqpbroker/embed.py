@@ -55,7 +55,8 @@ class Broker:
     """An AMQP 0-9-1 broker in this process. In-memory unless `data_dir` is given."""
 
     def __init__(self, settings: Settings | None = None, *, config: Any = None,
-                 management: bool = False, **overrides: Any) -> None:
+                 management: bool = False, prometheus: bool = False,
+                 **overrides: Any) -> None:
         """`config`: a YAML file path, YAML text, a dict or a loaded `Config` (issue 5);
         its topology is applied at every start, after the stored one is recovered. Its
         settings apply when `settings` is None, layered on the embedded defaults
@@ -63,7 +64,8 @@ class Broker:
         `amqpbroker.config.ConfigError` listing every problem of an invalid file.
 
         The management HTTP API is off unless `management=True` (then on a free port,
-        `broker.management_url`) or a `management_port` is given."""
+        `broker.management_url`) or a `management_port` is given; so is the Prometheus
+        endpoint (`prometheus=True`, `broker.prometheus_url`; docs/metrics.md)."""
         self.config = None
         if config is not None:
             from amqpbroker.config import load_config
@@ -77,6 +79,8 @@ class Broker:
                          "management_port": None,
                          **(self.config.setting_values if self.config else {}), **overrides}
             settings = Settings()
+        if prometheus and overrides.get("prometheus_port") is None:
+            overrides["prometheus_port"] = 0
         if management and overrides.get("management_port") is None:
             overrides["management_port"] = 0
         self.settings = dataclasses.replace(settings, **overrides)
@@ -85,6 +89,7 @@ class Broker:
         self.shovels: Any = None  # amqpbroker.shovel.manager.ShovelManager once started
         self.management: Any = None  # management.app.ManagementServer when on
         self.admin: Any = None  # broker.admin.Admin: the management plane's facade
+        self.metrics: Any = None  # metrics.app.MetricsServer when on
         self._lock: Any = None
         # Called with the new core before recovery (the cluster leader taps its change
         # stream there, cluster/node.py); None otherwise.
@@ -149,9 +154,15 @@ class Broker:
                                             0 if s.tls_port is None else s.tls_port, s.tls)
             await self.server.start_mqtt(s.host)  # MQTT and Web-MQTT, when their ports are set
             await self._start_management()
+            await self._start_metrics()
             self._start_shovels()
         except BaseException:
             # a conflicting config or a busy port must not leave stores or the lock held
+            if self.management is not None:  # nor the HTTP listeners started before
+                if self.management.stats is not None:
+                    self.management.stats.stop()
+                await self.management.stop()
+                self.management = None
             if self.server is not None:
                 await self.server.stop(0)
             self.core.close()
@@ -217,6 +228,56 @@ class Broker:
         self.admin.listeners.append({"protocol": "http", "port": self.management.port,
                                      "ip": host if isinstance(host, str) else "::"})
 
+    async def _start_metrics(self) -> None:
+        """The Prometheus endpoint (docs/metrics.md) over the admin facade: HTTP on
+        `prometheus_port`, HTTPS with the `tls` settings on `prometheus_tls_port`."""
+        s = self.settings
+        if s.prometheus_port is None and s.prometheus_tls_port is None:
+            return
+        from amqpbroker import tls
+        from amqpbroker.metrics.app import MetricsServer
+
+        ctx = None
+        if s.prometheus_tls_port is not None:
+            if s.tls is None:
+                raise tls.TLSConfigError("the HTTPS metrics listener needs the TLS settings "
+                                         "(--tls-cert or `tls:`)")
+            ctx = tls.server_context(s.tls)
+        host = s.prometheus_host if s.prometheus_host is not None else s.host
+        self.metrics = MetricsServer(self.admin, host, s.prometheus_port,
+                                     s.prometheus_tls_port, ctx)
+        await self.metrics.start()
+        ip = host if isinstance(host, str) else "::"
+        for protocol, port in (("http/prometheus", self.metrics.port),
+                               ("https/prometheus", self.metrics.tls_port)):
+            if port:  # RabbitMQ's names for these listeners
+                self.admin.listeners.append({"protocol": protocol, "port": port, "ip": ip})
+
+    @property
+    def prometheus_port(self) -> int:
+        assert self.metrics is not None and self.metrics.port, "metrics (HTTP) not started"
+        return self.metrics.port
+
+    @property
+    def prometheus_tls_port(self) -> int:
+        assert self.metrics is not None and self.metrics.tls_port, "metrics (HTTPS) not started"
+        return self.metrics.tls_port
+
+    @property
+    def prometheus_url(self) -> str:
+        """The HTTP metrics listener's base URL (add /metrics)."""
+        return f"http://{self._metrics_host()}:{self.prometheus_port}"
+
+    @property
+    def prometheus_https_url(self) -> str:
+        return f"https://{self._metrics_host()}:{self.prometheus_tls_port}"
+
+    def _metrics_host(self) -> str:
+        host = self.settings.prometheus_host or self.settings.host
+        if not isinstance(host, str) or host in ("0.0.0.0", "::", ""):
+            host = "127.0.0.1"
+        return host
+
     @property
     def management_port(self) -> int:
         assert self.management is not None, "management API not started"
@@ -233,6 +294,9 @@ class Broker:
         if self.shovels is not None:
             await self.shovels.stop()
             self.shovels = None
+        if self.metrics is not None:
+            await self.metrics.stop()
+            self.metrics = None
         if self.management is not None:
             if self.management.stats is not None:
                 self.management.stats.stop()

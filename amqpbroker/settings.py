@@ -15,6 +15,9 @@ def default_data_dir() -> str:
     return os.path.join(base, "amqpbroker")
 
 
+PROMETHEUS_PORT = 15692
+
+
 @dataclass
 class Settings:
     # Listeners: RabbitMQ listens on every IPv4 and IPv6 address on 5672.
@@ -33,6 +36,13 @@ class Settings:
     management_host: str | list[str] | None = None
     # Message rates in the management API are sampled this often (seconds).
     management_rates_interval: float = 5.0
+    # Prometheus metrics (docs/metrics.md): RabbitMQ's ports, 15692 and 15691 for HTTPS
+    # (with the `tls` settings). None = off; 0 here picks a free port (the embedded
+    # Broker's `prometheus=True`). `serve` turns 15692 on (PROMETHEUS_PORT) unless the
+    # file or `--prometheus-port 0` says otherwise. No host: the AMQP listener's addresses.
+    prometheus_port: int | None = None
+    prometheus_tls_port: int | None = None
+    prometheus_host: str | list[str] | None = None
     # None = in-memory mode (embedding): nothing is written anywhere.
     data_dir: str | None = field(default_factory=default_data_dir)
     # fsync before confirming persistent messages (group commit); False = --no-sync.

@@ -1,14 +1,20 @@
 #!/usr/bin/env python3
 """Scenarios S1-S5 with the management API off and on, alternately, in one sitting.
 
-    python interop/bench_management.py [--rounds 3] [--only S1,S2,S3,S4,S5]
+    python interop/bench_management.py [--rounds 5] [--only S1,S2,S3,S4,S5]
+                                       [--modes off,on[,on-idle]] [--bench DIR]
+                                       [--metrics]
 
-"On" is the management listener plus a dashboard-like client that reads /api/overview,
+"on" is the management listener plus a dashboard-like client that reads /api/overview,
 /api/queues, /api/connections and /api/channels every 5 seconds while the load runs (and
-the broker's own 5 s rate sampler). Uses the C load generator of ../shared/bench, as
-bench_compare.py does. Prints medians per scenario and the on/off ratio; docs/performance.md
-has the figures. Besides throughput it prints the broker's CPU time per delivered message,
-which other load on a shared machine disturbs less. Every run is bounded in time.
+the broker's own 5 s rate sampler); "on-idle" the listener and sampler without the client;
+"off" is `--management-port 0`. Each round starts a fresh broker per mode (`serve
+--data-dir`, fsync on), in alternating order, and runs the scenarios with the C load
+generator of ../shared/bench, as bench_compare.py does. Prints, per scenario and mode, the
+broker's CPU time per delivered message (median [min-max] over the rounds: the figure to
+judge, as other load on a shared machine disturbs it less) and deliveries/s, with the
+ratio of medians to the first mode. docs/performance.md has the figures. Every run is
+bounded in time (the suite's own timeouts).
 """
 
 from __future__ import annotations
@@ -31,6 +37,10 @@ AUTH = "Basic " + base64.b64encode(b"guest:guest").decode()
 
 
 class Broker:
+    # --metrics: "on" also runs the Prometheus endpoint, scraped every 5 s (/metrics and
+    # /metrics/per-object); "off" has neither (serve's default 15692 is turned off).
+    metrics = False
+
     def __init__(self, management: bool, reads: bool = True) -> None:
         self.management = management
         self.reads = reads
@@ -41,9 +51,11 @@ class Broker:
     def start(self, work: Path) -> int:
         self.port = free_port()
         self.mport = free_port() if self.management else 0
+        self.pport = free_port() if self.management and self.metrics else 0
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "amqpbroker", "serve", "--mqtt-port", "0", "--mqtt-ws-port", "0", "--host", "127.0.0.1", "--port",
-             str(self.port), "--management-port", str(self.mport), "--data-dir",
+             str(self.port), "--management-port", str(self.mport),
+             "--prometheus-port", str(self.pport), "--data-dir",
              str(work / f"data-{self.port}"), "--log-level", "warning"],
             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if not wait_port(self.port, 15):
@@ -63,6 +75,13 @@ class Broker:
                     self.scrapes += 1
                 except OSError:
                     pass
+            for path in ("/metrics", "/metrics/per-object") if self.pport else ():
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{self.pport}{path}",
+                                           timeout=10).read()
+                    self.scrapes += 1
+                except OSError:
+                    pass
 
     def stop(self) -> None:
         self._stop.set()
@@ -73,27 +92,45 @@ class Broker:
             self.proc.kill()
 
 
+def spread(values: list[float], digits: int = 2) -> str:
+    """median [min-max]"""
+    return (f"{statistics.median(values):.{digits}f} "
+            f"[{min(values):.{digits}f}-{max(values):.{digits}f}]")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=5,
+                    help="alternating rounds (each runs every mode once; default 5)")
     ap.add_argument("--only", default="S1,S2,S3,S4,S5")
-    ap.add_argument("--idle", action="store_true",
-                    help="with management on, no client reads the API (isolates the cost of "
-                         "the listener and the sampler from that of the reads)")
+    ap.add_argument("--modes", default="off,on",
+                    help="comma list of off, on (listener + sampler + a client reading the "
+                         "API every 5 s) and on-idle (listener + sampler, no client)")
+    ap.add_argument("--idle", action="store_true", help="same as --modes off,on-idle")
     ap.add_argument("--bench", default=None,
                     help="the bench folder (default: ../shared/bench next to the repo)")
+    ap.add_argument("--metrics", action="store_true",
+                    help="'on' also serves Prometheus metrics, scraped every 5 s")
     args = ap.parse_args()
+    Broker.metrics = args.metrics
     if args.bench:
         import bench_compare
 
         bench_compare.SHARED_BENCH = Path(args.bench)
+    modes = ["off", "on-idle"] if args.idle else [m for m in args.modes.split(",") if m]
+    known = {"off": lambda: Broker(False), "on": lambda: Broker(True),
+             "on-idle": lambda: Broker(True, reads=False)}
+    if not modes or any(m not in known for m in modes):
+        ap.error(f"--modes: choose from {', '.join(known)}")
+    brokers = [known[m]() for m in modes]
     figures: dict[tuple[str, str], list[float]] = {}
     cpu: dict[tuple[str, str], list[float]] = {}  # broker CPU microseconds per delivery
-    brokers = [Broker(False), Broker(True, reads=not args.idle)]
     with tempfile.TemporaryDirectory(prefix="bench-mgmt-") as tmp:
         work = Path(tmp)
         bench = build_c_bench(work)
         for rnd in range(args.rounds):
+            # alternate the order (ABAB... then BABA...) so drift in the machine's load
+            # does not favour one mode
             for broker in (brokers if rnd % 2 == 0 else brokers[::-1]):
                 pid = broker.start(work)
                 try:
@@ -111,24 +148,34 @@ def main() -> int:
                     broker.stop()
                 print(f"round {rnd + 1}/{args.rounds} management {broker.name}: done "
                       f"({broker.scrapes} API reads so far)", flush=True)
-    print(f"\n{'id':3} {'off':>12} {'on':>12}  on/off   (deliveries/s, medians of "
-          f"{args.rounds}; all runs)")
+    base = brokers[0].name
+    others = [b.name for b in brokers[1:]]
+    print(f"\nbroker CPU per delivered message, us: median [min-max] of {args.rounds} "
+          f"rounds; ratio of medians vs {base} (the figure to judge: other load on the "
+          "machine disturbs it less than throughput)")
     for sid in args.only.split(","):
-        off, on = figures.get((sid, "off"), []), figures.get((sid, brokers[1].name), [])
-        if not off or not on:
-            print(f"{sid:3} missing")
-            continue
-        a, b = statistics.median(off), statistics.median(on)
-        print(f"{sid:3} {a:>12.0f} {b:>12.0f}  {b / a:6.3f}   off={[round(x) for x in off]} "
-              f"on={[round(x) for x in on]}")
-    print("\nbroker CPU per delivered message (us; less sensitive to other load on the "
-          "machine than throughput)")
+        ref = cpu.get((sid, base), [])
+        line = f"{sid:3} {base} {spread(ref) if ref else 'missing':>22}"
+        for name in others:
+            vals = cpu.get((sid, name), [])
+            if vals and ref:
+                ratio = statistics.median(vals) / statistics.median(ref)
+                line += f"   {name} {spread(vals):>22}  {name}/{base} {ratio:6.3f}"
+            else:
+                line += f"   {name} missing"
+        print(line)
+    print(f"\ndeliveries/s: median [min-max] of {args.rounds} rounds")
     for sid in args.only.split(","):
-        off, on = cpu.get((sid, "off"), []), cpu.get((sid, brokers[1].name), [])
-        if off and on:
-            a, b = statistics.median(off), statistics.median(on)
-            print(f"{sid:3} off {a:7.2f}  on {b:7.2f}  on/off {b / a:6.3f}   "
-                  f"off={[round(x, 2) for x in off]} on={[round(x, 2) for x in on]}")
+        ref = figures.get((sid, base), [])
+        line = f"{sid:3} {base} {spread(ref, 0) if ref else 'missing':>26}"
+        for name in others:
+            vals = figures.get((sid, name), [])
+            if vals and ref:
+                ratio = statistics.median(vals) / statistics.median(ref)
+                line += f"   {name} {spread(vals, 0):>26}  {name}/{base} {ratio:6.3f}"
+            else:
+                line += f"   {name} missing"
+        print(line)
     return 0
 
 

@@ -206,7 +206,7 @@ class RestartableBroker:
 
     @property
     def argv(self) -> list[str]:
-        return [sys.executable, "-m", "amqpbroker", "serve", "--management-port", "0", "--host", "127.0.0.1",
+        return [sys.executable, "-m", "amqpbroker", "serve", "--management-port", "0", "--prometheus-port", "0", "--host", "127.0.0.1",
                 "--port", str(self.port), "--data-dir", str(self.data_dir),
                 "--mqtt-port", "0", "--mqtt-ws-port", "0",
                 "--log-level", "warning"]

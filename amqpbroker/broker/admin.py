@@ -11,10 +11,10 @@ administrator with full permissions in the vhost.
 Changes to users, vhosts, permissions, policies, parameters and limits are appended to
 the definitions store (`broker/runtime.py`) and take effect at once.
 
-The class is in three modules: this one (identity, overview, vhosts, users,
+The class is in four modules: this one (identity, overview, vhosts, users,
 permissions, policies, parameters, limits), `admin_topology.py` (exchanges, queues,
-bindings, connections, channels, consumers) and `admin_shapes.py` (RabbitMQ's shapes of
-what they return).
+bindings, connections, channels, consumers), `admin_metrics.py` (what the Prometheus
+endpoint reads) and `admin_shapes.py` (RabbitMQ's shapes of what they return).
 
 Errors: the model's `errors.AMQPError`s (404 not found, 403 access refused, 406
 precondition failed ...) and `BadRequest` for input that cannot mean anything; the HTTP
@@ -55,6 +55,7 @@ from amqpbroker.broker.admin_shapes import (  # noqa: F401  (re-exported for the
     properties_to_json,
     queue_counters,
 )
+from amqpbroker.broker.admin_metrics import MetricsAdmin
 from amqpbroker.broker.admin_topology import TopologyAdmin
 from amqpbroker.broker.session import Session
 from amqpbroker.model import policy as policy_model
@@ -77,7 +78,7 @@ if TYPE_CHECKING:
 PARAMETER_VALIDATORS: dict[str, Callable[[Any], Any]] = {"shovel": parse_spec}
 
 
-class Admin(TopologyAdmin):
+class Admin(MetricsAdmin, TopologyAdmin):
     def __init__(self, core: "BrokerCore", on_publish: Callable[[], None] | None = None,
                  find_conflicts: Callable[[Any], list[Any]] | None = None) -> None:
         self.core = core
@@ -145,6 +146,15 @@ class Admin(TopologyAdmin):
             "alarms": sorted(core.alarms),
         }
 
+    def churn(self) -> dict[str, int]:
+        """Churn totals since the broker started (model/churn.py): connection_created,
+        connection_closed, channel_created, channel_closed, queue_declared, queue_created,
+        queue_deleted -- RabbitMQ's overview `churn_rates` names, and what its Prometheus
+        endpoint exports as rabbitmq_connections_opened_total / _closed_total,
+        rabbitmq_channels_opened_total / _closed_total, rabbitmq_queues_declared_total /
+        _created_total / _deleted_total."""
+        return self.core.churn.totals()
+
     # -- vhosts ----------------------------------------------------------------------------
     def vhost_counters(self, name: str) -> dict[str, int]:
         """message_stats of a vhost: its queues' counters (deleted queues' too), its
@@ -181,6 +191,7 @@ class Admin(TopologyAdmin):
             out.append((("connection", connection_name(conn)),
                         _sum([c for _, c in chans], CHANNEL_COUNTERS)))
         out.append((("overview", None), self.overview_counters()))
+        out.append((("churn", None), self.churn()))
         return out
 
     def vhost_info(self, name: str) -> dict[str, Any]:

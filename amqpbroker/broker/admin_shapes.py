@@ -91,9 +91,7 @@ def connection_name(conn: Any) -> str:
 
 
 def _ready_bytes(q: Any) -> int:
-    if getattr(q, "features", None) is not None or q.is_stream:
-        return int(getattr(q, "ready_bytes", 0) or 0)
-    return sum(entry[0].body_size for entry in q.ready)
+    return q.ready_bytes  # a running total (model/queue.py): no scan of the messages
 
 
 QUEUE_COUNTERS = ("publish", "deliver", "deliver_no_ack", "get", "get_no_ack", "get_empty",
@@ -148,19 +146,12 @@ def _connection_state(conn: Any) -> str:
 
 
 def _persistent(q: Any) -> tuple[int, int]:
-    """How many ready messages are persistent, and their bytes (quorum and stream queues
+    """RabbitMQ's messages_persistent and message_bytes_persistent: the messages (ready
+    and unacknowledged) a durable queue keeps in the store, from running totals (streams
     keep every message)."""
     if q.is_stream:
         return q.message_count, 0
-    if getattr(q, "persist_all", False):
-        return q.message_count, _ready_bytes(q)
-    count = size = 0
-    for entry in q.ready:
-        msg = entry[0]
-        if msg.persistent:
-            count += 1
-            size += msg.body_size
-    return count, size
+    return q.persistent_count, q.persistent_bytes
 
 
 def _active_tag(q: Any) -> str | None:

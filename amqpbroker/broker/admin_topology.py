@@ -110,8 +110,12 @@ class TopologyAdmin:
                       props.expiration)
         session.check_publish(exchange, routing_key)  # 403 before 404, as for a client
         routed = bool(session.vhost.route(session.vhost.exchange(exchange), msg))
-        if session.publish(msg, False, session.publisher(_QUIET)):
-            self.on_publish()  # it waits for the group commit: start a sync
+        publisher = session.publisher(_QUIET)
+        try:
+            if session.publish(msg, False, publisher):
+                self.on_publish()  # it waits for the group commit: start a sync
+        finally:
+            publisher.close()  # its counts join the global counters
         return routed
 
     # -- queues -----------------------------------------------------------------------------
@@ -141,6 +145,7 @@ class TopologyAdmin:
         ready = q.message_count
         unacked = q.unacked
         ready_bytes = _ready_bytes(q)
+        unacked_bytes = q.unacked_bytes
         owner = q.exclusive_owner if not q.is_stream else None
         consumers = len(q.consumers)
         persistent = _persistent(q)
@@ -152,8 +157,8 @@ class TopologyAdmin:
             "node": NODE, "state": "running",
             "messages": ready + unacked, "messages_ready": ready,
             "messages_unacknowledged": unacked,
-            "message_bytes": ready_bytes, "message_bytes_ready": ready_bytes,
-            "message_bytes_unacknowledged": 0,
+            "message_bytes": ready_bytes + unacked_bytes, "message_bytes_ready": ready_bytes,
+            "message_bytes_unacknowledged": unacked_bytes,
             "consumers": consumers,
             "consumer_capacity": (1.0 if consumers and not ready else 0.0),
             "consumer_utilisation": (1.0 if consumers and not ready else 0.0)
@@ -165,10 +170,12 @@ class TopologyAdmin:
             "single_active_consumer_tag": _active_tag(q),
             "message_stats": queue_counters(q),
             "head_message_timestamp": None,
-            # Everything is in memory (bodies may be paged out by the disk store, but the
-            # queue holds every message's entry).
+            # Every message's entry is in memory (bodies of persistent messages may be
+            # paged out by the disk store: docs/management.md); paged_out is RabbitMQ's
+            # count of transient messages paged to disk, which never happens here.
             "messages_ram": ready + unacked, "messages_ready_ram": ready,
-            "messages_unacknowledged_ram": unacked, "message_bytes_ram": ready_bytes,
+            "messages_unacknowledged_ram": unacked,
+            "message_bytes_ram": ready_bytes + unacked_bytes,
             "messages_persistent": persistent[0], "message_bytes_persistent": persistent[1],
             "messages_paged_out": 0, "message_bytes_paged_out": 0,
         }

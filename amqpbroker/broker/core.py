@@ -18,11 +18,13 @@ import structlog
 from amqpbroker import errors
 from amqpbroker.broker import limits, runtime
 from amqpbroker.broker.changes import ChangeStream
+from amqpbroker.broker.global_counters import AMQP091, GlobalCounters
 from amqpbroker.model.delayed_store import parse_delayed_key
 from amqpbroker.broker.persister import Persister
 from amqpbroker.broker.session import Session, SessionEvents
 from amqpbroker.clock import Scheduler
 from amqpbroker.limits import SecurityCounters
+from amqpbroker.model.churn import Churn
 from amqpbroker.model.users import Permission, User, hash_password
 from amqpbroker.model.vhost import VirtualHost
 from amqpbroker.settings import Settings
@@ -52,6 +54,9 @@ class BrokerCore:
         # The memory store needs no fsync: confirms go out as soon as messages are enqueued.
         self.store_needs_sync = store is not None and getattr(store, "needs_sync", True)
         self.persister = Persister()
+        # RabbitMQ's global counters per protocol (rabbitmq_global_messages_*_total):
+        # broker/global_counters.py.
+        self.global_counters = GlobalCounters()
         # The server's "start a group commit if one is needed" (for changes made by timers:
         # delayed messages routed when due).
         self.kick_sync: Callable[[], None] = lambda: None
@@ -67,6 +72,9 @@ class BrokerCore:
         self.users: dict[str, User] = {}
         self.sessions: set[Session] = set()  # open client sessions, every protocol
         self.security = SecurityCounters()  # refused logins, handshakes, connections
+        # Connections, channels and queues opened and closed (model/churn.py): what the
+        # management API shows as churn_rates and the metrics endpoint as *_total.
+        self.churn = Churn()
         # The translators' client connections (any protocol), each with its `.session`:
         # what the management API lists as connections and channels. Rules never use it.
         self.connections: set[Any] = set()
@@ -93,6 +101,7 @@ class BrokerCore:
             vhost = VirtualHost(name, self.changes, self.scheduler,
                                 message_changes=self.store is not None)
             vhost.streams = self.streams
+            vhost.churn = self.churn
             vhost.delayed.on_dirty = self._delayed_dirty
             self.vhosts[name] = vhost
             runtime.refresh_vhost(self, name)  # policies and limits stored for it
@@ -216,13 +225,16 @@ class BrokerCore:
             raise errors.NotAllowed(f"access to vhost '{name}' refused for user '{user.name}'")
         return vhost
 
-    def open_session(self, user: User, vhost: str, events: SessionEvents) -> Session:
+    def open_session(self, user: User, vhost: str, events: SessionEvents,
+                     protocol: str = AMQP091) -> Session:
         """A client session for an authenticated user on a vhost (403 NOT_ALLOWED when the
-        user has no access to it). Close it with `Session.close()`."""
+        user has no access to it). Close it with `Session.close()`. `protocol`: the label
+        of its global counters (amqp091, mqtt311, ...)."""
         v = self.open_vhost(user, vhost)
         limits.check_connection(self, user, v)  # vhost and user max-connections (530)
-        session = Session(self, user, v, events)
+        session = Session(self, user, v, events, protocol)
         self.sessions.add(session)
+        self.churn.connection_created += 1
         return session
 
     def set_memory_alarm(self, on: bool, rss: int = 0) -> None:

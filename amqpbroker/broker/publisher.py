@@ -19,6 +19,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from amqpbroker.broker.global_counters import ProtocolCounters
     from amqpbroker.broker.persister import Persister
     from amqpbroker.message import Message
 
@@ -39,9 +40,10 @@ class PublisherEvents(Protocol):
 
 class Publisher:
     __slots__ = ("events", "persister", "confirm", "seq", "upto", "sent", "pending", "closed",
-                 "published", "returned_unroutable", "dropped_unroutable")
+                 "published", "returned_unroutable", "dropped_unroutable", "counters")
 
-    def __init__(self, events: PublisherEvents, persister: "Persister") -> None:
+    def __init__(self, events: PublisherEvents, persister: "Persister",
+                 counters: "ProtocolCounters | None" = None) -> None:
         self.events = events
         self.persister = persister
         self.confirm = False  # confirm mode (AMQP confirm.select, MQTT QoS 1)
@@ -53,6 +55,19 @@ class Publisher:
         # Management API counters (message_stats of a channel): publishes, and unroutable
         # ones returned (mandatory) or dropped. Confirms are `upto`.
         self.published = self.returned_unroutable = self.dropped_unroutable = 0
+        # The protocol's global counters read these figures while it is open and keep
+        # them when it closes (broker/global_counters.py).
+        self.counters = counters
+        if counters is not None:
+            counters.publishers.add(self)
+
+    def count_in(self, counters: "ProtocolCounters") -> None:
+        """Count this publisher under another protocol's global counters (MQTT learns its
+        client's version after opening); its figures so far go with it."""
+        if self.counters is not None:
+            self.counters.publishers.discard(self)
+        self.counters = counters
+        counters.publishers.add(self)
 
     def settle(self, seq: int, needs_sync: bool, ack: bool = True) -> None:
         """Publish `seq` was routed: confirm it now, or after the next sync."""
@@ -83,3 +98,5 @@ class Publisher:
     def close(self) -> None:
         self.closed = True
         self.persister.forget(self)
+        if self.counters is not None:
+            self.counters.retire(self)

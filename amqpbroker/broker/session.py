@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Literal, Protocol
 
 from amqpbroker import errors
 from amqpbroker.broker.consume import check_consume, start_consumer
+from amqpbroker.broker.global_counters import AMQP091
 from amqpbroker.broker.publisher import Publisher, PublisherEvents
 from amqpbroker.message import Message
 from amqpbroker.model import permissions, topic_permissions
@@ -57,8 +58,12 @@ class SessionEvents(Protocol):
 
 class Session:
     def __init__(self, core: "BrokerCore", user: "User", vhost: "VirtualHost",
-                 events: SessionEvents) -> None:
+                 events: SessionEvents, protocol: str = AMQP091) -> None:
         self.core = core
+        # RabbitMQ's global counters of this client's protocol (broker/global_counters.py);
+        # the management API's own sessions count as AMQP 0-9-1, as in RabbitMQ.
+        self.counters = core.global_counters.of(protocol)
+        self.sizes = self.counters.sizes
         self.user = user
         self.vhost = vhost
         self.events = events
@@ -77,6 +82,12 @@ class Session:
         self.reading_paused = False
         # MQTT's client id, for `{client_id}` in topic permissions (None for AMQP 0-9-1).
         self.client_id: str | None = None
+
+    def set_protocol(self, protocol: str) -> None:
+        """The translator learned its client's protocol version (MQTT's CONNECT): count
+        this session's publishes under that label from now on."""
+        self.counters = self.core.global_counters.of(protocol)
+        self.sizes = self.counters.sizes
 
     # -- access control ---------------------------------------------------------------
     def allow(self, kind: permissions.Kind, resource: permissions.ResourceKind,
@@ -205,7 +216,7 @@ class Session:
     # -- publishing --------------------------------------------------------------------------
     def publisher(self, events: PublisherEvents) -> Publisher:
         """A handle for one stream of publishes (see `broker.publisher`)."""
-        return Publisher(events, self.core.persister)
+        return Publisher(events, self.core.persister, self.counters)
 
     def check_publish(self, exchange: str, routing_key: str = "") -> None:
         """What a publish checks before it is accepted (tx mode checks it at publish time,
@@ -231,6 +242,7 @@ class Session:
             delay = delay_of(msg)
             if delay:  # x-delayed-message: held, routed when due (model/delayed.py)
                 return self._publish_delayed(ex, msg, mandatory, publisher, delay)
+        self.sizes.observe(msg.body_size)  # rabbitmq_message_size_bytes
         queues = vhost.route(ex, msg)
         publisher.published += 1  # counters for the management API's message_stats
         ex.published_in += 1
@@ -283,6 +295,7 @@ class Session:
         exchange is a durable change: its confirm waits for the group commit."""
         if publisher.confirm:
             publisher.seq += 1
+        self.sizes.observe(msg.body_size)  # rabbitmq_message_size_bytes
         publisher.published += 1  # counters for the management API's message_stats
         ex.published_in += 1
         if mandatory and not self.vhost.route(ex, msg):
@@ -443,7 +456,9 @@ class Session:
         for q in self.exclusive_queues:
             self.vhost.remove_queue(q)
         self.exclusive_queues.clear()
-        self.core.sessions.discard(self)
+        if self in self.core.sessions:  # a client session (the admin's are never listed)
+            self.core.sessions.discard(self)
+            self.core.churn.connection_closed += 1
 
 
 def is_reply_pseudo_queue(name: str) -> bool:

@@ -16,7 +16,13 @@ LISTENER_PORTS = {"amqp": 5672, "amqps": 5671, "management": 15672, "mqtt": 1883
                   "web-mqtt": 15675}
 _MQTT_PORT_FIELDS = {"mqtt": "mqtt_port", "web-mqtt": "mqtt_ws_port"}
 # Settings field prefix per protocol: port, host -> tls_port, management_port, ...
-LISTENER_FIELDS = {"amqp": "", "amqps": "tls_", "management": "management_"}
+LISTENER_FIELDS = {"amqp": "", "amqps": "tls_", "management": "management_",
+                   "prometheus": "prometheus_", "prometheus-tls": "prometheus_tls_"}
+# The Prometheus endpoint (docs/metrics.md), RabbitMQ's ports. Like management it stays on
+# unless listed; `port: 0` (or null) turns it off. prometheus-tls (HTTPS, needs `tls:`) is
+# off unless listed and listens on the prometheus listener's addresses.
+LISTENER_PORTS.update({"prometheus": 15692, "prometheus-tls": 15691})
+OPTIONAL_LISTENERS = ("management", "prometheus", "prometheus-tls")  # not a complete list
 # key under `mqtt:` -> (MQTTSettings field, kind, minimum, maximum); RabbitMQ's mqtt.* names
 MQTT_KEYS: dict[str, tuple[str, str, int | None, int | None]] = {
     "exchange": ("exchange", "str", None, None),
@@ -120,6 +126,9 @@ def read_server(c: Checker, doc: dict[str, Any]) -> dict[str, Any]:
     if out.get("tls_port") is not None and "tls" not in out:
         c.error(("listeners",), "an amqps listener needs the `tls` section "
                                 "(certfile, keyfile, ...)")
+    if out.get("prometheus_tls_port") is not None and "tls" not in out:
+        c.error(("listeners",), "a prometheus-tls listener needs the `tls` section "
+                                "(certfile, keyfile, ...)")
     _cluster(c, doc.get("cluster"), out)
     if "loopback_users" in doc:
         users = c.get(doc, (), "loopback_users", "str_list", None)
@@ -127,7 +136,8 @@ def read_server(c: Checker, doc: dict[str, Any]) -> dict[str, Any]:
             out["loopback_users"] = tuple(users)
     return {k: v for k, v in out.items()
             if v is not None or k in ("data_dir", "host", "tls_host", "port", "management_host",
-                                      "management_port", "mqtt_port", "mqtt_ws_port")}
+                                      "management_port", "mqtt_port", "mqtt_ws_port",
+                                      "prometheus_port")}
 
 
 def _mqtt(c: Checker, value: Any, out: dict[str, Any]) -> None:
@@ -234,18 +244,33 @@ def _listeners(c: Checker, value: Any, out: dict[str, Any]) -> None:
         out.setdefault(field_name, None)  # the list is complete
     for protocol, entries in groups.items():
         prefix = LISTENER_FIELDS[protocol]
-        if protocol == "management" and any(m.get("port", 0) is None for _, m in entries):
-            out["management_port"] = None  # explicitly off
+        if protocol in OPTIONAL_LISTENERS and any(m.get("port", 0) is None
+                                                   for _, m in entries):
+            out[prefix + "port"] = None  # explicitly off
+            continue
+        if protocol == "prometheus-tls":
+            out[prefix + "port"] = _port_only(c, protocol, entries)
             continue
         port, host = _listener_group(c, protocol, entries)
-        out[prefix + "port"] = port
+        out[prefix + "port"] = port if port or not protocol.startswith("prometheus") else None
         if host is not _UNSET:
             out[prefix + "host"] = host
-    if "amqp" not in groups and set(groups) - {"management"}:
+    if "amqp" not in groups and set(groups) - set(OPTIONAL_LISTENERS):
         out["port"] = None
 
 
 _UNSET = object()
+
+
+def _port_only(c: Checker, protocol: str, entries: list[tuple[int, Any]]) -> int | None:
+    """A listener on another listener's addresses: one entry, a port (0: off)."""
+    i, m = entries[0]
+    if len(entries) > 1 or "host" in m:
+        c.error(("listeners", i), f"one {protocol} listener, without host (it listens on "
+                                  "the prometheus listener's addresses)")
+    port = c.get(m, ("listeners", i), "port", "int", LISTENER_PORTS[protocol], minimum=0,
+                 maximum=65535)
+    return port or None
 
 
 def _listener_group(c: Checker, protocol: str, entries: list[tuple[int, Any]]) -> tuple:

@@ -97,7 +97,20 @@ def get_overview(ctx: Context) -> Any:
         ctx.stats.decorate_overview(out)
     else:
         out["message_stats"] = ctx.admin.overview_counters()
+        out["churn_rates"] = _churn(ctx)
     return listing.one(out, ctx.query)
+
+
+def _churn(ctx: Context) -> dict[str, Any]:
+    """Churn totals with their rates (`<name>_details`), as RabbitMQ's overview
+    `churn_rates` and node objects show them; rates 0 without the sampler."""
+    if ctx.stats is not None:
+        return ctx.stats.churn()
+    out: dict[str, Any] = {}
+    for key, value in ctx.admin.churn().items():
+        out[key] = value
+        out[key + "_details"] = {"rate": 0.0}
+    return out
 
 
 def _contexts(ctx: Context) -> list[dict[str, Any]]:
@@ -134,6 +147,7 @@ def _node(ctx: Context) -> dict[str, Any]:
         "enabled_plugins": ["rabbitmq_management"],
         "config_files": [], "log_files": [],
         "db_dir": core.settings.data_dir or "",
+        **_churn(ctx),
     }
 
 

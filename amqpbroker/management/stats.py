@@ -142,3 +142,8 @@ class Stats:
             totals[key + "_details"] = {"rate": round(rate, 1)}
         item["message_stats"] = self.message_stats("overview", None,
                                                    self.admin.overview_counters())
+        item["churn_rates"] = self.churn()
+
+    def churn(self) -> dict[str, Any]:
+        """RabbitMQ's churn_rates: each churn total and its rate."""
+        return self.message_stats("churn", None, self.admin.churn())

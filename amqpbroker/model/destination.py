@@ -53,6 +53,9 @@ class Destination(ABC):
     # (delivered, delivered_no_ack, redelivered, fetched_no_ack).
     published = delivered = delivered_no_ack = redelivered = 0
     fetched = fetched_no_ack = fetched_empty = acked = 0
+    # Running totals of what the destination holds (see `model.queue.Queue.__init__`);
+    # zero for destinations that keep none.
+    ready_bytes = unacked_bytes = persistent_count = persistent_bytes = 0
 
     # -- messages in ----------------------------------------------------------------------
     @abstractmethod

@@ -16,7 +16,9 @@ in enqueue order, so that is the enqueue order); while the message is out its se
 at the first hand-out costs queued messages nothing (a 3-tuple takes the memory of a
 2-tuple) and the per-message path one counter and one dict item per outstanding delivery.
 Quorum queues follow rabbit_fifo instead: returns first, in the order they were returned
-(`model.quorum.QuorumReady`). Among consumers: highest `x-priority` first, round-robin
+(`model.quorum.QuorumReady`). The figures the management API lists (bytes ready and
+unacknowledged, persistent messages) are running totals bumped on the same paths, so a
+listing never scans the messages (tests/model/test_queue_counters_model.py recounts them). Among consumers: highest `x-priority` first, round-robin
 within a priority, skipping consumers without prefetch credit or whose socket is not
 writable (https://www.rabbitmq.com/docs/consumer-priority).
 
@@ -127,12 +129,20 @@ class Queue(Destination):
         self.had_consumer = False
         self.deleted = False
         self.unacked = 0
+        # Running totals for the management API (O(queues) listings, never a scan of the
+        # messages): body bytes of the ready and of the unacknowledged messages, and how
+        # many messages this durable queue holds in the store (ready and unacked) and their
+        # bytes (RabbitMQ's messages_persistent: 0 for transient queues). Each is bumped
+        # where the message's state changes already: an integer add on this object.
+        self.ready_bytes = 0
+        self.unacked_bytes = 0
+        self.persistent_count = 0
+        self.persistent_bytes = 0
         self.flow_waiters: set[FlowWaiter] = set()
         # -- optional features (None: a plain queue, the fast path) --
         self.host = host  # dead lettering, x-expires and the clock go through the vhost
         self.consumer_timeout_ms = consumer_timeout_of(self.arguments)
         self.features: QueueConfig | None = None
-        self.ready_bytes = 0
         self.active: ConsumerLike | None = None  # x-single-active-consumer
         self._held: dict[Message, tuple[float | None, int]] = {}
         self._timed = False  # some ready entry may carry a deadline
@@ -190,12 +200,15 @@ class Queue(Destination):
         changes = self.changes
         if changes is not None and msg.persistent:
             changes.add(self.key, msg)
+            self.persistent_count += 1
+            self.persistent_bytes += msg.body_size
         if not self.ready and self.consumers:
             consumer = self._next_consumer()
             if consumer is not None:
                 self._hand_out(consumer, msg, False, 0)
                 return
         self.ready.append((msg, False, 0))
+        self.ready_bytes += msg.body_size
 
     def requeue(self, entries: Iterable[Entry]) -> None:
         """Put messages that were handed out back at their original positions."""
@@ -203,9 +216,18 @@ class Queue(Destination):
             self.featured._return_f(entries)
             return
         out = self._out
-        back = [(m, True, out.pop(m, 0)) for m, *_ in entries]
+        back = []
+        size = was_out = 0
+        for m, *_ in entries:
+            seq = out.pop(m, None)
+            if seq is not None:
+                was_out += m.body_size
+            size += m.body_size
+            back.append((m, True, seq or 0))
         if back:
             merge_returned(self.ready, back)
+            self.ready_bytes += size
+            self.unacked_bytes -= was_out
         self.dispatch()
 
     def restore(self, msg: Message, redelivered: bool) -> None:
@@ -213,6 +235,9 @@ class Queue(Destination):
 
         The store records when the message was enqueued (wall clock), so its TTL deadline
         is where it was before the restart: the time spent down counts."""
+        if self.changes is not None and (msg.persistent or self.persist_all):
+            self.persistent_count += 1
+            self.persistent_bytes += msg.body_size
         if msg.expiration is not None and self.features is None:
             self.enable_message_expiry()
         if self.features:
@@ -223,6 +248,7 @@ class Queue(Destination):
             self.featured._schedule_expiry()
             return
         self.ready.append((msg, redelivered, 0))
+        self.ready_bytes += msg.body_size
 
     # -- messages out ----------------------------------------------------------------------
     def dispatch(self) -> None:
@@ -231,12 +257,18 @@ class Queue(Destination):
             self.featured._dispatch_f()
             return
         ready = self.ready
-        while ready and self.consumers:
-            consumer = self._next_consumer()
-            if consumer is None:
-                break
-            msg, redelivered, seq = ready.popleft()
-            self._hand_out(consumer, msg, redelivered, seq)
+        if ready and self.consumers:
+            taken = 0  # bytes leaving the ready list: one update per dispatch round
+            try:
+                while ready and self.consumers:
+                    consumer = self._next_consumer()
+                    if consumer is None:
+                        break
+                    msg, redelivered, seq = ready.popleft()
+                    taken += msg.body_size
+                    self._hand_out(consumer, msg, redelivered, seq)
+            finally:
+                self.ready_bytes -= taken
         if self.flow_waiters and len(ready) <= FLOW_LOW:
             self.release_flow()
 
@@ -260,6 +292,7 @@ class Queue(Destination):
             if not seq:
                 self._seq = seq = self._seq + 1
             self._out[msg] = seq
+            self.unacked_bytes += msg.body_size
 
     def get(self) -> tuple[Message, bool] | None:
         """Basic.Get: the head message, now unacked by the caller (or settled at once)."""
@@ -268,10 +301,12 @@ class Queue(Destination):
         if not self.ready:
             return None
         msg, redelivered, seq = self.ready.popleft()
+        self.ready_bytes -= msg.body_size
         self.unacked += 1
         if not seq:
             self._seq = seq = self._seq + 1
         self._out[msg] = seq
+        self.unacked_bytes += msg.body_size
         if self.changes is not None and msg.persistent:
             self.changes.mark_delivered(self.key, msg)
         return msg, redelivered
@@ -279,11 +314,14 @@ class Queue(Destination):
     def settle(self, msg: Message) -> None:
         """An outstanding delivery is done with for good (ack, no-ack delivery, reject)."""
         self.unacked -= 1
-        self._out.pop(msg, None)
+        if self._out.pop(msg, None) is not None:  # a no-ack delivery was never counted out
+            self.unacked_bytes -= msg.body_size
         if self.features:
             self._held.pop(msg, None)
         if self.changes is not None and (msg.persistent or self.persist_all) and not self.deleted:
             self.changes.remove(self.key, msg)
+            self.persistent_count -= 1
+            self.persistent_bytes -= msg.body_size
 
     def reject(self, msg: Message) -> None:
         """A delivery rejected without requeue: dead-lettered if the queue has a dead
@@ -305,8 +343,11 @@ class Queue(Destination):
         count = len(self.ready)
         if self.changes is not None:
             for entry in self.ready:
-                if entry[0].persistent or self.persist_all:
-                    self.changes.remove(self.key, entry[0])
+                msg = entry[0]
+                if msg.persistent or self.persist_all:
+                    self.changes.remove(self.key, msg)
+                    self.persistent_count -= 1
+                    self.persistent_bytes -= msg.body_size
         self.ready.clear()
         self.ready_bytes = 0
         if self.flow_waiters:

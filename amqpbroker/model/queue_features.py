@@ -214,6 +214,8 @@ class QueueFeatures:
             raise Rejected(self.q.name)
         if self.q.changes is not None and (msg.persistent or self.q.persist_all):
             self.q.changes.add(self.q.key, msg)
+            self.q.persistent_count += 1
+            self.q.persistent_bytes += msg.body_size
         now = self.q.clock.now()
         entry = (msg, False, self._deadline(msg, now), 0, 0)
         if not self.q.ready and self.q.consumers:
@@ -241,7 +243,11 @@ class QueueFeatures:
         for item in entries:
             msg = item[0]
             expires_at, returns = held.pop(msg, (None, 0))
-            seq = out.pop(msg, 0)
+            seq = out.pop(msg, None)
+            if seq is None:
+                seq = 0
+            else:
+                self.q.unacked_bytes -= msg.body_size
             if self.q.deleted:
                 continue
             if counted:
@@ -282,6 +288,7 @@ class QueueFeatures:
         if not seq:
             self.q._seq = seq = self.q._seq + 1
         self.q._out[msg] = seq
+        self.q.unacked_bytes += msg.body_size
         if self.q.changes is not None and (msg.persistent or self.q.persist_all):
             self.q.changes.mark_delivered(self.q.key, msg)
         if expires_at is not None or returns or self.q.features.delivery_limit is not None:  # type: ignore[union-attr]
@@ -322,6 +329,7 @@ class QueueFeatures:
         if not seq:
             self.q._seq = seq = self.q._seq + 1
         self.q._out[msg] = seq
+        self.q.unacked_bytes += msg.body_size
         if self.q.changes is not None and (msg.persistent or self.q.persist_all):
             self.q.changes.mark_delivered(self.q.key, msg)
         if expires_at is not None or returns or self.q.features.delivery_limit is not None:  # type: ignore[union-attr]
@@ -389,6 +397,8 @@ class QueueFeatures:
             self._dead_letter(msg, reason)
         if self.q.changes is not None and (msg.persistent or self.q.persist_all):
             self.q.changes.remove(self.q.key, msg)
+            self.q.persistent_count -= 1
+            self.q.persistent_bytes -= msg.body_size
 
     def _dead_letter(self, msg: Message, reason: str) -> None:
         if self.q.host is not None:

@@ -21,6 +21,7 @@ from amqpbroker.model.exchanges import (
     Exchange,
 )
 from amqpbroker.message import Message
+from amqpbroker.model.churn import Churn
 from amqpbroker.model.names import server_named
 from amqpbroker.model.destination import COUNTERS, Destination
 from amqpbroker.model.policy import NONE, PolicySet
@@ -68,6 +69,9 @@ class VirtualHost:
         self.reply_queues: dict[str, Any] = {}
         # Message counters of deleted queues (the management API's vhost totals keep them).
         self.retired_counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
+        # Queues declared, created and deleted (model/churn.py): the core's, shared by
+        # every vhost, or a private one for a vhost built alone.
+        self.churn = Churn()
         self.default_exchange = _make(DirectExchange, "", True, False, False, {})
         self.exchanges[""] = self.default_exchange
         for ex_name, ex_type in PREDECLARED:
@@ -197,6 +201,8 @@ class VirtualHost:
             self._check_exclusive(q, owner)
             q.declared()  # renews an x-expires lease
             return q
+        if not self._replaying:
+            self.churn.queue_declared += 1
         generated = server_named_ or not name
         if not name:
             name = server_named()
@@ -219,6 +225,8 @@ class VirtualHost:
                       arguments=arguments, owner=owner, strict=not self._replaying,
                       server_named=generated)
         self.queues[name] = q
+        if not self._replaying:
+            self.churn.queue_created += 1
         if self.policies:
             self.apply_policy(q)
         if durable and not exclusive:
@@ -276,6 +284,8 @@ class VirtualHost:
         count = q.message_count
         del self.queues[q.name]
         q.deleted = True
+        if not self._replaying:
+            self.churn.queue_deleted += 1
         retired = self.retired_counters
         for counter in COUNTERS:
             retired[counter] += getattr(q, counter)

@@ -115,6 +115,11 @@ class VhostAdapter:
         """For `{client_id}` in topic permission patterns."""
         self.session.client_id = client_id
 
+    def set_protocol(self, label: str) -> None:
+        """The client's MQTT version, as RabbitMQ labels its global counters (mqtt311...)."""
+        self.session.set_protocol(label)
+        self.publisher.count_in(self.session.counters)
+
     def start(self) -> None:
         self.name = self.session.vhost.name
         self.publisher = self.session.publisher(self)

@@ -92,6 +92,9 @@ class VhostPort(Protocol):
     def set_client_id(self, client_id: str) -> None:
         """The MQTT client id, for `{client_id}` in topic permission patterns."""
 
+    def set_protocol(self, label: str) -> None:
+        """The client's MQTT version as a metrics label (mqtt310, mqtt311, mqtt50)."""
+
     def after_read(self) -> None:
         """A read was processed (the core blocks a publisher during a resource alarm)."""
 

@@ -27,6 +27,9 @@ from amqpbroker.mqtt.reader import PacketReader
 from amqpbroker.mqtt.registry import MQTTRegistry, Retained
 from amqpbroker.mqtt.subscriptions import Subscriptions
 
+# RabbitMQ's protocol label per MQTT protocol level (rabbit_mqtt: its global counters).
+METRICS_LABELS = {3: "mqtt310", 4: "mqtt311", 5: "mqtt50"}
+
 log = structlog.get_logger("amqpbroker")
 
 _WAIT_CONNECT, _CONNECTED, _CLOSED = range(3)
@@ -43,6 +46,7 @@ class MQTTSession:
         self.loopback = loopback
         self.state = _WAIT_CONNECT
         self.version = p.MQTT311
+        self.protocol_level = 4  # as CONNECT gave it (3: MQTT 3.1)
         self.reader = PacketReader(self.settings.max_packet_size_unauthenticated)
         self.out: list[bytes] = []
         self.out_bytes = 0
@@ -72,6 +76,7 @@ class MQTTSession:
         """The core's events for this connection: flow control pauses reading, the broker
         may close us, and deliveries wait while our output is over its high-water mark."""
         vhost.set_client_id(self.client_id)
+        vhost.set_protocol(METRICS_LABELS.get(self.protocol_level, "mqtt311"))
         vhost.on_reading = lambda paused: self.on_flow(paused)
         vhost.on_force_close = self._force_close
         vhost.write_blocked = lambda: self.write_blocked
@@ -164,6 +169,7 @@ class MQTTSession:
     # -- CONNECT ----------------------------------------------------------------------------------
     def _on_connect(self, c: p.Connect) -> None:
         self.version = p.MQTT5 if c.protocol_level == p.MQTT5 else p.MQTT311
+        self.protocol_level = c.protocol_level
         if c.properties.get("authentication_method"):
             raise e.MQTTError("enhanced authentication is not supported", e.BAD_AUTHENTICATION_METHOD)
         self.clean_start = c.clean_start

@@ -352,6 +352,7 @@ class Channel:
         if self.closed:
             return
         self.closed = True
+        self.core.churn.channel_closed += 1
         self._publish = None
         self.timeouts.stop()
         left = [c.queue for c in self.consumers.values()]
@@ -365,6 +366,7 @@ class Channel:
             if queue.features and not queue.deleted:
                 queue.dispatch()
         self.publisher.close()
+        self.session.counters.retire_deliveries(self)  # global counters keep its figures
 
     def cancel_consumer(self, consumer: "Consumer", dispatch: bool = True) -> None:
         if self.consumers.pop(consumer.tag, None) is not None:

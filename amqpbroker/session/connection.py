@@ -317,6 +317,7 @@ class ClientConnection:
                 f"negotiated channel_max ({self.channel_max})")
         limits.check_channel(self.core, self.user)  # user max-channels (530)
         self.channels[channel] = Channel(self, channel)
+        self.core.churn.channel_created += 1
         self.send_method(channel, commands.Channel.OpenOk())
 
     # -- connection class methods (channel 0) -----------------------------------------------

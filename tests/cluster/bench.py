@@ -39,7 +39,7 @@ def single(root: str, duration: float, label: str) -> dict:
     proc = subprocess.Popen([sys.executable, "-m", "amqpbroker", "serve", "--mqtt-port", "0", "--mqtt-ws-port", "0", "--host",
                              "127.0.0.1", "--port", str(port), "--data-dir",
                              os.path.join(root, f"single-{label}"), "--log-level", "warning",
-                             "--management-port", "0"],
+                             "--management-port", "0", "--prometheus-port", "0"],
                             stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 30

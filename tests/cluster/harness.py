@@ -103,7 +103,7 @@ class Node:
             "--cluster", "etcd://" + self.etcd_url.split("//", 1)[1],
             "--node-name", self.name, "--replication-port", str(self.repl_port),
             "--advertise-host", "127.0.0.1", "--log-format", "json", *self._tls_args(),
-            "--management-port", str(self.mgmt_port),
+            "--management-port", str(self.mgmt_port), "--prometheus-port", "0",
         ], stdout=log, stderr=subprocess.STDOUT, env=env)
         log.close()
 

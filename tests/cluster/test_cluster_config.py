@@ -63,7 +63,7 @@ def test_a_cluster_node_without_a_secret_refuses_to_start(tmp_path):
     import sys
 
     env = {k: v for k, v in os.environ.items() if k != "AMQPBROKER_CLUSTER_SECRET"}
-    out = subprocess.run([sys.executable, "-m", "amqpbroker", "serve", "--port", "0", "--mqtt-port", "0", "--mqtt-ws-port", "0",
+    out = subprocess.run([sys.executable, "-m", "amqpbroker", "serve", "--port", "0", "--prometheus-port", "0", "--mqtt-port", "0", "--mqtt-ws-port", "0",
                           "--data-dir", str(tmp_path), "--cluster", "etcd://127.0.0.1:9",
                           "--node-name", "n1"], capture_output=True, text=True, timeout=60,
                          env=env)

@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def start(*args: str) -> tuple[subprocess.Popen, int]:
-    proc = subprocess.Popen([sys.executable, "-m", "amqpbroker", "serve", "--management-port", "0", "--mqtt-port", "0", "--mqtt-ws-port", "0", *args], cwd=REPO,
+    proc = subprocess.Popen([sys.executable, "-m", "amqpbroker", "serve", "--management-port", "0", "--prometheus-port", "0", "--mqtt-port", "0", "--mqtt-ws-port", "0", *args], cwd=REPO,
                             stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
     deadline = time.monotonic() + 15
@@ -63,7 +63,7 @@ def test_serve_refuses_a_file_that_conflicts_with_the_data_dir(tmp_path):
     proc.wait(10)
     proc.stderr.close()
     result = subprocess.run(
-        [sys.executable, "-m", "amqpbroker", "serve", "--management-port", "0", "--config", str(conflicting),
+        [sys.executable, "-m", "amqpbroker", "serve", "--management-port", "0", "--prometheus-port", "0", "--config", str(conflicting),
          "--port", "0", "--host", "127.0.0.1", "--data-dir", str(tmp_path / "data")],
         capture_output=True, text=True, timeout=60, cwd=REPO)
     assert result.returncode == 1

@@ -12,7 +12,7 @@ import pytest
 
 
 def start_broker(*args: str, data_dir: str | None = None) -> tuple[subprocess.Popen, int]:
-    cmd = [sys.executable, "-m", "amqpbroker", "serve", "--management-port", "0", "--mqtt-port", "0", "--mqtt-ws-port", "0", "--host", "127.0.0.1", "--port", "0"]
+    cmd = [sys.executable, "-m", "amqpbroker", "serve", "--management-port", "0", "--prometheus-port", "0", "--mqtt-port", "0", "--mqtt-ws-port", "0", "--host", "127.0.0.1", "--port", "0"]
     cmd += ["--data-dir", data_dir] if data_dir else ["--in-memory"]
     proc = subprocess.Popen([*cmd, *args], stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 15
@@ -60,7 +60,7 @@ def test_second_broker_on_the_same_data_dir_is_refused(tmp_path):
     proc, _port = start_broker(data_dir=str(tmp_path))
     try:
         second = subprocess.run(
-            [sys.executable, "-m", "amqpbroker", "serve", "--management-port", "0", "--mqtt-port", "0", "--mqtt-ws-port", "0", "--host", "127.0.0.1", "--port", "0",
+            [sys.executable, "-m", "amqpbroker", "serve", "--management-port", "0", "--prometheus-port", "0", "--mqtt-port", "0", "--mqtt-ws-port", "0", "--host", "127.0.0.1", "--port", "0",
              "--data-dir", str(tmp_path)], capture_output=True, text=True, timeout=30)
         assert second.returncode == 1
         assert "in use by another amqpbroker process" in second.stderr
@@ -84,7 +84,7 @@ def test_unwritable_data_dir_is_a_clear_error(tmp_path):
     target = tmp_path / "file"
     target.write_text("not a directory")
     out = subprocess.run(
-        [sys.executable, "-m", "amqpbroker", "serve", "--management-port", "0", "--mqtt-port", "0", "--mqtt-ws-port", "0", "--host", "127.0.0.1", "--port", "0",
+        [sys.executable, "-m", "amqpbroker", "serve", "--management-port", "0", "--prometheus-port", "0", "--mqtt-port", "0", "--mqtt-ws-port", "0", "--host", "127.0.0.1", "--port", "0",
          "--data-dir", str(target / "data")], capture_output=True, text=True, timeout=30)
     assert out.returncode == 1
     assert "cannot start" in out.stderr and "Traceback" not in out.stderr

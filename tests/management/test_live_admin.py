@@ -95,7 +95,7 @@ def _free_port() -> int:
 def _start(data_dir: str, mport: int) -> subprocess.Popen:
     proc = subprocess.Popen(
         [sys.executable, "-m", "amqpbroker", "serve", "--mqtt-port", "0", "--mqtt-ws-port", "0", "--host", "127.0.0.1", "--port", "0",
-         "--management-port", str(mport), "--data-dir", data_dir],
+         "--management-port", str(mport), "--prometheus-port", "0", "--data-dir", data_dir],
         stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 30
     assert proc.stderr is not None

@@ -119,3 +119,54 @@ async def test_message_stats_counters_and_rates(mgmt, api) -> None:
     _, vhost = await api.get("/api/vhosts/%2F")
     assert vhost["message_stats"]["ack"] == 10
     await conn.close()
+
+
+async def test_queue_bytes_and_persistent_totals(mgmt, api) -> None:
+    """message_bytes_ready / _unacknowledged and messages_persistent from running totals:
+    persistent and transient messages in a durable queue, some held unacked by a consumer
+    (aio-pika), then acked."""
+    conn = await aio_pika.connect(mgmt.url)
+    ch = await conn.channel()
+    queue = await ch.declare_queue("totals", durable=True)
+    for i in range(6):  # 3 persistent x 100 B, 3 transient x 10 B
+        persistent = i % 2 == 0
+        await ch.default_exchange.publish(aio_pika.Message(
+            b"p" * 100 if persistent else b"t" * 10,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT if persistent
+            else aio_pika.DeliveryMode.NOT_PERSISTENT), "totals")
+    await asyncio.sleep(0.05)
+    _, q = await api.get("/api/queues/%2F/totals")
+    assert (q["messages_ready"], q["message_bytes_ready"]) == (6, 330)
+    assert (q["messages_unacknowledged"], q["message_bytes_unacknowledged"]) == (0, 0)
+    assert (q["messages_persistent"], q["message_bytes_persistent"]) == (3, 300)
+    assert q["message_bytes"] == q["message_bytes_ram"] == 330
+
+    consumer_ch = await conn.channel()
+    await consumer_ch.set_qos(prefetch_count=2)  # holds the first two: 100 B + 10 B
+    held: list[aio_pika.abc.AbstractIncomingMessage] = []
+    held_q = await consumer_ch.get_queue("totals")
+    await held_q.consume(held.append)
+    for _ in range(100):
+        if len(held) == 2:
+            break
+        await asyncio.sleep(0.02)
+    _, q = await api.get("/api/queues/%2F/totals")
+    assert (q["messages_ready"], q["message_bytes_ready"]) == (4, 220)
+    assert (q["messages_unacknowledged"], q["message_bytes_unacknowledged"]) == (2, 110)
+    assert q["message_bytes"] == 330
+    assert (q["messages_persistent"], q["message_bytes_persistent"]) == (3, 300)
+
+    for m in held:
+        await m.ack()
+    await asyncio.sleep(0.1)
+    await consumer_ch.close()
+    await asyncio.sleep(0.05)
+    _, q = await api.get("/api/queues/%2F/totals")
+    # 2 acked; the consumer took 2 more before its channel closed, which came back
+    assert q["messages"] == 4 and q["message_bytes"] == 220
+    assert q["message_bytes_unacknowledged"] == 0
+    assert (q["messages_persistent"], q["message_bytes_persistent"]) == (2, 200)
+    await queue.purge()
+    _, q = await api.get("/api/queues/%2F/totals")
+    assert q["message_bytes"] == 0 and q["messages_persistent"] == 0
+    await conn.close()

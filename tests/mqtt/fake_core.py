@@ -86,6 +86,9 @@ class FakeVhost:
     def set_client_id(self, client_id):
         self.client_id = client_id
 
+    def set_protocol(self, label):
+        self.protocol = label
+
     def resume(self):
         pass
 

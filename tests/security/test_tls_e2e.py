@@ -286,7 +286,7 @@ def test_sighup_reloads_certificates(certs, tmp_path):
     shutil.copy(certs.server_key, key)
     proc = subprocess.Popen(
         [sys.executable, "-m", "amqpbroker", "serve", "--in-memory", "--port", "0",
-         "--management-port", "0", "--mqtt-port", "0", "--mqtt-ws-port", "0", "--tls-port", "0", "--tls-cert", certs.server_cert,
+         "--management-port", "0", "--prometheus-port", "0", "--mqtt-port", "0", "--mqtt-ws-port", "0", "--tls-port", "0", "--tls-cert", certs.server_cert,
          "--tls-key", str(key)],
         stderr=subprocess.PIPE, text=True)
     try:
