@@ -27,6 +27,13 @@ from amqpbroker.session.connection import ClientConnection
 log = structlog.get_logger("amqpbroker")
 TICK_SECONDS = 1.0
 LINGER_SECONDS = 2.0
+# Fairness for pipelined floods (docs/security.md, resource attacks): one read can hold
+# 256 KiB, thousands of frames (100,000 pipelined queue.declares). Input is fed in slices;
+# once a read has taken FEED_BUDGET seconds of the loop, the rest waits for the next loop
+# iteration (reading paused meanwhile), so other connections are served in between.
+# A read that fits one slice is fed as before.
+FEED_SLICE = 16 * 1024
+FEED_BUDGET = 0.004
 
 
 def _rss_bytes() -> int:
@@ -52,6 +59,7 @@ class AMQPProtocol(asyncio.Protocol):
         # replies (basic.return, acks, deliveries) without bound. RabbitMQ does the same.
         self._flow_paused = False
         self._write_paused = False
+        self._backlog = b""  # input not fed yet (FEED_BUDGET); reading is paused meanwhile
         self._loop = server.loop
 
     # -- asyncio callbacks ------------------------------------------------------------------
@@ -106,13 +114,46 @@ class AMQPProtocol(asyncio.Protocol):
             data = self._decrypt(data)
             if not data:
                 return
+        if self._backlog:  # already waiting for its turn: keep the order
+            self._backlog += data
+            return
+        self._feed(data)
+
+    def _feed(self, data: bytes) -> None:
+        conn = self.conn
+        assert conn is not None
         try:
-            conn.feed(data, time.monotonic())
+            if len(data) <= FEED_SLICE:
+                conn.feed(data, time.monotonic())
+            else:
+                self._backlog = self._feed_slices(conn, data)
+                if self._backlog:  # the rest on the next loop iteration
+                    self._apply_reading()
+                    self._loop.call_soon(self._feed_backlog)
         except Exception:  # a bug must cost one connection, never the broker
             log.exception("connection.internal_error", peer=conn.peer)
             conn.fail(errors.InternalError("internal error"))
         self.flush()
         self.server.maybe_sync()
+
+    def _feed_slices(self, conn: ClientConnection, data: bytes) -> bytes:
+        """Feed slices until FEED_BUDGET is spent; returns what is left."""
+        deadline = time.perf_counter() + FEED_BUDGET
+        pos = 0
+        while pos < len(data) and not conn.closed:
+            conn.feed(data[pos:pos + FEED_SLICE], time.monotonic())
+            pos += FEED_SLICE
+            if time.perf_counter() > deadline:
+                break
+        return data[pos:] if pos < len(data) and not conn.closed else b""
+
+    def _feed_backlog(self) -> None:
+        data, self._backlog = self._backlog, b""
+        if data and self.conn is not None and self.transport is not None \
+                and not self.transport.is_closing():
+            self._feed(data)
+            if not self._backlog:
+                self._apply_reading()  # all fed: read again (unless flow or writes hold it)
 
     def _decrypt(self, data: bytes) -> bytes:
         session, conn = self.tls, self.conn
@@ -171,7 +212,7 @@ class AMQPProtocol(asyncio.Protocol):
         transport = self.transport
         if transport is None or transport.is_closing():
             return
-        if self._flow_paused or self._write_paused:
+        if self._flow_paused or self._write_paused or self._backlog:
             transport.pause_reading()
         else:
             transport.resume_reading()
@@ -232,8 +273,10 @@ class Server:
         self.port = 0
         self.mqtt: Any = None  # mqtt_listener.MQTTListeners when an MQTT listener is on
         self.tls_port = 0
-        self.tls_context: ssl.SSLContext | None = None
+        self.tls_context: ssl.SSLContext | None = None  # the amqps listener's
         s = core.settings
+        # Every TLS listener's context (amqps, HTTPS, MQTT over TLS and WSS), one reload.
+        self.tls_contexts = tls.ListenerContexts(s.tls) if s.tls is not None else None
         self.rate_limiter = AddressRateLimiter(s.connection_rate_per_address,
                                                s.connection_rate_burst)
         tables.MAX_DEPTH = s.max_table_depth
@@ -255,8 +298,9 @@ class Server:
     async def start_tls(self, host: str | list[str] | None, port: int,
                         options: tls.TLSOptions) -> None:
         """The amqps listener (https://www.rabbitmq.com/docs/ssl), next to the plain one."""
-        self.tls_context = tls.server_context(options)
-        ctx = self.tls_context
+        if self.tls_contexts is None or self.tls_contexts.options != options:
+            self.tls_contexts = tls.ListenerContexts(options)
+        ctx = self.tls_context = self.tls_contexts.context("amqps")
         server = await self.loop.create_server(
             lambda: AMQPProtocol(self, ctx), host=host, port=port, reuse_address=True,
             backlog=1024)
@@ -264,15 +308,19 @@ class Server:
         self.tls_port = server.sockets[0].getsockname()[1]
         self._start_ticker()
 
-    def reload_certificates(self, options: tls.TLSOptions) -> None:
-        """Load the certificate, key (and CA) files again: new TLS connections use them,
-        established ones are untouched. Raises tls.TLSConfigError (nothing changed) if a
-        file is bad. Called on SIGHUP and by `amqpbroker ctl reload_certificates`."""
-        if self.tls_context is None:
+    def reload_certificates(self, options: tls.TLSOptions | None = None) -> list[str]:
+        """Load the certificate, key (and CA) files again into every TLS listener (amqps,
+        HTTPS, MQTT over TLS, WSS): new TLS connections use them, established ones are
+        untouched. Raises tls.TLSConfigError (nothing changed) if a file is bad. Called on
+        SIGHUP and by `amqpbroker ctl reload_certificates`. Returns the listeners."""
+        contexts = self.tls_contexts
+        if contexts is None or not contexts.listeners:
             raise tls.TLSConfigError("no TLS listener is running")
-        tls.reload_context(self.tls_context, options)
-        log.info("tls.certificates_reloaded", certfile=options.certfile,
-                 keyfile=options.keyfile or options.certfile)
+        listeners = contexts.reload(options)
+        log.info("tls.certificates_reloaded", certfile=contexts.options.certfile,
+                 keyfile=contexts.options.keyfile or contexts.options.certfile,
+                 listeners=listeners)
+        return listeners
 
     def _start_ticker(self) -> None:
         if self._ticker is None:
@@ -281,18 +329,41 @@ class Server:
     async def start_mqtt(self, host: str | list[str] | None) -> None:
         """MQTT and Web-MQTT listeners (issue 20), when their ports are set."""
         s = self.core.settings
-        if s.mqtt_port is None and s.mqtt_ws_port is None:
+        ports = (s.mqtt_port, s.mqtt_ws_port, s.mqtt_tls_port, s.mqtt_wss_port)
+        if all(port is None for port in ports):
             return
+        if (s.mqtt_tls_port is not None or s.mqtt_wss_port is not None) and (
+                self.tls_contexts is None):
+            raise tls.TLSConfigError("MQTT over TLS needs the TLS settings (--tls-cert or "
+                                     "`tls:`)")
         from amqpbroker.mqtt.core_port import CoreAdapter
         from amqpbroker.mqtt.registry import MQTTRegistry
         from amqpbroker.mqtt_listener import MQTTListeners
 
-        self.mqtt = MQTTListeners(MQTTRegistry(CoreAdapter(self.core), s.mqtt), self.maybe_sync)
+        self.mqtt = MQTTListeners(MQTTRegistry(CoreAdapter(self.core), s.mqtt), self.maybe_sync,
+                                  self._mqtt_cert_login, s.handshake_timeout)
         if s.mqtt_port is not None:
             await self.mqtt.start_tcp(host, s.mqtt_port)
         if s.mqtt_ws_port is not None:
             await self.mqtt.start_websocket(host, s.mqtt_ws_port, s.mqtt_ws_path)
+        if s.mqtt_tls_port is not None:  # RabbitMQ's mqtt.listeners.ssl (8883)
+            assert self.tls_contexts is not None
+            await self.mqtt.start_tcp(host, s.mqtt_tls_port,
+                                      self.tls_contexts.context("mqtt/ssl"))
+        if s.mqtt_wss_port is not None:  # RabbitMQ's web_mqtt.ssl.port (15676)
+            assert self.tls_contexts is not None
+            await self.mqtt.start_websocket(host, s.mqtt_wss_port, s.mqtt_ws_path,
+                                            self.tls_contexts.context("https/web-mqtt"))
         self._start_ticker()
+
+    def _mqtt_cert_login(self, cert: dict[str, Any] | None) -> str | None:
+        """RabbitMQ's `mqtt.ssl_cert_login`: the user a verified client certificate names
+        (per `ssl_cert_login_from`), or None when the option is off."""
+        s = self.core.settings
+        if not s.mqtt.ssl_cert_login:
+            return None
+        return tls.cert_login_name(cert, s.ssl_cert_login_from, s.ssl_cert_login_san_type,
+                                   s.ssl_cert_login_san_index)
 
     @property
     def mqtt_port(self) -> int | None:
@@ -301,6 +372,14 @@ class Server:
     @property
     def mqtt_ws_port(self) -> int | None:
         return self.mqtt.ws_port or None if self.mqtt is not None else None
+
+    @property
+    def mqtt_tls_port(self) -> int | None:
+        return self.mqtt.tls_port or None if self.mqtt is not None else None
+
+    @property
+    def mqtt_wss_port(self) -> int | None:
+        return self.mqtt.wss_port or None if self.mqtt is not None else None
 
     @property
     def addresses(self) -> list[str]:
