@@ -27,13 +27,6 @@ from amqpbroker.session.connection import ClientConnection
 log = structlog.get_logger("amqpbroker")
 TICK_SECONDS = 1.0
 LINGER_SECONDS = 2.0
-# Fairness for pipelined floods (docs/security.md, resource attacks): one read can hold
-# 256 KiB, thousands of frames (100,000 pipelined queue.declares). Input is fed in slices;
-# once a read has taken FEED_BUDGET seconds of the loop, the rest waits for the next loop
-# iteration (reading paused meanwhile), so other connections are served in between.
-# A read that fits one slice is fed as before.
-FEED_SLICE = 16 * 1024
-FEED_BUDGET = 0.004
 
 
 def _rss_bytes() -> int:
@@ -59,7 +52,6 @@ class AMQPProtocol(asyncio.Protocol):
         # replies (basic.return, acks, deliveries) without bound. RabbitMQ does the same.
         self._flow_paused = False
         self._write_paused = False
-        self._backlog = b""  # input not fed yet (FEED_BUDGET); reading is paused meanwhile
         self._loop = server.loop
 
     # -- asyncio callbacks ------------------------------------------------------------------
@@ -114,46 +106,13 @@ class AMQPProtocol(asyncio.Protocol):
             data = self._decrypt(data)
             if not data:
                 return
-        if self._backlog:  # already waiting for its turn: keep the order
-            self._backlog += data
-            return
-        self._feed(data)
-
-    def _feed(self, data: bytes) -> None:
-        conn = self.conn
-        assert conn is not None
         try:
-            if len(data) <= FEED_SLICE:
-                conn.feed(data, time.monotonic())
-            else:
-                self._backlog = self._feed_slices(conn, data)
-                if self._backlog:  # the rest on the next loop iteration
-                    self._apply_reading()
-                    self._loop.call_soon(self._feed_backlog)
+            conn.feed(data, time.monotonic())
         except Exception:  # a bug must cost one connection, never the broker
             log.exception("connection.internal_error", peer=conn.peer)
             conn.fail(errors.InternalError("internal error"))
         self.flush()
         self.server.maybe_sync()
-
-    def _feed_slices(self, conn: ClientConnection, data: bytes) -> bytes:
-        """Feed slices until FEED_BUDGET is spent; returns what is left."""
-        deadline = time.perf_counter() + FEED_BUDGET
-        pos = 0
-        while pos < len(data) and not conn.closed:
-            conn.feed(data[pos:pos + FEED_SLICE], time.monotonic())
-            pos += FEED_SLICE
-            if time.perf_counter() > deadline:
-                break
-        return data[pos:] if pos < len(data) and not conn.closed else b""
-
-    def _feed_backlog(self) -> None:
-        data, self._backlog = self._backlog, b""
-        if data and self.conn is not None and self.transport is not None \
-                and not self.transport.is_closing():
-            self._feed(data)
-            if not self._backlog:
-                self._apply_reading()  # all fed: read again (unless flow or writes hold it)
 
     def _decrypt(self, data: bytes) -> bytes:
         session, conn = self.tls, self.conn
@@ -212,7 +171,7 @@ class AMQPProtocol(asyncio.Protocol):
         transport = self.transport
         if transport is None or transport.is_closing():
             return
-        if self._flow_paused or self._write_paused or self._backlog:
+        if self._flow_paused or self._write_paused:
             transport.pause_reading()
         else:
             transport.resume_reading()
