@@ -56,6 +56,14 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tls-fail-if-no-peer-cert", action="store_true",
                    help="with --tls-verify peer: refuse clients without a certificate")
     p.add_argument("--tls-ciphers", help="OpenSSL cipher list for TLS 1.2")
+    p.add_argument("--management-tls-port", type=int, metavar="P",
+                   help="HTTPS management API port (RabbitMQ's 15671; off unless given; "
+                        "uses the --tls-* settings)")
+    p.add_argument("--mqtts-port", type=int, metavar="P",
+                   help="MQTT over TLS port (RabbitMQ's 8883; off unless given)")
+    p.add_argument("--mqtt-wss-port", type=int, metavar="P",
+                   help="MQTT over secure WebSocket port, path /ws (RabbitMQ's 15676; off "
+                        "unless given)")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     c = p.add_argument_group("clustering (docs/clustering.md)")
     c.add_argument("--cluster", metavar="etcd://HOST:PORT[,...]",
@@ -178,6 +186,14 @@ def _tls_args(args: argparse.Namespace, settings: Settings) -> None:
         settings.tls_port = args.tls_port
     if settings.tls is not None and settings.tls_port is None:
         settings.tls_port = 5671  # RabbitMQ's amqps port
+    for flag, field in (("management_tls_port", "management_tls_port"),
+                        ("mqtts_port", "mqtt_tls_port"), ("mqtt_wss_port", "mqtt_wss_port")):
+        port = getattr(args, flag, None)
+        if port is not None:  # 0 turns it off, as --mqtt-port 0
+            if port and settings.tls is None:
+                raise SystemExit(f"amqpbroker: --{flag.replace('_', '-')} needs --tls-cert "
+                                 "(or `tls:` in the configuration file)")
+            setattr(settings, field, port or None)
 
 
 async def serve_cluster(settings: Settings, config: Any = None) -> int:
@@ -228,10 +244,13 @@ async def serve(settings: Settings, config: Any = None) -> int:
         loop.add_signal_handler(signal.SIGHUP, _reload_certificates, broker)
     ports = ([f"port {broker.port}"] if settings.port is not None else []) + (
         [f"amqps port {broker.tls_port}"] if settings.tls is not None else []) + (
-        [f"management API on port {broker.management_port}"]
-        if broker.management is not None else []) + [
+        [f"management API on port {broker.management.port}"]
+        if broker.management is not None and broker.management.port else []) + (
+        [f"HTTPS management API on port {broker.management.tls_port}"]
+        if broker.management is not None and broker.management.tls_port else []) + [
         f"{name} port {port}" for name, port in
-        (("MQTT", broker.mqtt_port), ("Web-MQTT", broker.mqtt_ws_port)) if port]
+        (("MQTT", broker.mqtt_port), ("Web-MQTT", broker.mqtt_ws_port),
+         ("MQTT/TLS", broker.mqtt_tls_port), ("Web-MQTT/TLS", broker.mqtt_wss_port)) if port]
     print(f"amqpbroker {__version__} listening on {', '.join(ports)}", file=sys.stderr,
           flush=True)
     if broker.metrics is not None:

@@ -6,7 +6,10 @@ management HTTP API of a running broker (docs/management.md).
     amqpbroker ctl --formatter json list_connections
 
 Where: `--url`/`--username`/`--password`, or AMQPBROKER_URL / AMQPBROKER_USERNAME /
-AMQPBROKER_PASSWORD, default http://localhost:15672 and guest/guest.
+AMQPBROKER_PASSWORD, default http://localhost:15672 and guest/guest. An https:// URL (the
+HTTPS management listener, 15671) is verified against `--ssl-ca-cert-file` (default: the
+system's CAs); `--ssl-cert-file`/`--ssl-key-file` present a client certificate
+(rabbitmqadmin's option names).
 
 Exit codes (rabbitmqctl's, from sysexits.h): 0 ok, 64 usage, 65 no such object (or bad
 data), 67 no such user, 69 broker unavailable or management off, 70 software error,
@@ -20,6 +23,7 @@ import base64
 import json
 import os
 import socket
+import ssl
 import sys
 import time
 import urllib.error
@@ -42,10 +46,12 @@ class CtlError(Exception):
 class Client:
     """A tiny blocking client of the management API (urllib: nothing to install)."""
 
-    def __init__(self, url: str, username: str, password: str, timeout: float) -> None:
+    def __init__(self, url: str, username: str, password: str, timeout: float,
+                 context: ssl.SSLContext | None = None) -> None:
         self.url = url.rstrip("/")
         self.auth = "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
         self.timeout = timeout
+        self.context = context  # for https:// URLs
 
     def call(self, method: str, path: str, body: Any = None,
              headers: dict[str, str] | None = None) -> tuple[int, Any]:
@@ -53,7 +59,8 @@ class Client:
         req = urllib.request.Request(self.url + path, data=data, method=method, headers={
             "Authorization": self.auth, "Content-Type": "application/json", **(headers or {})})
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+            with urllib.request.urlopen(req, timeout=self.timeout,
+                                        context=self.context) as resp:
                 return resp.status, _parse(resp.read())
         except urllib.error.HTTPError as exc:
             return exc.code, _parse(exc.read())
@@ -471,6 +478,18 @@ def cmd_import_definitions(c: Client, o: argparse.Namespace, a: list[str]) -> in
     return EX_OK
 
 
+def cmd_reload_certificates(c: Client, o: argparse.Namespace, a: list[str]) -> int:
+    """Our extension (docs/compatibility.md): what SIGHUP does, through the API."""
+    _args(a, 0, "reload_certificates")
+    say(o, "Reloading the TLS certificates of every TLS listener ...")
+    doc = c.expect("POST", "/api/tls/reload-certificates")
+    if o.formatter == "json":
+        print(json.dumps(doc))
+    else:
+        say(o, "Reloaded: " + ", ".join(doc.get("reloaded", [])))
+    return EX_OK
+
+
 COMMANDS: dict[str, Callable[[Client, argparse.Namespace, list[str]], int]] = {
     "status": cmd_status, "await_startup": cmd_await_startup,
     "close_connection": cmd_close_connection, "purge_queue": cmd_purge_queue,
@@ -481,6 +500,7 @@ COMMANDS: dict[str, Callable[[Client, argparse.Namespace, list[str]], int]] = {
     "clear_permissions": cmd_clear_permissions, "set_policy": cmd_set_policy,
     "clear_policy": cmd_clear_policy, "export_definitions": cmd_export_definitions,
     "import_definitions": cmd_import_definitions,
+    "reload_certificates": cmd_reload_certificates,
 }
 
 
@@ -510,6 +530,9 @@ def global_parser() -> argparse.ArgumentParser:
                                                   "http://localhost:15672"))
     p.add_argument("--username", default=os.environ.get("AMQPBROKER_USERNAME", "guest"))
     p.add_argument("--password", default=os.environ.get("AMQPBROKER_PASSWORD", "guest"))
+    p.add_argument("--ssl-ca-cert-file", default=os.environ.get("AMQPBROKER_CACERT"))
+    p.add_argument("--ssl-cert-file")
+    p.add_argument("--ssl-key-file")
     p.add_argument("-p", "--vhost", default=None)
     p.add_argument("--formatter", choices=["tsv", "table", "json"], default="tsv")
     p.add_argument("-q", "--quiet", "-s", "--silent", action="store_true", dest="quiet")
@@ -517,6 +540,18 @@ def global_parser() -> argparse.ArgumentParser:
     p.add_argument("-t", "--timeout", type=float, default=60.0)
     p.add_argument("-h", "--help", action="store_true")
     return p
+
+
+def _tls_context(opts: argparse.Namespace) -> ssl.SSLContext | None:
+    if not opts.url.lower().startswith("https://"):
+        return None
+    try:
+        ctx = ssl.create_default_context(cafile=opts.ssl_ca_cert_file)
+        if opts.ssl_cert_file:
+            ctx.load_cert_chain(opts.ssl_cert_file, opts.ssl_key_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise CtlError(EX_USAGE, f"cannot load the TLS files: {exc}") from None
+    return ctx
 
 
 def main(argv: list[str]) -> int:
@@ -534,7 +569,8 @@ def main(argv: list[str]) -> int:
             *ctl_limits.OPTION_COMMANDS)]
         if unknown_opts:
             raise CtlError(EX_USAGE, f"unknown option(s): {' '.join(unknown_opts)}")
-        client = Client(opts.url, opts.username, opts.password, opts.timeout)
+        client = Client(opts.url, opts.username, opts.password, opts.timeout,
+                        _tls_context(opts))
         if command in LISTS:
             return run_list(client, opts, command, args)
         handler = COMMANDS.get(command)

@@ -76,7 +76,8 @@ class Broker:
             # free port), as every listener but AMQP's.
             overrides = {"data_dir": None, "host": "127.0.0.1", "port": 0,
                          "mqtt_port": None, "mqtt_ws_port": None,
-                         "management_port": None,
+                         "management_port": None, "management_tls_port": None,
+                         "mqtt_tls_port": None, "mqtt_wss_port": None,
                          **(self.config.setting_values if self.config else {}), **overrides}
             settings = Settings()
         if prometheus and overrides.get("prometheus_port") is None:
@@ -111,6 +112,16 @@ class Broker:
         return self.server.mqtt_ws_port if self.server is not None else None
 
     @property
+    def mqtt_tls_port(self) -> int | None:
+        """The MQTT-over-TLS listener's port, None when it is off."""
+        return self.server.mqtt_tls_port if self.server is not None else None
+
+    @property
+    def mqtt_wss_port(self) -> int | None:
+        """The MQTT-over-secure-WebSocket listener's port (path `/ws`), None when off."""
+        return self.server.mqtt_wss_port if self.server is not None else None
+
+    @property
     def tls_port(self) -> int:
         """The amqps listener's port (a free one unless `tls_port` was given)."""
         assert self.server is not None and self.server.tls_port, "no amqps listener"
@@ -128,11 +139,15 @@ class Broker:
         host = self.settings.host if isinstance(self.settings.host, str) else "127.0.0.1"
         return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
 
-    def reload_certificates(self) -> None:
-        """Reload the TLS certificate and key files (SIGHUP, `ctl reload_certificates`):
-        new connections get them, established ones stay. Raises tls.TLSConfigError."""
-        assert self.server is not None and self.settings.tls is not None, "no amqps listener"
-        self.server.reload_certificates(self.settings.tls)
+    def reload_certificates(self) -> list[str]:
+        """Reload the TLS certificate, key and CA files into every TLS listener (SIGHUP,
+        `ctl reload_certificates`): new connections get them, established ones stay.
+        Returns the listeners reloaded; raises tls.TLSConfigError (nothing changed)."""
+        from amqpbroker.tls import TLSConfigError
+
+        if self.server is None or self.settings.tls is None:
+            raise TLSConfigError("no TLS listener is running")
+        return self.server.reload_certificates(self.settings.tls)
 
     async def start(self) -> "Broker":
         store, definitions, self._lock = open_stores(self.settings)
@@ -205,28 +220,47 @@ class Broker:
         core = self.core
         self.admin = Admin(core, on_publish=server.maybe_sync,
                            find_conflicts=lambda config: find_conflicts(core, config))
+        self.admin.reload_certificates = self.reload_certificates  # POST /api/.../reload
         ip = server.addresses[0].rsplit(":", 1)[0] if server.addresses else "::"
         self.admin.listeners = []
-        if self.settings.port is not None:
-            self.admin.listeners.append({"protocol": "amqp", "port": server.port, "ip": ip})
-        if self.settings.tls is not None:  # RabbitMQ names the TLS listener "amqp/ssl"
-            self.admin.listeners.append({"protocol": "amqp/ssl", "port": server.tls_port,
-                                         "ip": ip})
-        port = self.settings.management_port
-        if port is None:
+        # RabbitMQ's protocol names for its listeners (/api/overview, health checks)
+        for protocol, port in (("amqp", server.port if self.settings.port is not None
+                                else None),
+                               ("amqp/ssl", server.tls_port or None),
+                               ("mqtt", server.mqtt_port), ("mqtt/ssl", server.mqtt_tls_port),
+                               ("http/web-mqtt", server.mqtt_ws_port),
+                               ("https/web-mqtt", server.mqtt_wss_port)):
+            if port is not None:
+                self.admin.listeners.append({"protocol": protocol, "port": port, "ip": ip})
+        s = self.settings
+        port, tls_port = s.management_port, s.management_tls_port
+        if port is None and tls_port is None:
             return
         from amqpbroker.management.app import ManagementServer
         from amqpbroker.management.stats import Stats
 
-        host = self.settings.management_host
+        host = s.management_host
         if host is None:
-            host = self.settings.host
-        stats = Stats(self.admin, self.settings.management_rates_interval)
-        self.management = ManagementServer(self.admin, host, port, stats)
+            host = s.host
+        ctx = None
+        if tls_port is not None:  # RabbitMQ's management.ssl.port (15671)
+            if server.tls_contexts is None:
+                from amqpbroker.tls import TLSConfigError
+
+                raise TLSConfigError("HTTPS management needs the TLS settings (--tls-cert "
+                                     "or `tls:`)")
+            ctx = server.tls_contexts.context("https")
+        stats = Stats(self.admin, s.management_rates_interval)
+        self.management = ManagementServer(self.admin, host, port, stats, tls_port, ctx)
         await self.management.start()
         stats.start()
-        self.admin.listeners.append({"protocol": "http", "port": self.management.port,
-                                     "ip": host if isinstance(host, str) else "::"})
+        mgmt_ip = host if isinstance(host, str) else "::"
+        if port is not None:
+            self.admin.listeners.append({"protocol": "http", "port": self.management.port,
+                                         "ip": mgmt_ip})
+        if tls_port is not None:
+            self.admin.listeners.append({"protocol": "https",
+                                         "port": self.management.tls_port, "ip": mgmt_ip})
 
     async def _start_metrics(self) -> None:
         """The Prometheus endpoint (docs/metrics.md) over the admin facade: HTTP on
@@ -280,15 +314,29 @@ class Broker:
 
     @property
     def management_port(self) -> int:
-        assert self.management is not None, "management API not started"
+        assert self.management is not None and self.management.port, \
+            "management API (HTTP) not started"
         return self.management.port
 
     @property
+    def management_tls_port(self) -> int:
+        assert self.management is not None and self.management.tls_port, \
+            "HTTPS management API not started"
+        return self.management.tls_port
+
+    @property
+    def management_https_url(self) -> str:
+        return f"https://{self._management_host()}:{self.management_tls_port}"
+
+    @property
     def management_url(self) -> str:
+        return f"http://{self._management_host()}:{self.management_port}"
+
+    def _management_host(self) -> str:
         host = self.settings.management_host or self.settings.host
         if not isinstance(host, str) or host in ("0.0.0.0", "::", ""):
             host = "127.0.0.1"
-        return f"http://{host}:{self.management_port}"
+        return host
 
     async def stop(self) -> None:
         if self.shovels is not None:

@@ -1,7 +1,11 @@
 """The asyncio shell of the MQTT listeners: plain TCP (1883) and WebSocket (15675, `/ws`,
-subprotocol `mqtt`). As boring as `server.py`: bytes in -> `MQTTSession.feed`, output out
-once per loop iteration. The WebSocket edge uses the `websockets` library; each binary
-message is fed to the session as bytes (MQTT packets may span messages, 6.0 of 5.0).
+subprotocol `mqtt`), and both over TLS (8883 and 15676, RabbitMQ's ports for
+`mqtt.listeners.ssl` and `web_mqtt.ssl`). As boring as `server.py`: bytes in ->
+`MQTTSession.feed`, output out once per loop iteration. The WebSocket edge uses the
+`websockets` library; each binary message is fed to the session as bytes (MQTT packets may
+span messages, 6.0 of 5.0). TLS is asyncio's (the context comes from
+`tls.ListenerContexts`); a verified client certificate may name the user
+(`mqtt.ssl_cert_login`, https://www.rabbitmq.com/docs/mqtt#tls-certificate-authentication).
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import asyncio
 import ipaddress
 import logging
 import socket
+import ssl
 import time
 from typing import Any, Callable
 
@@ -35,8 +40,9 @@ def _is_loopback(host: str) -> bool:
 
 
 class MQTTProtocol(asyncio.Protocol):
-    def __init__(self, listener: "MQTTListeners") -> None:
+    def __init__(self, listener: "MQTTListeners", tls: bool = False) -> None:
         self.listener = listener
+        self.tls = tls
         self.transport: asyncio.Transport | None = None
         self.session: MQTTSession | None = None
         self._flush_scheduled = False
@@ -51,6 +57,9 @@ class MQTTProtocol(asyncio.Protocol):
                                    time.monotonic(), loopback=_is_loopback(str(peer[0])))
         self.session.on_output = self._schedule_flush
         self.session.on_flow = self._set_reading
+        if self.tls:
+            self.session.cert_login = self.listener.cert_login(
+                transport.get_extra_info("peercert") or None)
         self.listener.connections.add(self)
 
     def _set_reading(self, paused: bool) -> None:
@@ -120,13 +129,17 @@ class MQTTProtocol(asyncio.Protocol):
 class WebSocketConnection:
     """One MQTT-over-WebSocket client (the `websockets` library's connection)."""
 
-    def __init__(self, listener: "MQTTListeners", ws: Any) -> None:
+    def __init__(self, listener: "MQTTListeners", ws: Any, tls: bool = False) -> None:
         self.listener = listener
         self.ws = ws
         peer = ws.remote_address or ("?", 0)
-        self.session = MQTTSession(listener.registry, f"ws:{peer[0]}:{peer[1]}",
+        self.session = MQTTSession(listener.registry,
+                                   f"{'wss' if tls else 'ws'}:{peer[0]}:{peer[1]}",
                                    time.monotonic(), loopback=_is_loopback(str(peer[0])))
         self.session.on_output = self._schedule_flush
+        if tls:
+            self.session.cert_login = listener.cert_login(
+                ws.transport.get_extra_info("peercert") or None)
         self._flush_scheduled = False
 
     async def run(self) -> None:
@@ -136,10 +149,16 @@ class WebSocketConnection:
                 if isinstance(message, str):
                     message = message.encode("utf-8")
                 self.session.feed(message, time.monotonic())
+                if self.session.closed:
+                    # the last words (a refusing CONNACK, a DISCONNECT) go out before the
+                    # close below, not in a task that the close could overtake
+                    data = self.session.data_to_send()
+                    if data:
+                        await self.ws.send(data)
+                    self.listener.after_io()
+                    break
                 self.flush()
                 self.listener.after_io()
-                if self.session.closed:
-                    break
         except Exception as exc:  # the peer vanished mid-frame: the session ends as lost
             log.info("mqtt.websocket_error", peer=self.session.peer, error=str(exc))
         finally:
@@ -181,23 +200,44 @@ class WebSocketConnection:
 class MQTTListeners:
     """The MQTT and Web-MQTT listeners of one broker, sharing one registry."""
 
-    def __init__(self, registry: MQTTRegistry, after_io: Callable[[], None]) -> None:
+    def __init__(self, registry: MQTTRegistry, after_io: Callable[[], None],
+                 cert_login: Callable[[Any], str | None] = lambda cert: None,
+                 handshake_timeout: float = 10.0) -> None:
         self.registry = registry
         self.after_io = after_io  # the server's group commit kick (maybe_sync)
+        # verified client certificate (or None) -> the user it logs in as, or None
+        self.cert_login = cert_login
+        self.handshake_timeout = handshake_timeout  # of TLS, as RabbitMQ's handshake_timeout
         self.connections: set[Any] = set()
         self.servers: list[Any] = []
         self.port = 0
         self.ws_port = 0
+        self.tls_port = 0
+        self.wss_port = 0
 
-    async def start_tcp(self, host: Any, port: int) -> int:
+    def _tls_kwargs(self, ctx: ssl.SSLContext | None) -> dict[str, Any]:
+        if ctx is None:
+            return {}
+        return {"ssl": ctx, "ssl_handshake_timeout": self.handshake_timeout}
+
+    async def start_tcp(self, host: Any, port: int, ctx: ssl.SSLContext | None = None) -> int:
+        """MQTT over TCP; with `ctx`, MQTT over TLS."""
         loop = asyncio.get_running_loop()
-        server = await loop.create_server(lambda: MQTTProtocol(self), host=host, port=port,
-                                          reuse_address=True, backlog=1024)
+        tls = ctx is not None
+        server = await loop.create_server(lambda: MQTTProtocol(self, tls), host=host,
+                                          port=port, reuse_address=True, backlog=1024,
+                                          **self._tls_kwargs(ctx))
         self.servers.append(server)
-        self.port = server.sockets[0].getsockname()[1]
-        return self.port
+        bound = server.sockets[0].getsockname()[1]
+        if tls:
+            self.tls_port = bound
+        else:
+            self.port = bound
+        return bound
 
-    async def start_websocket(self, host: Any, port: int, path: str = WS_PATH) -> int:
+    async def start_websocket(self, host: Any, port: int, path: str = WS_PATH,
+                              ctx: ssl.SSLContext | None = None) -> int:
+        """MQTT over WebSocket; with `ctx`, over secure WebSocket (wss://)."""
         from websockets.asyncio.server import serve
         from websockets.http11 import Response
 
@@ -210,17 +250,22 @@ class MQTTListeners:
             if ws.subprotocol != WS_SUBPROTOCOL:
                 await ws.close(1002, "subprotocol mqtt required")
                 return
-            await WebSocketConnection(self, ws).run()
+            await WebSocketConnection(self, ws, tls).run()
 
         # One WebSocket message carries at most one packet's worth: a larger one is refused
         # by the library (close 1009) before it is buffered whole.
         max_size = self.registry.settings.max_packet_size + 8
+        tls = ctx is not None
         server = await serve(handler, host, port, subprotocols=[WS_SUBPROTOCOL],
                              process_request=check_path, max_size=max_size, compression=None,
-                             logger=_WS_LOG)
+                             logger=_WS_LOG, **self._tls_kwargs(ctx))
         self.servers.append(server)
-        self.ws_port = list(server.sockets)[0].getsockname()[1]
-        return self.ws_port
+        bound = list(server.sockets)[0].getsockname()[1]
+        if tls:
+            self.wss_port = bound
+        else:
+            self.ws_port = bound
+        return bound
 
     def tick(self, now: float) -> None:
         self.registry.tick(now)

@@ -232,8 +232,10 @@ class Server:
         self.port = 0
         self.mqtt: Any = None  # mqtt_listener.MQTTListeners when an MQTT listener is on
         self.tls_port = 0
-        self.tls_context: ssl.SSLContext | None = None
+        self.tls_context: ssl.SSLContext | None = None  # the amqps listener's
         s = core.settings
+        # Every TLS listener's context (amqps, HTTPS, MQTT over TLS and WSS), one reload.
+        self.tls_contexts = tls.ListenerContexts(s.tls) if s.tls is not None else None
         self.rate_limiter = AddressRateLimiter(s.connection_rate_per_address,
                                                s.connection_rate_burst)
         tables.MAX_DEPTH = s.max_table_depth
@@ -255,8 +257,9 @@ class Server:
     async def start_tls(self, host: str | list[str] | None, port: int,
                         options: tls.TLSOptions) -> None:
         """The amqps listener (https://www.rabbitmq.com/docs/ssl), next to the plain one."""
-        self.tls_context = tls.server_context(options)
-        ctx = self.tls_context
+        if self.tls_contexts is None or self.tls_contexts.options != options:
+            self.tls_contexts = tls.ListenerContexts(options)
+        ctx = self.tls_context = self.tls_contexts.context("amqps")
         server = await self.loop.create_server(
             lambda: AMQPProtocol(self, ctx), host=host, port=port, reuse_address=True,
             backlog=1024)
@@ -264,15 +267,19 @@ class Server:
         self.tls_port = server.sockets[0].getsockname()[1]
         self._start_ticker()
 
-    def reload_certificates(self, options: tls.TLSOptions) -> None:
-        """Load the certificate, key (and CA) files again: new TLS connections use them,
-        established ones are untouched. Raises tls.TLSConfigError (nothing changed) if a
-        file is bad. Called on SIGHUP and by `amqpbroker ctl reload_certificates`."""
-        if self.tls_context is None:
+    def reload_certificates(self, options: tls.TLSOptions | None = None) -> list[str]:
+        """Load the certificate, key (and CA) files again into every TLS listener (amqps,
+        HTTPS, MQTT over TLS, WSS): new TLS connections use them, established ones are
+        untouched. Raises tls.TLSConfigError (nothing changed) if a file is bad. Called on
+        SIGHUP and by `amqpbroker ctl reload_certificates`. Returns the listeners."""
+        contexts = self.tls_contexts
+        if contexts is None or not contexts.listeners:
             raise tls.TLSConfigError("no TLS listener is running")
-        tls.reload_context(self.tls_context, options)
-        log.info("tls.certificates_reloaded", certfile=options.certfile,
-                 keyfile=options.keyfile or options.certfile)
+        listeners = contexts.reload(options)
+        log.info("tls.certificates_reloaded", certfile=contexts.options.certfile,
+                 keyfile=contexts.options.keyfile or contexts.options.certfile,
+                 listeners=listeners)
+        return listeners
 
     def _start_ticker(self) -> None:
         if self._ticker is None:
@@ -281,18 +288,41 @@ class Server:
     async def start_mqtt(self, host: str | list[str] | None) -> None:
         """MQTT and Web-MQTT listeners (issue 20), when their ports are set."""
         s = self.core.settings
-        if s.mqtt_port is None and s.mqtt_ws_port is None:
+        ports = (s.mqtt_port, s.mqtt_ws_port, s.mqtt_tls_port, s.mqtt_wss_port)
+        if all(port is None for port in ports):
             return
+        if (s.mqtt_tls_port is not None or s.mqtt_wss_port is not None) and (
+                self.tls_contexts is None):
+            raise tls.TLSConfigError("MQTT over TLS needs the TLS settings (--tls-cert or "
+                                     "`tls:`)")
         from amqpbroker.mqtt.core_port import CoreAdapter
         from amqpbroker.mqtt.registry import MQTTRegistry
         from amqpbroker.mqtt_listener import MQTTListeners
 
-        self.mqtt = MQTTListeners(MQTTRegistry(CoreAdapter(self.core), s.mqtt), self.maybe_sync)
+        self.mqtt = MQTTListeners(MQTTRegistry(CoreAdapter(self.core), s.mqtt), self.maybe_sync,
+                                  self._mqtt_cert_login, s.handshake_timeout)
         if s.mqtt_port is not None:
             await self.mqtt.start_tcp(host, s.mqtt_port)
         if s.mqtt_ws_port is not None:
             await self.mqtt.start_websocket(host, s.mqtt_ws_port, s.mqtt_ws_path)
+        if s.mqtt_tls_port is not None:  # RabbitMQ's mqtt.listeners.ssl (8883)
+            assert self.tls_contexts is not None
+            await self.mqtt.start_tcp(host, s.mqtt_tls_port,
+                                      self.tls_contexts.context("mqtt/ssl"))
+        if s.mqtt_wss_port is not None:  # RabbitMQ's web_mqtt.ssl.port (15676)
+            assert self.tls_contexts is not None
+            await self.mqtt.start_websocket(host, s.mqtt_wss_port, s.mqtt_ws_path,
+                                            self.tls_contexts.context("https/web-mqtt"))
         self._start_ticker()
+
+    def _mqtt_cert_login(self, cert: dict[str, Any] | None) -> str | None:
+        """RabbitMQ's `mqtt.ssl_cert_login`: the user a verified client certificate names
+        (per `ssl_cert_login_from`), or None when the option is off."""
+        s = self.core.settings
+        if not s.mqtt.ssl_cert_login:
+            return None
+        return tls.cert_login_name(cert, s.ssl_cert_login_from, s.ssl_cert_login_san_type,
+                                   s.ssl_cert_login_san_index)
 
     @property
     def mqtt_port(self) -> int | None:
@@ -301,6 +331,14 @@ class Server:
     @property
     def mqtt_ws_port(self) -> int | None:
         return self.mqtt.ws_port or None if self.mqtt is not None else None
+
+    @property
+    def mqtt_tls_port(self) -> int | None:
+        return self.mqtt.tls_port or None if self.mqtt is not None else None
+
+    @property
+    def mqtt_wss_port(self) -> int | None:
+        return self.mqtt.wss_port or None if self.mqtt is not None else None
 
     @property
     def addresses(self) -> list[str]:

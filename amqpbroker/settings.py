@@ -59,6 +59,14 @@ class Settings:
     tls: TLSOptions | None = None
     tls_port: int | None = None
     tls_host: str | list[str] | None = None  # None: the same addresses as `host`
+    # The other TLS listeners, with the same `tls` settings; each off (None) unless asked
+    # (0 = a free port). RabbitMQ's ports: HTTPS management 15671 (management.ssl.port),
+    # MQTT over TLS 8883 (mqtt.listeners.ssl), MQTT over secure WebSocket 15676
+    # (web_mqtt.ssl.port). HTTPS management listens on the management listener's
+    # addresses, the MQTT ones on the AMQP listener's.
+    management_tls_port: int | None = None
+    mqtt_tls_port: int | None = None
+    mqtt_wss_port: int | None = None
     # SASL EXTERNAL (https://www.rabbitmq.com/docs/ssl#peer-verification): which part of a
     # verified client certificate names the user.
     ssl_cert_login_from: str = "distinguished_name"

@@ -7,9 +7,13 @@
                                     # established connections keep theirs
     session = TLSSession(ctx)       # bytes in -> plaintext out, plaintext in -> bytes out
 
+    contexts = ListenerContexts(opts)           # one broker's TLS listeners
+    ctx = contexts.context("https")             # amqps, https, mqtt/ssl, https/web-mqtt, ...
+    contexts.reload()                           # SIGHUP / ctl reload_certificates: all of them
+
 The option names follow RabbitMQ's `ssl_options.*` (https://www.rabbitmq.com/docs/ssl):
 `verify_none` / `verify_peer`, `fail_if_no_peer_cert`. Any listener (AMQP, HTTP, MQTT) can
-pass the context to asyncio or aiohttp; the AMQP listener uses `TLSSession` instead, so that
+pass the context to asyncio or aiohttp (`ListenerContexts.context(name)`); the AMQP listener uses `TLSSession` instead, so that
 a refused handshake (expired or untrusted client certificate) is logged with its peer and
 reason, which asyncio only does in debug mode.
 
@@ -41,7 +45,10 @@ class TLSOptions:
     cafile: str | None = None  # CAs that sign client certificates
     verify: str = "verify_none"
     fail_if_no_peer_cert: bool = False
-    ciphers: str | None = None  # OpenSSL cipher list for TLS 1.2 (1.3 suites are fixed)
+    # OpenSSL cipher list for TLS 1.2. TLS 1.3 suites cannot be chosen: Python's `ssl` has
+    # no binding for SSL_CTX_set_ciphersuites, so OpenSSL's default 1.3 suites are offered
+    # (docs/security.md, "Cipher suites").
+    ciphers: str | None = None
 
 
 def server_context(opts: TLSOptions) -> ssl.SSLContext:
@@ -80,6 +87,44 @@ def reload_context(ctx: ssl.SSLContext, opts: TLSOptions) -> None:
     _load_chain(ctx, opts)
     if opts.cafile:
         _load_ca(ctx, opts.cafile)
+
+
+class ListenerContexts:
+    """The `ssl.SSLContext`s of one broker's TLS listeners (amqps, HTTPS management and
+    metrics, MQTT over TLS, MQTT over secure WebSocket), all built from the same settings
+    (the `tls:` section, RabbitMQ's `ssl_options`) and reloaded together.
+
+    Each listener gets its own context (`context(name)`, built on first use), so that one
+    can set its ALPN protocols without touching the others; `reload()` loads the files
+    once into a scratch context, then into every live one: all listeners present the
+    new certificate from their next handshake on, or (a bad file) none does.
+    """
+
+    def __init__(self, options: TLSOptions) -> None:
+        self.options = options
+        self._contexts: dict[str, ssl.SSLContext] = {}
+
+    def context(self, listener: str) -> ssl.SSLContext:
+        """The context of the listener called `listener` (raises TLSConfigError)."""
+        ctx = self._contexts.get(listener)
+        if ctx is None:
+            ctx = self._contexts[listener] = server_context(self.options)
+        return ctx
+
+    @property
+    def listeners(self) -> list[str]:
+        return sorted(self._contexts)
+
+    def reload(self, options: TLSOptions | None = None) -> list[str]:
+        """Reload every listener's certificate, key and CA; returns the listeners' names."""
+        options = self.options if options is None else options
+        server_context(options)  # all or nothing: a bad file raises before any change
+        for ctx in self._contexts.values():
+            _load_chain(ctx, options)
+            if options.cafile:
+                _load_ca(ctx, options.cafile)
+        self.options = options
+        return self.listeners
 
 
 def _load_chain(ctx: ssl.SSLContext, opts: TLSOptions) -> None:

@@ -93,6 +93,9 @@ class Admin(MetricsAdmin, TopologyAdmin):
         # The dynamic shovels' manager (shovel/manager.py), set by the server shell when it
         # runs shovels: GET /api/shovels reads its status.
         self.shovels: Any = None
+        # Reloads every TLS listener's certificate (Broker.reload_certificates), set by the
+        # server shell: POST /api/tls/reload-certificates (`ctl reload_certificates`).
+        self.reload_certificates: Any = None
 
     # -- identity ---------------------------------------------------------------------------
     def authenticate(self, username: str, password: str, loopback: bool = True

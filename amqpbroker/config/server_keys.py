@@ -12,9 +12,15 @@ SERVER_KEYS = ("listeners", "data_dir", "sync", "limits", "logging", "loopback_u
                "shutdown_timeout", "tls", "ssl_cert_login_from", "ssl_cert_login_san_type",
                "ssl_cert_login_san_index", "mqtt", "cluster")
 # listener protocol -> RabbitMQ's default port
-LISTENER_PORTS = {"amqp": 5672, "amqps": 5671, "management": 15672, "mqtt": 1883,
-                  "web-mqtt": 15675}
-_MQTT_PORT_FIELDS = {"mqtt": "mqtt_port", "web-mqtt": "mqtt_ws_port"}
+LISTENER_PORTS = {"amqp": 5672, "amqps": 5671, "management": 15672, "management-tls": 15671,
+                  "mqtt": 1883, "mqtts": 8883, "web-mqtt": 15675, "web-mqtts": 15676}
+# Listeners given by a port only: the MQTT ones bind the AMQP listener's addresses, HTTPS
+# management the management listener's. The TLS ones use the `tls:` section.
+_MQTT_PORT_FIELDS = {"mqtt": "mqtt_port", "web-mqtt": "mqtt_ws_port",
+                     "mqtts": "mqtt_tls_port", "web-mqtts": "mqtt_wss_port",
+                     "management-tls": "management_tls_port"}
+_TLS_PORT_FIELDS = ("tls_port", "mqtt_tls_port", "mqtt_wss_port", "management_tls_port",
+                    "prometheus_tls_port")
 # Settings field prefix per protocol: port, host -> tls_port, management_port, ...
 LISTENER_FIELDS = {"amqp": "", "amqps": "tls_", "management": "management_",
                    "prometheus": "prometheus_", "prometheus-tls": "prometheus_tls_"}
@@ -36,6 +42,7 @@ MQTT_KEYS: dict[str, tuple[str, str, int | None, int | None]] = {
     "max_packet_size_unauthenticated": ("max_packet_size_unauthenticated", "size", 1,
                                         268_435_455),
     "topic_alias_maximum": ("topic_alias_maximum", "int", 0, 65535),
+    "ssl_cert_login": ("ssl_cert_login", "bool", None, None),
 }
 
 # key under `cluster:` -> (Settings field, kind, minimum)
@@ -123,12 +130,9 @@ def read_server(c: Checker, doc: dict[str, Any]) -> dict[str, Any]:
     if "ssl_cert_login_san_index" in doc:
         out["ssl_cert_login_san_index"] = c.get(doc, (), "ssl_cert_login_san_index", "int",
                                                 None, minimum=0)
-    if out.get("tls_port") is not None and "tls" not in out:
-        c.error(("listeners",), "an amqps listener needs the `tls` section "
-                                "(certfile, keyfile, ...)")
-    if out.get("prometheus_tls_port") is not None and "tls" not in out:
-        c.error(("listeners",), "a prometheus-tls listener needs the `tls` section "
-                                "(certfile, keyfile, ...)")
+    if any(out.get(f) is not None for f in _TLS_PORT_FIELDS) and "tls" not in out:
+        c.error(("listeners",), "a TLS listener (amqps, management-tls, mqtts, web-mqtts) "
+                                "needs the `tls` section (certfile, keyfile, ...)")
     _cluster(c, doc.get("cluster"), out)
     if "loopback_users" in doc:
         users = c.get(doc, (), "loopback_users", "str_list", None)
@@ -137,6 +141,7 @@ def read_server(c: Checker, doc: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in out.items()
             if v is not None or k in ("data_dir", "host", "tls_host", "port", "management_host",
                                       "management_port", "mqtt_port", "mqtt_ws_port",
+                                      "management_tls_port", "mqtt_tls_port", "mqtt_wss_port",
                                       "prometheus_port")}
 
 
@@ -216,7 +221,8 @@ def _listeners(c: Checker, value: Any, out: dict[str, Any]) -> None:
     management API (`protocol: management`, port 15672) stays on its default unless listed;
     `port: null` turns it off. Without `mqtt` / `web-mqtt` entries there is no MQTT
     listener; MQTT listeners bind the AMQP listener's addresses, `port: 0` turns them off
-    (as `--mqtt-port 0`)."""
+    (as `--mqtt-port 0`). So do the TLS listeners `management-tls` (HTTPS management on
+    the management listener's addresses), `mqtts` and `web-mqtts`; they need `tls:`."""
     path = ("listeners",)
     items = c.sequence(value, path)
     if not items:
@@ -230,13 +236,13 @@ def _listeners(c: Checker, value: Any, out: dict[str, Any]) -> None:
         if not isinstance(item, dict):
             continue
         protocol = c.get(m, p, "protocol", "str", "amqp", choices=tuple(LISTENER_PORTS))
-        if "path" in m and protocol != "web-mqtt":
+        if "path" in m and protocol not in ("web-mqtt", "web-mqtts"):
             c.error(p + ("path",), "only a web-mqtt listener has a path")
         if protocol in _MQTT_PORT_FIELDS:
             port = c.get(m, p, "port", "int", LISTENER_PORTS[protocol], minimum=0,
                          maximum=65535)
             out[_MQTT_PORT_FIELDS[protocol]] = port or None
-            if "path" in m and protocol == "web-mqtt":
+            if "path" in m and protocol in ("web-mqtt", "web-mqtts"):
                 out["mqtt_ws_path"] = c.get(m, p, "path", "str", "/ws")
         elif protocol is not None:
             groups.setdefault(protocol, []).append((i, m))

@@ -22,11 +22,13 @@ def main(argv: list[str] | None = None) -> int:
     a = sub.add_parser("attacks", help="resource attacks against a broker process")
     a.add_argument("--scale", type=float, default=1.0, help="fraction of the counts")
     a.add_argument("--json", help="also write the figures here")
+    a.add_argument("--probe-inline", action="store_true",
+                   help="run the probe in the attackers' process (the old measurement)")
     args = p.parse_args(argv)
     if args.command == "attacks":
         from amqpbroker.fuzz.attacks import main as attacks
 
-        return attacks(args.scale, args.json)
+        return attacks(args.scale, args.json, args.probe_inline)
     if args.command == "capture":
         from amqpbroker.fuzz.capture import capture
 

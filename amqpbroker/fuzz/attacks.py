@@ -14,11 +14,17 @@ leave; and the broker's RSS after each phase. The attacks:
 - channels: one client opening channel_max (2047) channels;
 - never-reads: a publisher in confirm mode that never reads its socket (the broker's
   output to it backs up; it must not take memory or the event loop with it).
+
+The probe runs in a process of its own (`--probe-inline`: in this one, as before): the
+attackers' own work here (marshalling 100,000 declares, 2,046 channel.opens, reading the
+replies) would otherwise hold the event loop the probe's timestamps are taken in, and
+count as broker latency.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import statistics
@@ -96,6 +102,53 @@ class Probe:
 
     async def close(self) -> None:
         await self.conn.close()
+
+
+class ProbeProcess:
+    """A `Probe` in a child process (`python -m amqpbroker.fuzz.attacks --probe PORT`),
+    driven over its stdin/stdout: one line `measure` -> one JSON line of figures."""
+
+    async def connect(self, port: int) -> "ProbeProcess":
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "amqpbroker.fuzz.attacks", "--probe", str(port),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+        line = await asyncio.wait_for(self._line(), 120)
+        if line != "ready":
+            raise RuntimeError(f"probe did not start: {line!r}")
+        return self
+
+    async def _line(self) -> str:
+        assert self.proc.stdout is not None
+        return (await self.proc.stdout.readline()).decode().strip()
+
+    async def measure(self) -> dict[str, float]:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(b"measure\n")
+        await self.proc.stdin.drain()
+        return json.loads(await asyncio.wait_for(self._line(), 600))
+
+    async def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(b"quit\n")
+        await self.proc.stdin.drain()
+        try:
+            await asyncio.wait_for(self.proc.wait(), 30)
+        except asyncio.TimeoutError:
+            self.proc.kill()
+            await self.proc.wait()
+
+
+async def _probe_main(port: int) -> None:
+    """The child side of ProbeProcess."""
+    probe = await Probe().connect(port)
+    loop = asyncio.get_running_loop()
+    print("ready", flush=True)
+    while True:
+        command = (await loop.run_in_executor(None, sys.stdin.readline)).strip()
+        if command != "measure":
+            break
+        print(json.dumps(await probe.measure()), flush=True)
+    await probe.close()
 
 
 async def slowloris(port: int, n: int, seconds: float) -> int:
@@ -204,16 +257,16 @@ async def never_reads(port: int, seconds: float) -> dict[str, int]:
     return {"bytes_accepted": accepted, "messages_accepted": accepted // len(one)}
 
 
-async def run(scale: float = 1.0) -> dict[str, Any]:
+async def run(scale: float = 1.0, probe_inline: bool = False) -> dict[str, Any]:
     broker = BrokerProcess()
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = {"probe": "inline" if probe_inline else "own process"}
     n = int(1000 * scale)
 
     async def phase(name: str, **extra: Any) -> None:
         out[name] = {**await p.measure(), **extra, "rss_mib": round(broker.rss_mib(), 1)}
 
     try:
-        p = await Probe().connect(broker.port)
+        p = await (Probe() if probe_inline else ProbeProcess()).connect(broker.port)
         await phase("baseline")
         t = asyncio.create_task(slowloris(broker.port, n, 20))
         await asyncio.sleep(2)
@@ -257,13 +310,18 @@ async def _eof(r: asyncio.StreamReader) -> bool:
         return r.at_eof()
 
 
-def main(scale: float, json_path: str | None) -> int:
-    import json
-
-    result = asyncio.run(run(scale))
+def main(scale: float, json_path: str | None, probe_inline: bool = False) -> int:
+    result = asyncio.run(run(scale, probe_inline))
     text = json.dumps(result, indent=1)
     print(text)
     if json_path:
         with open(json_path, "w") as f:
             f.write(text)
     return 0
+
+
+if __name__ == "__main__":  # the probe's child process (ProbeProcess)
+    if len(sys.argv) == 3 and sys.argv[1] == "--probe":
+        asyncio.run(_probe_main(int(sys.argv[2])))
+    else:
+        sys.exit("usage: python -m amqpbroker.fuzz attacks (this entry is the probe's)")

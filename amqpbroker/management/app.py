@@ -12,6 +12,7 @@ import datetime
 import decimal
 import ipaddress
 import json
+import ssl
 from typing import Any
 
 import structlog
@@ -24,6 +25,7 @@ from amqpbroker.management.errors import HttpError, to_response
 # The handler modules register their routes on import.
 from amqpbroker.management import (  # noqa: F401  (imported for their routes)
     access,
+    certificates,
     connections,
     definitions,
     overview,
@@ -133,14 +135,20 @@ def make_app(admin: Admin, stats: Any = None) -> web.Application:
 
 
 class ManagementServer:
-    """The management listener: an aiohttp runner and one TCP site per host."""
+    """The management listeners: an aiohttp runner and one TCP site per host, for HTTP
+    (15672) and, with an SSL context, HTTPS (RabbitMQ's `management.ssl.port`, 15671).
+    Either may be off (port None)."""
 
-    def __init__(self, admin: Admin, host: str | list[str] | None, port: int,
-                 stats: Any = None) -> None:
+    def __init__(self, admin: Admin, host: str | list[str] | None, port: int | None,
+                 stats: Any = None, tls_port: int | None = None,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         self.admin = admin
         self.host = host
         self.requested_port = port
+        self.requested_tls_port = tls_port if ssl_context is not None else None
+        self.ssl_context = ssl_context
         self.port = 0
+        self.tls_port = 0
         self.stats = stats
         self._runner: web.AppRunner | None = None
 
@@ -148,18 +156,30 @@ class ManagementServer:
         self._runner = web.AppRunner(make_app(self.admin, self.stats), access_log=None,
                                      handle_signals=False)
         await self._runner.setup()
-        hosts = self.host if isinstance(self.host, list) else [self.host]
         try:
-            for host in hosts:
-                site = web.TCPSite(self._runner, host, self.requested_port or self.port,
-                                   reuse_address=True)
-                await site.start()
-                if not self.port:  # port 0: the one the first site was given
-                    self.port = self._runner.addresses[0][1]
+            if self.requested_port is not None:
+                self.port = await self._start_sites(self.requested_port, None)
+            if self.requested_tls_port is not None:
+                self.tls_port = await self._start_sites(self.requested_tls_port,
+                                                        self.ssl_context)
         except BaseException:
             await self.stop()
             raise
-        log.info("management.listening", host=self.host, port=self.port)
+        log.info("management.listening", host=self.host, port=self.port or None,
+                 tls_port=self.tls_port or None)
+
+    async def _start_sites(self, port: int, ctx: ssl.SSLContext | None) -> int:
+        """One site per host, all on the same port (port 0: the first site's free one)."""
+        assert self._runner is not None
+        hosts = self.host if isinstance(self.host, list) else [self.host]
+        for host in hosts:
+            site = web.TCPSite(self._runner, host, port, reuse_address=True, ssl_context=ctx)
+            before = set(map(tuple, self._runner.addresses))
+            await site.start()
+            if not port:
+                new = [a for a in map(tuple, self._runner.addresses) if a not in before]
+                port = new[0][1]
+        return port
 
     async def stop(self) -> None:
         if self._runner is not None:

@@ -45,6 +45,16 @@ class CoreAdapter:
         except errors.AMQPError as exc:
             raise Refused("login", exc.reply_text) from None
 
+    def certificate_login(self, username: str, loopback: bool) -> Any:
+        # The rules of AMQP's SASL EXTERNAL (the user must exist; loopback_users). Imported
+        # here: the session package sits above settings, which imports mqtt.options.
+        from amqpbroker.session.auth import external_login
+
+        try:
+            return external_login(self.core, username, loopback)
+        except errors.AMQPError as exc:
+            raise Refused("login", exc.reply_text) from None
+
     def vhost_exists(self, name: str) -> bool:
         return name in self.core.vhosts
 

@@ -20,4 +20,7 @@ class MQTTSettings:
     max_packet_size: int = 16 * 1024 * 1024       # mqtt.max_packet_size_authenticated
     max_packet_size_unauthenticated: int = 65536  # mqtt.max_packet_size_unauthenticated
     topic_alias_maximum: int = 16                 # mqtt.topic_alias_maximum
+    # mqtt.ssl_cert_login: over TLS, a client that sends no user name and password logs in
+    # as the user its verified certificate names (ssl_cert_login_from), without a password
+    ssl_cert_login: bool = False
     receive_maximum: int = 65535                  # QoS 1/2 PUBLISHes a client may have unacked

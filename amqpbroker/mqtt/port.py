@@ -117,6 +117,9 @@ class CorePort(Protocol):
     def authenticate(self, username: str, password: str, loopback: bool) -> Any:
         """A user, or Refused("login")."""
 
+    def certificate_login(self, username: str, loopback: bool) -> Any:
+        """The user a verified client certificate names (no password), or Refused("login")."""
+
     def open(self, user: Any, vhost: str) -> VhostPort:
         """Refused("vhost") when the vhost does not exist or the user may not use it."""
 

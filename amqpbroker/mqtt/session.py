@@ -58,6 +58,8 @@ class MQTTSession:
         self.client_id = ""
         self.vhost: VhostPort | None = None
         self.user: Any = None
+        # Over TLS with mqtt.ssl_cert_login: the user the verified client certificate names
+        self.cert_login: str | None = None
         self.will: p.Will | None = None
         self.session_expiry = 0
         self.clean_start = True
@@ -210,6 +212,9 @@ class MQTTSession:
         anonymous clients use the configured default user only when allowed."""
         s = self.settings
         vhost = s.vhost
+        if c.username is None and c.password is None and self.cert_login is not None:
+            self._certificate_login(vhost)
+            return
         if c.username is None:
             if not s.allow_anonymous:
                 raise e.MQTTError("anonymous connections are not allowed",
@@ -226,11 +231,27 @@ class MQTTSession:
         except Refused as exc:
             log.warning("mqtt.login_refused", peer=self.peer, user=username, reason=exc.text)
             raise e.MQTTError(exc.text, e.BAD_USER_NAME_OR_PASSWORD) from None
+        self._open_vhost(username, vhost)
+
+    def _open_vhost(self, username: str, vhost: str) -> None:
         try:
             self.vhost = self.registry.core.open(self.user, vhost)
         except Refused as exc:
             log.warning("mqtt.vhost_refused", peer=self.peer, user=username, vhost=vhost)
             raise e.MQTTError(exc.text, e.NOT_AUTHORIZED) from None
+
+    def _certificate_login(self, vhost: str) -> None:
+        """mqtt.ssl_cert_login: no user name and password, a verified certificate; a user
+        name and password, when sent, take priority (as in RabbitMQ's MQTT processor)."""
+        username = self.cert_login
+        assert username is not None
+        try:
+            self.user = self.registry.core.certificate_login(username, self.loopback)
+        except Refused as exc:
+            log.warning("mqtt.login_refused", peer=self.peer, user=username, reason=exc.text,
+                        mechanism="client certificate")
+            raise e.MQTTError(exc.text, e.BAD_USER_NAME_OR_PASSWORD) from None
+        self._open_vhost(username, vhost)
 
     def _session_expiry(self, c: p.Connect) -> int:
         """5.0: the Session Expiry Interval (0 = ends with the connection); 3.1.1: a

@@ -34,7 +34,12 @@ def test_amqps_listener_from_yaml(certs):
 def test_tls_problems_are_reported(certs, tmp_path):
     with pytest.raises(ConfigError) as e:
         load_config("listeners: [{protocol: amqps, port: 5671}]\n")
-    assert "an amqps listener needs the `tls` section" in str(e.value)
+    assert "a TLS listener (amqps, management-tls, mqtts, web-mqtts) needs the `tls` " \
+        "section" in str(e.value)
+    for protocol in ("management-tls", "mqtts", "web-mqtts"):
+        with pytest.raises(ConfigError) as e:
+            load_config(f"listeners: [{{protocol: {protocol}}}]\n")
+        assert "needs the `tls` section" in str(e.value)
     with pytest.raises(ConfigError) as e:
         load_config(f"tls: {{certfile: {tmp_path}/none.pem}}\n")
     assert "not found" in str(e.value)
@@ -43,7 +48,38 @@ def test_tls_problems_are_reported(certs, tmp_path):
     assert "ssl_cert_login_from: must be one of" in str(e.value)
     with pytest.raises(ConfigError) as e:
         load_config(yaml_for(certs, "  - {protocol: stomp}"))
-    assert "protocol: must be one of: amqp, amqps, management, mqtt, web-mqtt" in str(e.value)
+    assert ("protocol: must be one of: amqp, amqps, management, management-tls, mqtt, "
+            "mqtts, web-mqtt, web-mqtts") in str(e.value)
+
+
+def test_tls_listeners_from_yaml_with_rabbitmq_default_ports(certs):
+    listeners = ("  - {protocol: amqp}\n  - {protocol: management-tls}\n"
+                 "  - {protocol: mqtts}\n  - {protocol: web-mqtts, path: /mqtt}")
+    s = load_config(yaml_for(certs, listeners)).settings
+    assert (s.management_tls_port, s.mqtt_tls_port, s.mqtt_wss_port) == (15671, 8883, 15676)
+    assert (s.mqtt_port, s.mqtt_ws_port, s.mqtt_ws_path) == (None, None, "/mqtt")
+    s = load_config(yaml_for(certs, "  - {protocol: mqtts, port: 0}")).settings
+    assert s.mqtt_tls_port is None  # port 0 turns it off, as for mqtt
+    s = load_config(yaml_for(certs, "  - {protocol: amqp}", "mqtt: {ssl_cert_login: true}"))
+    assert s.settings.mqtt.ssl_cert_login is True
+
+
+def test_cli_tls_listener_flags(certs):
+    import argparse
+
+    from amqpbroker.cli import _serve_parser, build_settings
+
+    parser = argparse.ArgumentParser()
+    _serve_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["serve", "--tls-cert", certs.server_cert, "--tls-key",
+                              certs.server_key, "--management-tls-port", "15671",
+                              "--mqtts-port", "8883", "--mqtt-wss-port", "15676"])
+    s = build_settings(args)
+    assert (s.management_tls_port, s.mqtt_tls_port, s.mqtt_wss_port) == (15671, 8883, 15676)
+    s = build_settings(parser.parse_args(["serve"]))
+    assert (s.management_tls_port, s.mqtt_tls_port, s.mqtt_wss_port) == (None, None, None)
+    with pytest.raises(SystemExit):
+        build_settings(parser.parse_args(["serve", "--mqtts-port", "8883"]))
 
 
 async def test_embedded_broker_with_yaml_amqps_only(certs):

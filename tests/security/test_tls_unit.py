@@ -107,6 +107,22 @@ def test_reload_keeps_the_context_on_a_bad_file(certs, tmp_path):
     assert session.established
 
 
+def test_listener_contexts_reload_all_or_nothing(certs, tmp_path):
+    import shutil
+
+    key = tmp_path / "server.key"
+    shutil.copy(certs.server_key, key)
+    contexts = tls.ListenerContexts(tls.TLSOptions(certs.server_cert, str(key)))
+    amqps, https = contexts.context("amqps"), contexts.context("https")
+    assert amqps is not https and contexts.context("https") is https
+    assert contexts.reload() == ["amqps", "https"]
+    key.write_text("not a key")
+    with pytest.raises(tls.TLSConfigError):
+        contexts.reload()
+    for ctx in (amqps, https):  # both still serve the old certificate
+        assert _handshake(ctx, _client_ctx(certs))[0].established
+
+
 def test_encrypted_key_with_password(certs, tmp_path):
     from cryptography.hazmat.primitives import serialization
 
