@@ -70,8 +70,9 @@ class Api:
             if (isinstance(exc, HttpError) and exc.status == 401
                     and "Authorization" not in request.headers):
                 # no credentials at all: RabbitMQ answers the challenge without a body
-                return web.Response(status=401, headers=exc.headers)
-            response = to_response(exc, method, raw_path)
+                response = web.Response(status=401, headers=exc.headers)
+            else:
+                response = to_response(exc, method, raw_path)
             if request.headers.get("X-Requested-With") == "XMLHttpRequest":
                 # the web UI's own calls: a Basic challenge would make the browser pop
                 # its login dialog over the UI's login form

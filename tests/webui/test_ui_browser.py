@@ -14,13 +14,16 @@ Chromium and chromedriver come from Debian (`apt-get install chromium chromium-d
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pika
+import pika.exceptions
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -43,7 +46,12 @@ def ui_broker() -> Iterator[Broker]:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[WebDriver]:
+def downloads(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("downloads")
+
+
+@pytest.fixture(scope="module")
+def browser(downloads: Path) -> Iterator[WebDriver]:
     assert os.path.exists(CHROMEDRIVER) and os.path.exists(CHROMIUM), (
         "Debian's chromium and chromium-driver are needed: apt-get install chromium "
         "chromium-driver (.ci/run installs them)")
@@ -52,6 +60,8 @@ def browser() -> Iterator[WebDriver]:
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
                 "--window-size=1400,1100", "--force-device-scale-factor=1"):
         options.add_argument(arg)
+    options.add_experimental_option("prefs", {"download.default_directory": str(downloads),
+                                              "download.prompt_for_download": False})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     try:
         yield driver
@@ -75,7 +85,14 @@ def screenshot(browser: WebDriver, tmp_path_factory: pytest.TempPathFactory
 
 
 def wait(browser: WebDriver, condition: Callable[[Any], Any], timeout: float = WAIT) -> Any:
-    return WebDriverWait(browser, timeout).until(condition)
+    # pages re-render their figures at every refresh: an element found a moment ago may
+    # be gone, so the conditions are simply tried again
+    return WebDriverWait(browser, timeout, ignored_exceptions=(
+        NoSuchElementException, StaleElementReferenceException)).until(condition)
+
+
+def click(browser: WebDriver, element_id: str, by: str = By.ID) -> None:
+    wait(browser, lambda d: d.find_element(by, element_id).click() or True)
 
 
 def by_id(browser: WebDriver, element_id: str) -> Any:
@@ -105,7 +122,7 @@ def login(browser: WebDriver, base: str, user: str, password: str) -> None:
     browser.refresh()
     type_into(browser, "login-username", user)
     type_into(browser, "login-password", password)
-    by_id(browser, "login-submit").click()
+    click(browser, "login-submit")
 
 
 def in_loop(broker: Broker, fn: Callable[[], Any]) -> Any:
@@ -121,7 +138,7 @@ def test_administrator_declares_publishes_and_purges_a_queue(
         ui_broker: Broker, browser: WebDriver, screenshot: Callable[[str], None]) -> None:
     base = ui_broker.management_url
     login(browser, base, "guest", "guest")
-    assert "guest" in by_id(browser, "whoami").text
+    wait(browser, lambda d: "guest" in d.find_element(By.ID, "whoami").text)
     by_id(browser, "totals")
     Select(by_id(browser, "refresh-every")).select_by_value("1000")
     for nav in ("overview", "connections", "channels", "exchanges", "queues", "admin",
@@ -129,17 +146,17 @@ def test_administrator_declares_publishes_and_purges_a_queue(
         assert browser.find_elements(By.ID, f"nav-{nav}"), nav
 
     # declare a queue from the form
-    by_id(browser, "nav-queues").click()
+    click(browser, "nav-queues")
     type_into(browser, "declare-queue-name", "ui-orders")
-    by_id(browser, "declare-queue-submit").click()
+    click(browser, "declare-queue-submit")
     text_of(browser, "declare-queue-status", "Queue ui-orders declared.")
     assert in_loop(ui_broker, lambda: ui_broker.admin.queue_info("/", "ui-orders")["durable"])
-    wait(browser, ec.element_to_be_clickable((By.LINK_TEXT, "ui-orders"))).click()
+    click(browser, "ui-orders", By.LINK_TEXT)
     text_of(browser, "queue-messages", "0")
 
     # publish from the queue page (POST .../amq.default/publish) ...
     type_into(browser, "publish-payload", "hello from the UI")
-    by_id(browser, "publish-submit").click()
+    click(browser, "publish-submit")
     text_of(browser, "publish-status", "Message published.")
     text_of(browser, "queue-messages", "1")
     # ... and from a real client: the page's refresh shows the new depth
@@ -154,26 +171,26 @@ def test_administrator_declares_publishes_and_purges_a_queue(
     text_of(browser, "queue-ready", "3")
 
     # get a message (requeued), then bind the queue to amq.direct
-    by_id(browser, "get-messages-submit").click()
+    click(browser, "get-messages-submit")
     wait(browser, lambda d: "hello from the UI" in d.find_element(By.ID, "got-messages").text)
     type_into(browser, "bind-queue-source", "amq.direct")
     type_into(browser, "bind-queue-routing_key", "orders")
-    by_id(browser, "bind-queue-submit").click()
+    click(browser, "bind-queue-submit")
     wait(browser, lambda d: "amq.direct" in d.find_element(By.ID, "queue-bindings").text)
     samples(browser, "chart-queue-depth", 3)
     screenshot("queue.png")
 
     # purge: the browser asks first
-    by_id(browser, "purge").click()
+    click(browser, "purge")
     wait(browser, ec.alert_is_present()).accept()
     text_of(browser, "queue-messages", "0")
     assert in_loop(ui_broker, lambda: ui_broker.admin.queue_info("/", "ui-orders")
                    ["messages"]) == 0
 
-    by_id(browser, "nav-overview").click()
+    click(browser, "nav-overview")
     by_id(browser, "totals")
     wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#listeners tbody tr"))
-    assert "none" in by_id(browser, "alarms").text
+    wait(browser, lambda d: "none" in d.find_element(By.ID, "alarms").text)
     samples(browser, "chart-rates", 3)
     screenshot("overview.png")
 
@@ -199,7 +216,7 @@ def test_the_ui_shows_only_what_the_tags_allow(ui_broker: Broker, browser: WebDr
     assert not browser.find_elements(By.ID, "add-user")
 
     login(browser, base, "rules", "r-secret")
-    by_id(browser, "nav-admin").click()
+    click(browser, "nav-admin")
     by_id(browser, "tab-policies")
     assert not browser.find_elements(By.ID, "tab-users")
     by_id(browser, "add-policy")
@@ -208,6 +225,71 @@ def test_the_ui_shows_only_what_the_tags_allow(ui_broker: Broker, browser: WebDr
     wait(browser, lambda d: "Not management user" in d.find_element(By.ID, "login-status").text)
     login(browser, base, "watcher", "wrong")
     wait(browser, lambda d: "Login failed" in d.find_element(By.ID, "login-status").text)
+
+
+def test_connections_exchanges_admin_and_definitions_pages(
+        ui_broker: Broker, browser: WebDriver, downloads: Path) -> None:
+    base = ui_broker.management_url
+    login(browser, base, "guest", "guest")
+    by_id(browser, "totals")
+    client = pika.BlockingConnection(pika.URLParameters(ui_broker.url + "?heartbeat=0"))
+    try:
+        client.channel()
+        # connections: the list, the detail with its channel, force close
+        go(browser, base, "#/connections")
+        wait(browser, lambda d: "pika" in d.find_element(By.ID, "connections").text)  # client
+        click(browser, "#connections tbody td a", By.CSS_SELECTOR)
+        wait(browser, lambda d: "(1)" in d.find_element(By.ID, "page").text)  # its channel
+        click(browser, "force-close")
+        wait(browser, ec.alert_is_present()).accept()
+        # "Connection closed." or, after the next refresh, "This connection is closed."
+        wait(browser, lambda d: "closed" in d.find_element(By.ID, "connection-status").text)
+        with pytest.raises(pika.exceptions.ConnectionClosedByBroker) as closed:
+            for _ in range(100):
+                client.process_data_events(time_limit=0.1)
+        assert closed.value.reply_code == 320
+    finally:
+        if client.is_open:
+            client.close()
+
+    # exchanges: declare from the form, then publish to it (nothing bound: not routed)
+    go(browser, base, "#/exchanges")
+    type_into(browser, "declare-exchange-name", "ui-events")
+    Select(by_id(browser, "declare-exchange-type")).select_by_value("topic")
+    click(browser, "declare-exchange-submit")
+    text_of(browser, "declare-exchange-status", "Exchange ui-events declared.")
+    go(browser, base, "#/exchanges/%2F/ui-events")
+    type_into(browser, "publish-routing_key", "orders.created")
+    type_into(browser, "publish-payload", "{}")
+    click(browser, "publish-submit")
+    text_of(browser, "publish-status", "Message published, but not routed to any queue.")
+
+    # admin: add a user from the form; every tab and the definitions page render
+    go(browser, base, "#/admin/users")
+    type_into(browser, "add-user-name", "alice")
+    type_into(browser, "add-user-password", "a-secret")
+    type_into(browser, "add-user-tags", "management")
+    click(browser, "add-user-submit")
+    text_of(browser, "add-user-status", "User alice saved.")
+    assert in_loop(ui_broker, lambda: ui_broker.admin.user_info("alice")["tags"]) == [
+        "management"]
+    for tab, table in (("vhosts", "vhosts"), ("permissions", "permissions"),
+                       ("policies", "policies"), ("limits", "vhost-limits")):
+        click(browser, f"tab-{tab}")
+        by_id(browser, table)
+    go(browser, base, "#/definitions")
+    type_into(browser, "export-definitions-filename", "ui-export.json")
+    click(browser, "export-definitions-submit")
+    wait(browser, lambda d: "Exported" in d.find_element(By.ID, "export-definitions-status")
+         .text)
+    exported = downloads / "ui-export.json"
+    wait(browser, lambda d: exported.exists() and exported.stat().st_size > 0)
+    doc = json.loads(exported.read_text())
+    assert "ui-events" in [e["name"] for e in doc["exchanges"]]
+    assert "alice" in [u["name"] for u in doc["users"]]
+    go(browser, base, "#/channels")
+    by_id(browser, "channels")
+    assert not browser.find_elements(By.ID, "page-error")
 
 
 def test_queues_page_with_10000_queues_shows_one_server_side_page(
@@ -226,19 +308,26 @@ def test_queues_page_with_10000_queues_shows_one_server_side_page(
     by_id(browser, "totals")
     go(browser, base, "#/queues")
     text_of(browser, "queues-page", f"Page 1 of {pages:,}")
-    assert by_id(browser, "queues-page").get_attribute("data-page-count") == str(pages)
+    wait(browser, lambda d: d.find_element(By.ID, "queues-page")
+         .get_attribute("data-page-count") == str(pages))
     assert len(browser.find_elements(By.CSS_SELECTOR, "#queues tbody tr")) == 100
-    assert by_id(browser, "queues-count").text == f"{total:,} queues"
+    text_of(browser, "queues-count", f"{total:,} queues")
+    # every call the page made for the list asked the server for one page
+    calls = browser.execute_script(
+        "return performance.getEntriesByType('resource').map(e => e.name)"
+        ".filter(n => n.includes('/api/queues'))")
+    assert calls and all("page=" in c and "page_size=100" in c and "sort=name" in c
+                         for c in calls), calls
 
-    by_id(browser, "queues-next").click()
+    click(browser, "queues-next")
     text_of(browser, "queues-page", f"Page 2 of {pages:,}")
 
     # filter and sort happen on the server: 10 names match; sorted by name, then reversed
     type_into(browser, "queues-filter", "bulk-0099")
     text_of(browser, "queues-page", "Page 1 of 1")
-    assert by_id(browser, "queues-count").text == f"{total:,} queues (10 match)"
-    assert "▲" in by_id(browser, "queues-sort-name").text
-    by_id(browser, "queues-sort-name").click()
+    text_of(browser, "queues-count", f"{total:,} queues (10 match)")
+    wait(browser, lambda d: "▲" in d.find_element(By.ID, "queues-sort-name").text)
+    click(browser, "queues-sort-name")
     wait(browser, lambda d: "▼" in d.find_element(By.ID, "queues-sort-name").text)
     wait(browser, lambda d: d.find_element(By.CSS_SELECTOR, "#queues tbody tr td:nth-child(2)")
          .text == "bulk-00999")

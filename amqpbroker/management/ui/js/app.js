@@ -40,6 +40,7 @@ const REFRESH_CHOICES = [[1000, "every 1 s"], [5000, "every 5 s"], [10000, "ever
 let user = null;
 let current = null; // { refresh } of the page on screen
 let timer = null;
+let shown = 0; // the latest show(): an older one still loading must not take over
 
 function makeUser(whoami) {
   const tags = new Set(whoami.tags);
@@ -101,11 +102,13 @@ function loginPage(main, note) {
 }
 
 async function show(note) {
+  const mine = ++shown;
   clearTimeout(timer);
   current = null;
   const main = document.getElementById("main");
   if (user === null && api.loggedIn()) {
     try { user = makeUser(await api.get("/api/whoami")); } catch { api.logout(); }
+    if (mine !== shown) return;
   }
   if (user === null) {
     drawHeader(null);
@@ -121,12 +124,16 @@ async function show(note) {
       `${entry.title}: the user's tags (${user.tags.join(", ") || "none"}) do not allow this page.`));
     return;
   }
-  replace(main);
+  const page = h("div", { id: "page" });
+  replace(main, page);
+  let loaded = null;
   try {
-    current = await entry.page.render(main, args, user);
+    loaded = await entry.page.render(page, args, user);
   } catch (error) {
-    replace(main, h("p", { class: "message error", id: "page-error" }, error.message));
+    if (mine === shown) replace(page, h("p", { class: "message error", id: "page-error" }, error.message));
   }
+  if (mine !== shown) return;
+  current = loaded;
   schedule();
 }
 
