@@ -77,6 +77,7 @@ def screenshot(browser: WebDriver, tmp_path_factory: pytest.TempPathFactory
         folders.append(DOCS_SCREENSHOTS)
 
     def save(name: str) -> None:
+        browser.execute_script("window.scrollTo(0, 0)")
         for folder in folders:
             folder.mkdir(parents=True, exist_ok=True)
             assert browser.save_screenshot(str(folder / name))
@@ -237,7 +238,7 @@ def test_connections_exchanges_admin_and_definitions_pages(
         client.channel()
         # connections: the list, the detail with its channel, force close
         go(browser, base, "#/connections")
-        wait(browser, lambda d: "pika" in d.find_element(By.ID, "connections").text)  # client
+        wait(browser, lambda d: "Pika" in d.find_element(By.ID, "connections").text)  # client
         click(browser, "#connections tbody td a", By.CSS_SELECTOR)
         wait(browser, lambda d: "(1)" in d.find_element(By.ID, "page").text)  # its channel
         click(browser, "force-close")

@@ -1,4 +1,4 @@
-// Building the page: elements from data, never from HTML strings (no innerHTML), so a
+// Building the page: elements from data, never parsed from HTML strings, so a
 // queue or user name is always text, whatever it contains.
 
 export function h(tag, attrs = {}, ...children) {
