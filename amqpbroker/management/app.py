@@ -19,7 +19,7 @@ import structlog
 from aiohttp import web
 
 from amqpbroker.broker.admin import Admin
-from amqpbroker.management import auth, router
+from amqpbroker.management import auth, router, ui
 from amqpbroker.management.errors import HttpError, to_response
 
 # The handler modules register their routes on import.
@@ -72,8 +72,14 @@ class Api:
             if (isinstance(exc, HttpError) and exc.status == 401
                     and "Authorization" not in request.headers):
                 # no credentials at all: RabbitMQ answers the challenge without a body
-                return web.Response(status=401, headers=exc.headers)
-            return to_response(exc, method, raw_path)
+                response = web.Response(status=401, headers=exc.headers)
+            else:
+                response = to_response(exc, method, raw_path)
+            if request.headers.get("X-Requested-With") == "XMLHttpRequest":
+                # the web UI's own calls: a Basic challenge would make the browser pop
+                # its login dialog over the UI's login form
+                response.headers.pop("WWW-Authenticate", None)
+            return response
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         if request.method == "OPTIONS":
@@ -131,6 +137,7 @@ def make_app(admin: Admin, stats: Any = None) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY + 1)
     app.router.add_route("*", "/api", api.handle)
     app.router.add_route("*", "/api/{tail:.*}", api.handle)
+    ui.add_routes(app)  # the web UI at / (management/ui.py)
     return app
 
 
