@@ -31,7 +31,7 @@ import urllib.request
 from typing import Any, Callable
 from urllib.parse import quote
 
-from amqpbroker import ctl_limits, ctl_parameters
+from amqpbroker import ctl_cluster, ctl_limits, ctl_parameters
 
 EX_OK, EX_USAGE, EX_DATAERR, EX_NOUSER, EX_UNAVAILABLE = 0, 64, 65, 67, 69
 EX_SOFTWARE, EX_TEMPFAIL, EX_NOPERM = 70, 75, 77
@@ -589,3 +589,5 @@ def main(argv: list[str]) -> int:
 ctl_limits.register(sys.modules[__name__], COMMANDS, LISTS)
 # runtime parameters and shovels (ctl_parameters.py)
 ctl_parameters.register(sys.modules[__name__], COMMANDS)
+# cluster_status (ctl_cluster.py)
+ctl_cluster.register(sys.modules[__name__], COMMANDS)

@@ -95,6 +95,11 @@ class Broker:
         # Called with the new core before recovery (the cluster leader taps its change
         # stream there, cluster/node.py); None otherwise.
         self.prepare: Any = None
+        # A cluster leader's (cluster/node.py): the server's commit gate (confirms and
+        # declaration replies wait for the in-sync replicas) and the cluster view the
+        # management API shows; None on a single node.
+        self.commit_gate: Any = None
+        self.cluster: Any = None
 
     @property
     def port(self) -> int:
@@ -161,6 +166,7 @@ class Broker:
 
                 apply_config(self.core, self.config)
             self.server = Server(self.core)
+            self.server.commit_gate = self.commit_gate
             s = self.settings
             if s.port is not None:
                 await self.server.start(s.host, s.port)
@@ -221,6 +227,7 @@ class Broker:
         self.admin = Admin(core, on_publish=server.maybe_sync,
                            find_conflicts=lambda config: find_conflicts(core, config))
         self.admin.reload_certificates = self.reload_certificates  # POST /api/.../reload
+        self.admin.cluster = self.cluster
         ip = server.addresses[0].rsplit(":", 1)[0] if server.addresses else "::"
         self.admin.listeners = []
         # RabbitMQ's protocol names for its listeners (/api/overview, health checks)

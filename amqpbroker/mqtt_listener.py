@@ -46,6 +46,7 @@ class MQTTProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.session: MQTTSession | None = None
         self._flush_scheduled = False
+        self._held_until = 0  # cluster leader: see MQTTListeners.commit_gate
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -83,7 +84,11 @@ class MQTTProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         session = self.session
         assert session is not None
+        gate = self.listener.commit_gate
+        mark = gate.definition_seq if gate is not None else 0
         session.feed(data, time.monotonic())
+        if gate is not None and gate.definition_seq != mark:
+            gate.hold_output(self)
         self.flush()
         self.listener.after_io()
 
@@ -100,6 +105,8 @@ class MQTTProtocol(asyncio.Protocol):
 
     def flush(self) -> None:
         self._flush_scheduled = False
+        if self._held_until:
+            return  # released by the commit gate (hold_output)
         session, transport = self.session, self.transport
         if session is None or transport is None or transport.is_closing():
             return
@@ -141,6 +148,7 @@ class WebSocketConnection:
             self.session.cert_login = listener.cert_login(
                 ws.transport.get_extra_info("peercert") or None)
         self._flush_scheduled = False
+        self._held_until = 0  # cluster leader: see MQTTListeners.commit_gate
 
     async def run(self) -> None:
         self.listener.connections.add(self)
@@ -148,7 +156,11 @@ class WebSocketConnection:
             async for message in self.ws:
                 if isinstance(message, str):
                     message = message.encode("utf-8")
+                gate = self.listener.commit_gate
+                mark = gate.definition_seq if gate is not None else 0
                 self.session.feed(message, time.monotonic())
+                if gate is not None and gate.definition_seq != mark:
+                    gate.hold_output(self)
                 if self.session.closed:
                     # the last words (a refusing CONNACK, a DISCONNECT) go out before the
                     # close below, not in a task that the close could overtake
@@ -174,6 +186,8 @@ class WebSocketConnection:
 
     def flush(self) -> None:
         self._flush_scheduled = False
+        if self._held_until:
+            return  # released by the commit gate (hold_output)
         data = self.session.data_to_send()
         if data:
             asyncio.ensure_future(self._send(data))
@@ -214,6 +228,11 @@ class MQTTListeners:
         self.ws_port = 0
         self.tls_port = 0
         self.wss_port = 0
+        # A cluster leader's commit gate (cluster/leader.py), set by the server; None on a
+        # single node. Input that made durable definitions (a persistent session's
+        # subscription queue and bindings) has its output (the SUBACK and what follows)
+        # held until every in-sync follower has them, as AMQP's declare-ok (server.py).
+        self.commit_gate: Any = None
 
     def _tls_kwargs(self, ctx: ssl.SSLContext | None) -> dict[str, Any]:
         if ctx is None:

@@ -47,6 +47,9 @@ class AMQPProtocol(asyncio.Protocol):
         self.tls = tls.TLSSession(tls_context) if tls_context is not None else None
         self._flush_scheduled = False
         self._lingering = False
+        # Cluster leader: output is held until the in-sync replicas have the definitions
+        # this connection made (declare-ok after them, see data_received); 0 = not held.
+        self._held_until = 0
         # Reading stops while the queues ask for it (flow) or while the peer does not read
         # what we write (write_paused): a client that never reads cannot make us buffer
         # replies (basic.return, acks, deliveries) without bound. RabbitMQ does the same.
@@ -106,11 +109,19 @@ class AMQPProtocol(asyncio.Protocol):
             data = self._decrypt(data)
             if not data:
                 return
+        gate = self.server.commit_gate
+        mark = gate.definition_seq if gate is not None else 0
         try:
             conn.feed(data, time.monotonic())
         except Exception:  # a bug must cost one connection, never the broker
             log.exception("connection.internal_error", peer=conn.peer)
             conn.fail(errors.InternalError("internal error"))
+        if gate is not None and gate.definition_seq != mark:
+            # This input made durable definitions (declare, bind, delete ...) on a cluster
+            # leader: their replies, and everything after them, leave only once every
+            # in-sync follower has them, as a publisher confirm waits for its message
+            # (docs/clustering.md): a failover right after declare-ok keeps the queue.
+            gate.hold_output(self)
         self.flush()
         self.server.maybe_sync()
 
@@ -184,6 +195,8 @@ class AMQPProtocol(asyncio.Protocol):
 
     def flush(self) -> None:
         self._flush_scheduled = False
+        if self._held_until:
+            return  # released by the commit gate (hold_output)
         conn, transport = self.conn, self.transport
         if conn is None or transport is None or transport.is_closing():
             return
@@ -301,6 +314,7 @@ class Server:
 
         self.mqtt = MQTTListeners(MQTTRegistry(CoreAdapter(self.core), s.mqtt), self.maybe_sync,
                                   self._mqtt_cert_login, s.handshake_timeout)
+        self.mqtt.commit_gate = self.commit_gate  # cluster leader: SUBACKs after the ISR
         if s.mqtt_port is not None:
             await self.mqtt.start_tcp(host, s.mqtt_port)
         if s.mqtt_ws_port is not None:

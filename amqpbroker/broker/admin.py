@@ -96,6 +96,18 @@ class Admin(MetricsAdmin, TopologyAdmin):
         # Reloads every TLS listener's certificate (Broker.reload_certificates), set by the
         # server shell: POST /api/tls/reload-certificates (`ctl reload_certificates`).
         self.reload_certificates: Any = None
+        # On a cluster leader, the cluster as etcd and replication see it
+        # (cluster/view.py): members, roles, ISR, lag; None on a single node.
+        self.cluster: Any = None
+
+    @property
+    def node_name(self) -> str:
+        """This node's name: the cluster's `node_name`, RabbitMQ-like on a single node."""
+        return self.cluster.node if self.cluster is not None else NODE
+
+    @property
+    def cluster_name(self) -> str:
+        return self.cluster.cluster_name if self.cluster is not None else NODE
 
     # -- identity ---------------------------------------------------------------------------
     def authenticate(self, username: str, password: str, loopback: bool = True
@@ -138,7 +150,7 @@ class Admin(MetricsAdmin, TopologyAdmin):
         ready = sum(q.message_count for q in queues)
         unacked = sum(q.unacked for q in queues)
         return {
-            "node": NODE, "cluster_name": NODE,
+            "node": self.node_name, "cluster_name": self.cluster_name,
             "queue_totals": {"messages": ready + unacked, "messages_ready": ready,
                              "messages_unacknowledged": unacked},
             "object_totals": {
@@ -210,7 +222,7 @@ class Admin(MetricsAdmin, TopologyAdmin):
                 "default_queue_type": meta.get("default_queue_type", "undefined"),
                 "metadata": {"description": description, "tags": tags},
                 "tracing": bool(meta.get("tracing", False)),
-                "cluster_state": {NODE: "running"},
+                "cluster_state": {self.node_name: "running"},
                 "messages": ready + unacked, "messages_ready": ready,
                 "messages_unacknowledged": unacked,
                 "message_stats": self.vhost_counters(name)}

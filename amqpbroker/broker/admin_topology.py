@@ -11,7 +11,6 @@ from amqpbroker import errors
 from amqpbroker.broker.admin_shapes import (
     _QUIET,
     CHANNEL_COUNTERS,
-    NODE,
     BadRequest,
     _active_tag,
     _connection_state,
@@ -43,6 +42,7 @@ if TYPE_CHECKING:
 class TopologyAdmin:
     core: "BrokerCore"
     on_publish: Any
+    node_name: str  # the node listings name (Admin.node_name: the cluster's node name)
 
     def vhost(self, name: str) -> "VirtualHost":
         raise NotImplementedError
@@ -154,7 +154,7 @@ class TopologyAdmin:
             "auto_delete": q.auto_delete, "exclusive": owner is not None,
             "arguments": dict(q.arguments),
             "type": q.arguments.get("x-queue-type") or "classic",
-            "node": NODE, "state": "running",
+            "node": self.node_name, "state": "running",
             "messages": ready + unacked, "messages_ready": ready,
             "messages_unacknowledged": unacked,
             "message_bytes": ready_bytes + unacked_bytes, "message_bytes_ready": ready_bytes,
@@ -328,7 +328,7 @@ class TopologyAdmin:
         local = getattr(conn, "local", "")
         host, _, port = local.rpartition(":")
         return {
-            "name": connection_name(conn), "node": NODE, "type": "network",
+            "name": connection_name(conn), "node": self.node_name, "type": "network",
             "protocol": "AMQP 0-9-1", "state": _connection_state(conn),
             "user": conn.user.name if conn.user else None,
             "user_who_performed_action": conn.user.name if conn.user else None,
@@ -371,7 +371,8 @@ class TopologyAdmin:
     def _channel_info(self, conn: Any, ch: Any) -> dict[str, Any]:
         peer_host, _, peer_port = conn.peer.rpartition(":")
         return {
-            "name": f"{connection_name(conn)} ({ch.id})", "number": ch.id, "node": NODE,
+            "name": f"{connection_name(conn)} ({ch.id})", "number": ch.id,
+            "node": self.node_name,
             "user": conn.user.name, "vhost": conn.vhost.name,
             "connection_details": {"name": connection_name(conn), "peer_host": peer_host,
                                    "peer_port": _int(peer_port)},
@@ -403,7 +404,7 @@ class TopologyAdmin:
             "active": True, "activity_status": "up",
             "queue": {"name": q.name, "vhost": conn.vhost.name},
             "channel_details": {"name": f"{connection_name(conn)} ({ch.id})",
-                                "number": ch.id, "node": NODE,
+                                "number": ch.id, "node": self.node_name,
                                 "connection_name": connection_name(conn),
                                 "peer_host": peer_host, "peer_port": _int(peer_port),
                                 "user": conn.user.name},

@@ -9,9 +9,10 @@ gets a snapshot: the live topology and every stored message, built from a shadow
 the stream itself, in one synchronous step so that nothing slips between snapshot and
 stream.
 
-Commit gate (the server calls `wait(position, done)` after its local fsync): the group
-commit's confirms go out only when every follower in the ISR has acknowledged (written and
-fsynced) the stream up to `position`, and only while this node's etcd lease is certainly
+Commit gate (the server calls `wait(position, done)` after its local fsync, and to hold
+the reply to a declaration until the ISR has it): the group commit's confirms go out only
+when every follower in the ISR has acknowledged (written and fsynced) the stream up to
+`position`, and only while this node's etcd lease is certainly
 still held (`lease_deadline`, monotonic). A follower that lags more than `lag_timeout`
 seconds, or disconnects, is removed from the ISR in etcd (a transaction guarded by our
 leader key) before anything is confirmed without it.
@@ -73,6 +74,10 @@ class ReplicationSource:
         self.lease_deadline = 0.0  # monotonic; no confirm at or after it
         self.waits: deque[tuple[int, Callable[[bool], None], float]] = deque()
         self.confirmed_upto = 0  # highest position released to the persister
+        # seq of the last durable definition (declare, bind, user, vhost, policy ...): the
+        # reply to the request that made it waits until the ISR has it (`hold_output`,
+        # cluster/view.py `replicated`), as a publisher confirm waits.
+        self.definition_seq = 0
         # shadow index of what the stores hold, for snapshots
         self.queues: dict[str, dict[int, bool]] = {}  # queue_key -> store_id -> delivered
         self.messages: dict[int, list[Any]] = {}  # store_id -> [Message, queues]
@@ -130,6 +135,8 @@ class ReplicationSource:
         else:
             return
         self.seq += 1
+        if name == "definition":
+            self.definition_seq = self.seq
         data = wire.frame(self.seq, payload)
         self.backlog.append((self.seq, data))
         self._backlog_size += len(data)
@@ -244,8 +251,32 @@ class ReplicationSource:
         return self.seq
 
     def wait(self, position: int, done: Callable[[bool], None]) -> None:
-        self.waits.append((position, done, time.monotonic()))
+        """Call `done(False)` once every ISR follower has acknowledged `position` (and the
+        lease is held). Waits are kept in position order: a group commit's round and a
+        held declaration reply may arrive out of order."""
+        waits = self.waits
+        entry = (position, done, time.monotonic())
+        if not waits or waits[-1][0] <= position:
+            waits.append(entry)
+        else:
+            i = len(waits)
+            while i and waits[i - 1][0] > position:
+                i -= 1
+            waits.insert(i, entry)
         self.check()
+
+    def hold_output(self, conn: Any) -> None:
+        """`conn` (a protocol shell's connection: `_held_until`, `flush()`) just made
+        durable definitions: its output stays held (`flush` returns while `_held_until`)
+        until every ISR follower has acknowledged the last of them."""
+        position = conn._held_until = self.definition_seq
+
+        def release(failed: bool) -> None:
+            if conn._held_until <= position:
+                conn._held_until = 0
+                conn.flush()
+
+        self.wait(position, release)
 
     def check(self) -> None:
         """Release every waiting group commit the ISR has acknowledged, in order."""
@@ -268,9 +299,11 @@ class ReplicationSource:
         position within lag_timeout leaves the ISR (in etcd first)."""
         if not self.waits:
             return
-        position, _, since = self.waits[0]
-        if time.monotonic() - since < self.lag_timeout:
+        now = time.monotonic()
+        overdue = [p for p, _, since in self.waits if now - since >= self.lag_timeout]
+        if not overdue:
             return
+        position = max(overdue)
         late = {n for n in self.isr
                 if (self.links.get(n) is None or self.links[n].acked < position)}
         if late:

@@ -33,8 +33,9 @@ from amqpbroker.cluster import wire
 from amqpbroker.cluster.etcd import (Etcd, EtcdError, created_at, keepalive_blocking,
                                      modified_at, parse_endpoints, put_op)
 from amqpbroker.cluster.leader import Link, ReplicationSource
-from amqpbroker.cluster.proxy import Forwarder
+from amqpbroker.cluster.proxy import Forwarder, client_listeners
 from amqpbroker.cluster.replica import Replica
+from amqpbroker.cluster.view import ClusterView
 from amqpbroker.settings import Settings
 
 log = structlog.get_logger("amqpbroker.cluster")
@@ -57,8 +58,13 @@ class ClusterNode:
         self.isr_key = self.prefix + "isr"
         self.etcd = Etcd(parse_endpoints(settings.cluster or ""))
         host = settings.cluster_advertise_host
+        # Every client listener's address (amqp, mqtt, http ...): followers forward each
+        # kind to the leader's.
+        self.listeners = client_listeners(settings)
         self.info = {"node": self.name, "amqp": f"{host}:{settings.port}",
+                     **{kind: f"{host}:{port}" for kind, (_, port) in self.listeners.items()},
                      "replication": f"{host}:{settings.replication_port}"}
+        self.started_ms = int(time.time() * 1000)
         self.lease_ttl = settings.cluster_lease_ttl
         self.lag_timeout = settings.cluster_lag_timeout
         self.replica = Replica(settings.data_dir, sync=settings.sync,
@@ -71,7 +77,8 @@ class ClusterNode:
         self.following_term = 0
         self.broker: Any = None
         self.source: ReplicationSource | None = None
-        self.forwarder = Forwarder()
+        self.forwarders = {kind: Forwarder(kind) for kind in self.listeners}
+        self.view: Any = None  # cluster/view.py, while leading
         self._lock: Any = None
         self._follow_task: asyncio.Task[Any] | None = None
         self._repl_server: asyncio.AbstractServer | None = None
@@ -89,8 +96,10 @@ class ClusterNode:
 
         self._lock = DataDirLock(self.settings.data_dir)  # type: ignore[arg-type]
         await self._register()
-        port = await self.forwarder.start(self.settings.host, self.settings.port)
-        log.info("cluster.follower", node=self.name, port=port)
+        for kind, (host, port) in self.listeners.items():
+            await self.forwarders[kind].start(host, port)
+        log.info("cluster.follower", node=self.name, port=self.settings.port,
+                 forwarding=sorted(self.forwarders))
         self.role = "follower"
         waiter = asyncio.ensure_future(stop.wait())
         try:
@@ -107,9 +116,7 @@ class ClusterNode:
         deadline = time.monotonic() + 30
         while True:
             try:
-                await self.etcd.put(self.prefix + "members/" + self.name,
-                                    {"amqp": self.info["amqp"],
-                                     "replication": self.info["replication"]})
+                await self.etcd.put(self.prefix + "members/" + self.name, self.member_info())
                 settings_key = self.prefix + "settings"
                 await self.etcd.txn([created_at(settings_key, 0)], [put_op(
                     settings_key, {"lease_ttl": self.lease_ttl, "lag_timeout": self.lag_timeout})])
@@ -124,6 +131,15 @@ class ClusterNode:
                     raise
                 log.warning("cluster.etcd_unreachable", error=str(exc))
                 await asyncio.sleep(1)
+
+    def member_info(self) -> dict[str, Any]:
+        """What `members/<node>` holds: addresses, and what /api/nodes shows of a node."""
+        from amqpbroker import __version__
+
+        info = {k: v for k, v in self.info.items() if k != "node"}
+        info.update(started=self.started_ms, pid=os.getpid(),
+                    processors=os.cpu_count() or 1, version=__version__)
+        return info
 
     # -- follower -------------------------------------------------------------------------
     async def _follow_until_elected(self) -> bool:
@@ -156,9 +172,10 @@ class ClusterNode:
         if self._follow_task is not None:
             self._follow_task.cancel()
             self._follow_task = None
-        self.forwarder.close_all()
+        for kind, forwarder in self.forwarders.items():
+            forwarder.close_all()
+            forwarder.target = None if info is None else info.get(kind)
         self.leader, self.following_term = info, term
-        self.forwarder.target = None if info is None else info["amqp"]
         if info is not None:
             log.info("cluster.following", leader=info["node"], term=term)
             self._follow_task = asyncio.ensure_future(self._replicate_loop(info, term))
@@ -259,7 +276,8 @@ class ClusterNode:
 
         self._follow(None, 0)
         self.replica.close()
-        await self.forwarder.stop()
+        for forwarder in self.forwarders.values():
+            await forwarder.stop()
         self._lock.release()
         self._lock = None
         broker = Broker(self.settings, config=self.config)
@@ -267,6 +285,11 @@ class ClusterNode:
                                    lag_timeout=self.lag_timeout)
         self.source = source
         source.lease_deadline = self.lease_deadline
+        # Confirms and declaration replies wait for the ISR from the first connection on;
+        # the management API shows the cluster (and holds its replies the same way).
+        broker.commit_gate = source
+        self.view = broker.cluster = ClusterView(self.name, self.settings.cluster_name,
+                                                 source, self.member_info())
         # Keep the lease from now on: recovering a large data dir may take longer than it.
         self._keepalive = asyncio.ensure_future(self._keepalive_loop())
 
@@ -296,7 +319,6 @@ class ClusterNode:
         core = broker.core
         source.drop_unknown_queues({q.key for v in core.vhosts.values()
                                     for q in v.queues.values()})
-        broker.server.commit_gate = source
         self._repl_server = await asyncio.start_server(
             self._serve_follower, self.settings.host, self.settings.replication_port,
             reuse_address=True, ssl=self._leader_ssl)
@@ -334,11 +356,24 @@ class ClusterNode:
                     await self.etcd.put(self.prefix + "status", self.status(), self.lease)
                 except EtcdError:
                     pass
+                await self._refresh_members()
             elif time.monotonic() >= self.lease_deadline:
                 self.step_down("lease deadline passed without a keep-alive")
             for _ in range(int(interval / 0.1) or 1):
                 source.drop_laggards()
                 await asyncio.sleep(0.1)
+
+    async def _refresh_members(self) -> None:
+        """The member list /api/nodes shows (a node joins rarely: read with each
+        keep-alive)."""
+        try:
+            kvs = await self.etcd.get_prefix(self.prefix + "members/")
+        except EtcdError:
+            return
+        members = {kv.key.rsplit("/", 1)[1]: kv.json() or {} for kv in kvs}
+        members[self.name] = self.member_info()
+        if self.view is not None:
+            self.view.members = members
 
     async def _serve_follower(self, reader: asyncio.StreamReader,
                               writer: asyncio.StreamWriter) -> None:
@@ -419,7 +454,8 @@ class ClusterNode:
             await self.broker.stop()
         else:
             self.replica.close()
-            await self.forwarder.stop()
+            for forwarder in self.forwarders.values():
+                await forwarder.stop()
         if self._lock is not None:
             self._lock.release()
         await self.etcd.close()

@@ -1,8 +1,12 @@
-"""A follower forwards client connections (AMQP, byte for byte) to the current leader.
+"""A follower forwards client connections, byte for byte, to the current leader.
 
-So a load balancer or a client's host list may point at any node: the follower accepts the
-TCP connection and pipes it to the leader's listener. When leadership moves, every
-forwarded connection is closed; clients reconnect (to any node) as after a broker restart.
+So a load balancer or a client's host list may point at any node: the follower listens on
+every client port the node is configured with (AMQP, amqps, MQTT, Web-MQTT, the management
+HTTP API: `client_listeners`) and pipes each TCP connection to the leader's listener of the
+same kind. Byte for byte: TLS, WebSocket upgrades and HTTP keep-alive pass through
+unchanged, and the leader answers as RabbitMQ's every node does. When leadership moves,
+every forwarded connection is closed; clients reconnect (to any node) as after a broker
+restart.
 """
 
 from __future__ import annotations
@@ -16,9 +20,29 @@ log = structlog.get_logger("amqpbroker.cluster")
 CHUNK = 1 << 16
 
 
+def client_listeners(settings: Any) -> dict[str, tuple[Any, int]]:
+    """kind -> (bind host(s), port) of the client listeners this node's settings open; the
+    leader advertises each in etcd (`host:port`), followers forward each to it."""
+    s = settings
+    out: dict[str, tuple[Any, int]] = {}
+    if s.port:
+        out["amqp"] = (s.host, s.port)
+    if s.tls is not None and s.tls_port:
+        out["amqps"] = (s.host if s.tls_host is None else s.tls_host, s.tls_port)
+    if s.mqtt_port:
+        out["mqtt"] = (s.host, s.mqtt_port)
+    if s.mqtt_ws_port:
+        out["mqtt_ws"] = (s.host, s.mqtt_ws_port)
+    if s.management_port:
+        out["http"] = (s.host if s.management_host is None else s.management_host,
+                       s.management_port)
+    return out
+
+
 class Forwarder:
-    def __init__(self) -> None:
-        self.target: str | None = None  # "host:port" of the leader's AMQP listener
+    def __init__(self, kind: str = "amqp") -> None:
+        self.kind = kind
+        self.target: str | None = None  # "host:port" of the leader's listener of this kind
         self._server: asyncio.AbstractServer | None = None
         self._writers: set[asyncio.StreamWriter] = set()
 
@@ -37,7 +61,7 @@ class Forwarder:
             up_reader, up_writer = await asyncio.wait_for(
                 asyncio.open_connection(host, int(port)), 5)
         except (OSError, asyncio.TimeoutError) as exc:
-            log.info("cluster.forward_failed", leader=target, error=repr(exc))
+            log.info("cluster.forward_failed", kind=self.kind, leader=target, error=repr(exc))
             writer.close()
             return
         self._writers.update((writer, up_writer))

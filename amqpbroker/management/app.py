@@ -96,7 +96,13 @@ class Api:
             body = await self._read_body(request)
         ctx = router.Context(self.admin, user, params, dict(request.query), body,
                              request.method, request.headers, self.stats)
-        result = route.handler(ctx)
+        cluster = self.admin.cluster
+        mark = cluster.mark() if cluster is not None else 0
+        try:
+            result = route.handler(ctx)
+        finally:
+            if cluster is not None:  # a cluster leader answers once the ISR has the change
+                await cluster.replicated(mark)
         if isinstance(result, router.Reply):
             if result.body is None:
                 return web.Response(status=result.status, headers=result.headers)

@@ -10,7 +10,6 @@ import time
 from typing import Any
 
 from amqpbroker import __version__
-from amqpbroker.broker.admin import NODE
 from amqpbroker.management import auth, listing
 from amqpbroker.management.errors import not_found
 from amqpbroker.management.router import Context, Reply, route
@@ -58,8 +57,9 @@ def _fds() -> tuple[int, int]:
 
 
 def listeners(ctx: Context) -> list[dict[str, Any]]:
-    return [{"node": NODE, "protocol": lst["protocol"], "ip_address": lst.get("ip", "::"),
-             "port": lst["port"], "socket_opts": {}} for lst in ctx.admin.listeners]
+    return [{"node": ctx.admin.node_name, "protocol": lst["protocol"],
+             "ip_address": lst.get("ip", "::"), "port": lst["port"], "socket_opts": {}}
+            for lst in ctx.admin.listeners]
 
 
 @route("GET", "/api/overview")
@@ -71,11 +71,11 @@ def get_overview(ctx: Context) -> Any:
                                       "basic": [600, 3600], "detailed": [600]},
         "exchange_types": EXCHANGE_TYPES, "product_version": __version__,
         "product_name": "amqpbroker", "rabbitmq_version": __version__,
-        "cluster_name": NODE, "python_version": platform.python_version(),
+        "cluster_name": ctx.admin.cluster_name, "python_version": platform.python_version(),
         "disable_stats": False, "enable_queue_totals": False,
         "message_stats": {}, "churn_rates": {},
         "queue_totals": facts["queue_totals"], "object_totals": facts["object_totals"],
-        "statistics_db_event_queue": 0, "node": NODE,
+        "statistics_db_event_queue": 0, "node": ctx.admin.node_name,
         "listeners": listeners(ctx), "contexts": _contexts(ctx),
     }
     if not auth.sees_all_vhosts(ctx.user):  # management users: their vhosts' totals only
@@ -114,7 +114,7 @@ def _churn(ctx: Context) -> dict[str, Any]:
 
 
 def _contexts(ctx: Context) -> list[dict[str, Any]]:
-    return [{"node": NODE, "description": "RabbitMQ Management", "path": "/",
+    return [{"node": ctx.admin.node_name, "description": "RabbitMQ Management", "path": "/",
              "cowboy_opts": "[{sendfile,false}]", "port": str(lst["port"])}
             for lst in ctx.admin.listeners if lst["protocol"] == "http"]
 
@@ -125,7 +125,7 @@ def _node(ctx: Context) -> dict[str, Any]:
     uptime_ms = int((time.time() - core.started_at) * 1000)
     rss = _rss()
     return {
-        "name": NODE, "type": "disc", "running": True, "being_drained": False,
+        "name": ctx.admin.node_name, "type": "disc", "running": True, "being_drained": False,
         "os_pid": str(os.getpid()), "processors": os.cpu_count() or 1,
         "uptime": uptime_ms, "run_queue": 0,
         "mem_used": rss, "mem_limit": core.memory_limit(), "mem_alarm": "memory" in core.alarms,
@@ -151,21 +151,31 @@ def _node(ctx: Context) -> dict[str, Any]:
     }
 
 
+def _nodes(ctx: Context) -> list[dict[str, Any]]:
+    """Every node: this one with its own statistics; in a cluster, every member as etcd
+    and replication see it (cluster/view.py), its `replication` state included."""
+    cluster = ctx.admin.cluster
+    if cluster is None:
+        return [_node(ctx)]
+    return [{**_node(ctx), **m} if m["name"] == cluster.node else m for m in cluster.nodes()]
+
+
 @route("GET", "/api/nodes", access="monitoring")
 def get_nodes(ctx: Context) -> Any:
-    return listing.apply([_node(ctx)], ctx.query)
+    return listing.apply(_nodes(ctx), ctx.query)
 
 
 @route("GET", "/api/nodes/{node}", access="monitoring")
 def get_node(ctx: Context) -> Any:
-    if ctx.params["node"] != NODE:
+    found = [n for n in _nodes(ctx) if n["name"] == ctx.params["node"]]
+    if not found:
         raise not_found()
-    return listing.one(_node(ctx), ctx.query)
+    return listing.one(found[0], ctx.query)
 
 
 @route("GET", "/api/cluster-name")
 def get_cluster_name(ctx: Context) -> Any:
-    return {"name": NODE}
+    return {"name": ctx.admin.cluster_name}
 
 
 @route("GET", "/api/whoami")
@@ -193,7 +203,8 @@ def _alarms(ctx: Context) -> Any:
         return _ok()
     # RabbitMQ answers a failed health check with 503 and this body.
     return Reply(503, {"status": "failed", "reason": "resource alarm(s) in effect in the cluster",
-                       "alarms": [{"node": NODE, "resource": a} for a in alarms]})
+                       "alarms": [{"node": ctx.admin.node_name, "resource": a}
+                                  for a in alarms]})
 
 
 @route("GET", "/api/health/checks/alarms", access="monitoring")

@@ -84,6 +84,7 @@ class Node:
         self.name = name
         self.tls = tls  # {"cert", "key", "ca"}: TLS on amqps and the replication port
         self.port, self.repl_port, self.mgmt_port = free_port(), free_port(), free_port()
+        self.mqtt_port = free_port()
         self.data_dir = os.path.join(root, name)
         self.log_path = os.path.join(root, f"{name}.log")
         self.etcd_url = etcd_url
@@ -98,7 +99,8 @@ class Node:
         env = dict(os.environ, AMQPBROKER_CLUSTER_SECRET=SECRET)
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([
-            sys.executable, "-m", "amqpbroker", "serve", "--mqtt-port", "0", "--mqtt-ws-port", "0", "--config", self.config,
+            sys.executable, "-m", "amqpbroker", "serve", "--mqtt-port", str(self.mqtt_port),
+            "--mqtt-ws-port", "0", "--config", self.config,
             "--host", "127.0.0.1", "--port", str(self.port), "--data-dir", self.data_dir,
             "--cluster", "etcd://" + self.etcd_url.split("//", 1)[1],
             "--node-name", self.name, "--replication-port", str(self.repl_port),
