@@ -1,14 +1,16 @@
-"""Where stream queues live: their logs, their share of the group commit, retention timers.
+"""Where stream queues live: their store, their share of the group commit, retention timers.
 
 `BrokerCore` owns one `StreamRegistry`; every vhost's stream queues are opened through it
 (`model.queue_types.new_queue` calls `open`). It decides:
 
-* the files: `<data dir>/streams/<hash of vhost and name>/` (see `model.stream`), fsynced
-  when the broker syncs (`--no-sync`: written, never fsynced). In-memory mode
-  (`--in-memory`, embedding without a data dir) keeps streams in a temporary directory
-  that is removed when the broker stops: streams work, for the life of the process.
-  Without a message store at all (offline tools: `check`, definitions export/import),
-  streams are "detached" (declared, validated, no files).
+* the store: a `store.stream_store.DiskStreamStore` under the data directory
+  (`<data dir>/streams/<hash of vhost and name>/`), fsynced when the broker syncs
+  (`--no-sync`: written, never fsynced). In-memory mode (`--in-memory`, embedding without
+  a data dir) keeps streams in a temporary directory removed when the broker stops. Without a message store at all (offline tools:
+  `check`, definitions export/import), streams are "detached" (declared, validated, no log).
+* where a stream's writes go: the core's change stream (`changes`, broker/changes.py),
+  which applies them to this store and lets replication ship them; the model only reads
+  its log.
 * the group commit: `dirty_logs()` lists the logs a sync round must fsync; the server's
   one worker-thread job (`BrokerCore.sync_job`) syncs the message store, then them, so
   confirms of stream messages go out after their log's fsync, in the same round as those
@@ -30,8 +32,9 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import structlog
 
-from amqpbroker.model.stream import StreamQueue, parse_stream_arguments, stream_directory
-from amqpbroker.store.stream_log import StreamLog
+from amqpbroker.model.queue import queue_key
+from amqpbroker.model.stream import StreamQueue, parse_stream_arguments
+from amqpbroker.store.stream_store import DiskStreamStore, StreamStore
 
 if TYPE_CHECKING:
     from amqpbroker.clock import Scheduler
@@ -41,50 +44,52 @@ log = structlog.get_logger("amqpbroker")
 RETENTION_INTERVAL = 1.0  # seconds between two retention checks of every stream
 
 
+def open_in(store: StreamStore, vhost: str, name: str, arguments: dict[str, Any] | None,
+            changes: Any = None) -> StreamQueue:
+    """Create or recover a stream's log in `store` and the queue over it (arguments already
+    validated); its writes go to `changes` (the store itself if None)."""
+    config = parse_stream_arguments(arguments)
+    key = queue_key(vhost, name)
+    stream_log = store.open(key, max_segment_bytes=config.max_segment_size_bytes,
+                            max_bytes=config.max_length_bytes, max_age_ms=config.max_age_ms)
+    store.stream_retain(key)  # recovery: what expired while the broker was down
+    return StreamQueue(vhost, name, stream_log, arguments=arguments,
+                       stream_changes=store if changes is None else changes)
+
+
 def open_stream(root: str | Path, vhost: str, name: str,
                 arguments: dict[str, Any] | None = None, *, sync: bool = True,
                 clock: Callable[[], float] = time.time) -> StreamQueue:
-    """Create or recover a stream's log under `root` and the queue over it (arguments
-    already validated). The model never opens files: this is where its log comes from."""
-    config = parse_stream_arguments(arguments)
-    stream_log = StreamLog(stream_directory(root, vhost, name),
-                           max_segment_bytes=config.max_segment_size_bytes,
-                           max_bytes=config.max_length_bytes, max_age_ms=config.max_age_ms,
-                           sync=sync, clock=clock)
-    stream_log.enforce_retention()
-    return StreamQueue(vhost, name, stream_log, arguments=arguments)
+    """A stream queue over its own disk store under `root` (tests, offline tools)."""
+    return open_in(DiskStreamStore(root, sync=sync, clock=clock), vhost, name, arguments)
 
 
 class StreamRegistry:
     def __init__(self, data_dir: str | None, *, sync: bool, scheduler: "Scheduler",
                  on_dirty: Callable[[], None] | None = None) -> None:
-        self._data_dir = data_dir
-        self._tmp: str | None = None
         self.sync = sync and data_dir is not None
+        # In-memory mode keeps streams in a temporary directory (removed at close): a long
+        # stream must not grow the broker's RAM.
+        self._tmp = None if data_dir is not None else tempfile.mkdtemp(
+            prefix="amqpbroker-streams-")
+        self.store: StreamStore = DiskStreamStore(data_dir or self._tmp, sync=self.sync,
+                                                  clock=scheduler.wall)
+        self.changes: Any = None  # the core's ChangeStream (set by the core)
         self.scheduler = scheduler
         self.on_dirty = on_dirty
         self.queues: dict[str, StreamQueue] = {}
         self.retention_interval = RETENTION_INTERVAL
         self._timer: Any = None
 
-    @property
-    def root(self) -> str:
-        if self._data_dir is not None:
-            return self._data_dir
-        if self._tmp is None:
-            self._tmp = tempfile.mkdtemp(prefix="amqpbroker-streams-")
-        return self._tmp
-
     def open(self, vhost: str, name: str, arguments: dict[str, Any]) -> StreamQueue:
         """Create or recover a stream queue's log (arguments already validated)."""
-        q = open_stream(self.root, vhost, name, arguments, sync=self.sync,
-                        clock=self.scheduler.wall)
+        q = open_in(self.store, vhost, name, arguments, self.changes)
         q.scheduler = self.scheduler
         q.on_tracking = self.on_dirty
         self.queues[q.key] = q
-        if q.log.max_bytes is not None or q.log.max_age_ms is not None:  # type: ignore[union-attr]
+        if q.has_retention:
             self._arm()
-        log.debug("stream.opened", vhost=vhost, queue=name, **q.log.stats())  # type: ignore[union-attr]
+        log.debug("stream.opened", vhost=vhost, queue=name, **q.log.stats())
         return q
 
     def _live(self) -> list[StreamQueue]:
@@ -94,15 +99,11 @@ class StreamRegistry:
         return list(self.queues.values())
 
     # -- group commit ---------------------------------------------------------------------
-    def dirty_logs(self) -> list["StreamLog"]:
+    def dirty_logs(self) -> list[Any]:
         """The logs the next sync round must sync (event-loop thread, when it starts)."""
-        return [q.log for q in self._live() if q.log is not None and q.log.needs_sync]
+        return self.store.dirty_logs()
 
-    @staticmethod
-    def sync_logs(logs: list["StreamLog"]) -> None:
-        """Worker thread: flush and fsync each log (raises the first failure)."""
-        for stream_log in logs:
-            stream_log.sync()
+    sync_logs = staticmethod(StreamStore.sync_logs)
 
     # -- retention --------------------------------------------------------------------------
     def _arm(self) -> None:
@@ -122,9 +123,7 @@ class StreamRegistry:
         limited = 0
         now = self.scheduler.wall()
         for q in self._live():
-            stream_log = q.log
-            if stream_log is None or (stream_log.max_bytes is None
-                                      and stream_log.max_age_ms is None):
+            if not q.has_retention:
                 continue
             limited += 1
             try:
@@ -136,7 +135,7 @@ class StreamRegistry:
 
     # -- shutdown ---------------------------------------------------------------------------
     def close(self) -> None:
-        """Sync and close every log; an in-memory broker's temporary directory goes."""
+        """Sync and close every log."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -146,6 +145,10 @@ class StreamRegistry:
             except Exception as exc:  # one broken stream must not block the others
                 log.error("stream.close_failed", vhost=q.vhost, queue=q.name, error=str(exc))
         self.queues.clear()
+        try:
+            self.store.close()
+        except Exception as exc:
+            log.error("stream.close_failed", error=str(exc))
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None

@@ -19,6 +19,7 @@ from amqpbroker import errors
 from amqpbroker.broker import limits, runtime
 from amqpbroker.broker.changes import ChangeStream
 from amqpbroker.broker.global_counters import AMQP091, GlobalCounters
+from amqpbroker.model import report
 from amqpbroker.model.delayed_store import parse_delayed_key
 from amqpbroker.broker.persister import Persister
 from amqpbroker.broker.session import Session, SessionEvents
@@ -32,6 +33,7 @@ from amqpbroker.store.base import DefinitionStore, MessageStore
 from amqpbroker.streams import StreamRegistry
 
 log = structlog.get_logger("amqpbroker")
+report.log.sink = log  # the model's log lines, as every other broker line (model/report.py)
 
 
 class BrokerCore:
@@ -48,9 +50,19 @@ class BrokerCore:
         self.scheduler = scheduler if scheduler is not None else Scheduler()
         self.store = store
         self.definitions = definitions
+        # Stream queues' logs: under the data dir, in the stream store's in-memory twin in
+        # memory mode, detached (no log) for a core without a message store (offline tools).
+        self.streams: StreamRegistry | None = None
+        if store is not None:
+            self.streams = StreamRegistry(self.settings.data_dir, sync=self.settings.sync,
+                                          scheduler=self.scheduler, on_dirty=self._streams_dirty)
         # The one ordered stream of durable changes: the model produces them, this applies
-        # them to the stores; replication and events tap it (broker/changes.py).
-        self.changes = ChangeStream(store, definitions)
+        # them to the stores (messages, definitions, stream logs); replication and events
+        # tap it (broker/changes.py).
+        self.changes = ChangeStream(store, definitions,
+                                    self.streams.store if self.streams is not None else None)
+        if self.streams is not None:
+            self.streams.changes = self.changes
         # The memory store needs no fsync: confirms go out as soon as messages are enqueued.
         self.store_needs_sync = store is not None and getattr(store, "needs_sync", True)
         self.persister = Persister()
@@ -60,12 +72,6 @@ class BrokerCore:
         # The server's "start a group commit if one is needed" (for changes made by timers:
         # delayed messages routed when due).
         self.kick_sync: Callable[[], None] = lambda: None
-        # Stream queues' logs: under the data dir, in a temporary directory in memory mode,
-        # detached (no files) for a core without a message store (offline tools).
-        self.streams: StreamRegistry | None = None
-        if store is not None:
-            self.streams = StreamRegistry(self.settings.data_dir, sync=self.settings.sync,
-                                          scheduler=self.scheduler, on_dirty=self._streams_dirty)
         self.vhosts: dict[str, VirtualHost] = {}
         # Told of every runtime parameter change in any vhost (the shovel manager).
         self.parameter_listeners: list[Any] = []

@@ -5,8 +5,9 @@ one seam every durable change passes through. Each change gets the next sequence
 encoded once (cluster/wire.py) and written to every connected follower in order; a bounded
 backlog of recent frames lets a follower that reconnects within the same term resume from
 its last position; otherwise (new term, restarted follower, backlog compacted past it) it
-gets a snapshot: the live topology and every stored message, built from a shadow index of
-the stream itself, in one synchronous step so that nothing slips between snapshot and
+gets a snapshot: the live topology, every stored message, built from a shadow index of
+the stream itself, and every stream queue's log read from the leader's stream store, in one
+synchronous step so that nothing slips between snapshot and
 stream.
 
 Commit gate (the server calls `wait(position, done)` after its local fsync, and to hold
@@ -132,6 +133,14 @@ class ReplicationSource:
             payload = b"X" + key.encode()
         elif name == "definition":
             payload = wire.encode_json(b"F", args[0])
+        elif name == "stream_append":
+            payload = wire.encode_stream_append(*args)
+        elif name == "stream_offset":
+            payload = wire.encode_stream_offset(*args)
+        elif name == "stream_truncate":
+            payload = wire.encode_stream_truncate(*args)
+        elif name == "stream_delete":
+            payload = b"D" + args[0].encode("utf-8", "surrogatepass")
         else:
             return
         self.seq += 1
@@ -199,7 +208,22 @@ class ReplicationSource:
                                                           msg.enqueued_ms or now_ms)))
                 if delivered:
                     link.send(wire.frame(seq, wire.encode_ref(b"M", key, sid)))
+        self._send_streams(link, seq)
         link.send(wire.frame(seq, wire.encode_json(b"E", {"term": self.term})))
+
+    def _send_streams(self, link: Link, seq: int) -> None:
+        """Every stream's log as it is now (records with their offsets and timestamps, then
+        the tracked consumer offsets): the stream store is the leader's own, read here."""
+        streams = self.core.streams
+        if streams is None:
+            return
+        for key, log in list(streams.store.logs.items()):
+            for rec, filter_value in log.entries("first"):
+                link.send(wire.frame(seq, wire.encode_stream_append(
+                    key, rec.offset, rec.timestamp_ms, rec.exchange, rec.routing_key,
+                    rec.properties, rec.body, filter_value)))
+            for name, offset in log.tracked_offsets().items():
+                link.send(wire.frame(seq, wire.encode_stream_offset(key, name, offset)))
 
     def acked(self, link: Link, seq: int) -> None:
         if seq > link.acked:

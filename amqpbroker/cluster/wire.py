@@ -6,6 +6,8 @@ resyncs). The payload's first byte says what it is:
 
     A add(queue, id, message)   R remove(queue, id)   M mark_delivered(queue, id)
     X delete_queue(queue)       F definition(op JSON)
+    S stream_append(stream, offset, timestamp, record)   O stream_offset(stream, name, offset)
+    T stream_truncate(stream, first offset)               D stream_delete(stream)
     B snapshot begins (JSON)    E snapshot ends      H hello (JSON, follower -> leader)
     K ack (follower -> leader: everything up to `seq` is written and fsynced)
 
@@ -29,9 +31,11 @@ from amqpbroker.message import Message
 HEADER = struct.Struct(">IQI")
 ADD = struct.Struct(">BQBQ")  # flags, id, priority, enqueued_ms
 ID = struct.Struct(">Q")
+STREAM_REC = struct.Struct(">QQB")  # offset, timestamp ms, has filter value
 FIELD = struct.Struct(">I")
 F_PERSISTENT, F_EXPIRATION = 1, 2
 MAX_FRAME = 1 << 30
+_UTF8, _SP = "utf-8", "surrogatepass"  # stream fields: any str the log holds
 
 
 class WireError(Exception):
@@ -67,6 +71,24 @@ def encode_add(queue_key: str, msg: Message, body: bytes, enqueued_ms: int) -> b
         body, (msg.expiration or "").encode())
 
 
+def encode_stream_append(queue_key: str, offset: int, timestamp_ms: int, exchange: str,
+                         routing_key: str, properties: bytes, body: bytes,
+                         filter_value: str | None) -> bytes:
+    return b"S" + STREAM_REC.pack(offset, timestamp_ms, filter_value is not None) + _fields(
+        queue_key.encode(_UTF8, _SP), exchange.encode(_UTF8, _SP),
+        routing_key.encode(_UTF8, _SP), properties, body,
+        (filter_value or "").encode(_UTF8, _SP))
+
+
+def encode_stream_offset(queue_key: str, name: str, offset: int) -> bytes:
+    return b"O" + ID.pack(offset) + _fields(queue_key.encode(_UTF8, _SP),
+                                            name.encode(_UTF8, _SP))
+
+
+def encode_stream_truncate(queue_key: str, first_offset: int) -> bytes:
+    return b"T" + ID.pack(first_offset) + queue_key.encode(_UTF8, _SP)
+
+
 def encode_ref(kind: bytes, queue_key: str, store_id: int) -> bytes:
     return kind + ID.pack(store_id) + queue_key.encode()
 
@@ -93,6 +115,21 @@ def decode(payload: bytes) -> tuple[str, tuple[Any, ...]]:
             return name, (payload[1 + ID.size:].decode(), sid)
         if kind == b"X":
             return "delete_queue", (payload[1:].decode(),)
+        if kind == b"S":
+            offset, ts, has_filter = STREAM_REC.unpack_from(payload, 1)
+            qk, ex, rk, props, body, fv = _read_fields(payload, 1 + STREAM_REC.size, 6)
+            return "stream_append", (qk.decode(_UTF8, _SP), offset, ts, ex.decode(_UTF8, _SP), rk.decode(_UTF8, _SP),
+                                     bytes(props), bytes(body),
+                                     fv.decode(_UTF8, _SP) if has_filter else None)
+        if kind == b"O":
+            (offset,) = ID.unpack_from(payload, 1)
+            qk, name = _read_fields(payload, 1 + ID.size, 2)
+            return "stream_offset", (qk.decode(_UTF8, _SP), name.decode(_UTF8, _SP), offset)
+        if kind == b"T":
+            (first,) = ID.unpack_from(payload, 1)
+            return "stream_truncate", (payload[1 + ID.size:].decode(_UTF8, _SP), first)
+        if kind == b"D":
+            return "stream_delete", (payload[1:].decode(_UTF8, _SP),)
         if kind in (b"F", b"B", b"E", b"H"):
             name = {b"F": "definition", b"B": "snapshot_begin", b"E": "snapshot_end",
                     b"H": "hello"}[kind]

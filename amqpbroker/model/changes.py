@@ -6,6 +6,9 @@ changes to the stores in the order they were made (one ordered stream: the thing
 replication ships and the management API's events read). A queue without a sink (a
 transient queue, a broker without stores, a model test) produces no changes.
 
+Stream queues send their changes (append, tracked offset, retention, deletion) to the same
+core stream through the methods of `model.stream.StreamChanges`.
+
 Messages are named by the queue's `key` (vhost and name, see `model.queue.queue_key`);
 definitions are the same operations clients send, as plain dicts
 ({"op": "queue.declare", "vhost": "/", "name": "q", ...}, LavinMQ's design).

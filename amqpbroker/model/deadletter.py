@@ -28,8 +28,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import structlog
-
+from amqpbroker.model.report import log
 from amqpbroker.message import Message
 from amqpbroker.protocol import tables
 
@@ -37,7 +36,6 @@ if TYPE_CHECKING:
     from amqpbroker.model.queue import Queue
     from amqpbroker.model.vhost import VirtualHost
 
-log = structlog.get_logger("amqpbroker")
 
 REJECTED = "rejected"
 EXPIRED = "expired"

@@ -24,8 +24,7 @@ import functools
 import heapq
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-import structlog
-
+from amqpbroker.model.report import log
 from amqpbroker import errors
 from amqpbroker.model.exchange_base import Exchange
 from amqpbroker.message import Message
@@ -40,7 +39,6 @@ from amqpbroker.model.delayed_store import (
 if TYPE_CHECKING:
     from amqpbroker.model.vhost import VirtualHost
 
-log = structlog.get_logger("amqpbroker")
 
 DELAYED_TYPE = "x-delayed-message"
 MAX_DELAY_MS = 2**32 - 1  # the plugin's limit (Erlang's maximum timer)

@@ -50,8 +50,7 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING, Any, Iterable, Protocol
 
-import structlog
-
+from amqpbroker.model.report import log
 from amqpbroker.clock import Scheduler
 from amqpbroker.model.deadletter import REJECTED, Rejected
 from amqpbroker.model.destination import Destination
@@ -69,7 +68,6 @@ if TYPE_CHECKING:
     from amqpbroker.model.vhost import VirtualHost
     from amqpbroker.model.changes import DurableChanges
 
-log = structlog.get_logger("amqpbroker")
 
 __all__ = ["Queue", "Rejected", "queue_key", "FLOW_HIGH", "FLOW_LOW"]
 
@@ -87,7 +85,6 @@ class ConsumerLike(Protocol):
 Entry = tuple  # (Message, redelivered: bool, seq: int); featured queues: see the docstring
 _NEVER = float("inf")
 _fallback_scheduler = Scheduler()  # for queues built without a vhost (bare model tests)
-
 
 
 class FlowWaiter(Protocol):

@@ -26,12 +26,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping
 
-import structlog
-
+from amqpbroker.model.report import log
 from amqpbroker import errors
 from amqpbroker.model.arguments import Atom, amqp_type_name, as_int, as_text, term
 
-log = structlog.get_logger("amqpbroker")
 
 # RabbitMQ's limit for TTLs and expiries (Erlang timers): rabbit_misc:check_expiry/1.
 MAX_EXPIRY_MS = 4294967295

@@ -9,8 +9,7 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING, Iterable
 
-import structlog
-
+from amqpbroker.model.report import log
 from amqpbroker import errors
 from amqpbroker.model.deadletter import (
     DELIVERY_LIMIT,
@@ -36,7 +35,6 @@ from amqpbroker.protocol import tables
 if TYPE_CHECKING:
     from amqpbroker.model.queue import ConsumerLike, Entry, Queue
 
-log = structlog.get_logger("amqpbroker")
 _NEVER = float("inf")
 _PLAIN_FEATURES = QueueConfig()
 

@@ -34,8 +34,7 @@ from collections import deque
 from dataclasses import replace
 from typing import Any, Callable, Iterator, Mapping
 
-import structlog
-
+from amqpbroker.model.report import log
 from amqpbroker import errors
 from amqpbroker.model.arguments import Atom, amqp_type_name, as_int, as_text, term
 from amqpbroker.model.queue_args import (
@@ -54,7 +53,6 @@ from amqpbroker.model.queue_args import (
     parse_queue_arguments,
 )
 
-log = structlog.get_logger("amqpbroker")
 
 QUEUE_TYPE = "rabbit_quorum_queue"
 DEFAULT_DELIVERY_LIMIT = 20  # RabbitMQ 4.x (?DEFAULT_DELIVERY_LIMIT)

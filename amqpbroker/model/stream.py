@@ -1,14 +1,16 @@
 """Stream queues (issue 11): RabbitMQ's declare and consume rules, and the queue object.
 
-Plain synchronous Python over a stream log (`store.stream_log.StreamLog` on disk, or its
-in-memory twin `store.stream_memory.MemoryStreamLog`), which the core opens and hands in:
-the model never opens files (issue 14). For the integrator:
+Plain synchronous Python: no files, no paths, no logging (issue 14). A `StreamQueue` reads
+its log (a `store.stream_store` log: cursors, counts, stored offsets, `flush` so cursors
+see what was appended) and makes every durable change - append, tracked offset, retention,
+deletion - through a `StreamChanges` sink by its queue key: the core's change stream
+(broker/changes.py), which applies it to the stream store and lets replication ship it
+(cluster/leader.py), or the store itself when there is no core. For the integrator:
 
 Declare (queue.declare with x-queue-type=stream, YAML topology, recovery replay)::
 
     validate_stream_arguments(name, vhost, durable, exclusive, auto_delete, arguments)
-    q = amqpbroker.streams.open_stream(root_dir, vhost, name, arguments, sync=True,
-                                       clock=scheduler.wall)
+    q = amqpbroker.streams.open_in(stream_store, vhost, name, arguments, changes)
 
 `validate_stream_arguments` raises `errors.PreconditionFailed` worded as RabbitMQ 4.x
 (rabbit_amqqueue:check_declare_arguments, then rabbit_stream_queue:declare):
@@ -36,34 +38,32 @@ headers carry `x-stream-offset` (a long), redelivered=false. `tracking_name` (La
 server-side offset tracking) makes acked offsets persist under that name, and a consumer
 that gives no offset resumes after the stored one ("first" if none).
 
-Publish: `q.publish(msg) -> offset` appends and dispatches (the filter value is the
-publisher's `x-stream-filter-value` header if a string: `filter_value_of`). Confirms: it is
-durable once `q.log.sync()` returned a `committed_offset` above its offset (group commit:
-call it once per batch, as the Persister does). Retention: `q.enforce_retention(now)`
-from a timer (it also runs on every segment roll). Other queue-like attributes the
+Publish: `q.publish(msg) -> offset` appends (`stream_append`) and dispatches (the filter
+value is the publisher's `x-stream-filter-value` header if a string: `filter_value_of`).
+Confirms: it is durable once a sync of its log returned a `committed_offset` above its
+offset (group commit: once per batch, `StreamStore.sync_logs`, as the server's sync round
+does). Retention: `q.enforce_retention(now)` (`stream_retain`) from a timer (the log also
+applies it on every segment roll). Other queue-like attributes the
 session uses exist with stream values: durable, auto_delete, exclusive_owner, features
 (None), consumers, consumer_count, message_count, deleted, unacked, consumer_timeout_ms
 (None), flow_waiters / over_flow_limit() / release_flow() (publishers are never paused),
 declared(). `get()` raises RabbitMQ's 540 (no basic.get on streams), as does `purge()`. `delete()`
-removes the files, `close()` syncs and closes them.
+drops the stream (`stream_delete`), `close()` syncs and closes its log.
 
 Integration (done by `amqpbroker.streams.StreamRegistry`, which opens every stream of the
 broker): with a `scheduler` set, a publish does not dispatch at once but once per event
 loop iteration (one write and one read of the log per batch of publishes, not per
 message); `on_tracking` is called when an ack moved a tracked offset (so that a group
-commit makes it durable). A stream built with `log=None` is "detached": it only exists
-for declarations that change nothing (config checks, offline definition tools).
+commit makes it durable). A stream built with `log=None` (and no sink) is "detached": it
+only exists for declarations that change nothing (config checks, offline definition tools).
 """
 
 from __future__ import annotations
 
 import datetime
-import hashlib
 import struct
-import time
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Callable, Mapping, NamedTuple
+from typing import Any, Callable, Mapping, NamedTuple, Protocol
 
 from amqpbroker import errors
 from amqpbroker.message import Message
@@ -76,7 +76,7 @@ from amqpbroker.durations import parse_interval
 
 __all__ = ["StreamQueue", "StreamConfig", "ConsumerOptions", "validate_stream_arguments",
            "parse_stream_arguments", "parse_consumer_arguments", "parse_offset_spec",
-           "check_stream_consume", "stream_directory"]
+           "check_stream_consume", "StreamChanges"]
 
 DEFAULT_SEGMENT_BYTES = 500_000_000  # RabbitMQ's default x-stream-max-segment-size-bytes
 MAX_SEGMENT_SIZE_BYTES = 3_000_000_000  # RabbitMQ's ?MAX_STREAM_MAX_SEGMENT_SIZE (3 GB)
@@ -289,11 +289,22 @@ def with_offset_header(properties: bytes, offset: int) -> bytes:
     return head + _I64.pack(offset) + tail
 
 
-def stream_directory(root: str | Path, vhost: str, name: str) -> Path:
-    """Where a stream's files live under the data directory (names are hashed: any
-    vhost/queue name is a valid queue name but not a valid file name)."""
-    digest = hashlib.sha256(queue_key(vhost, name).encode("utf-8", "surrogatepass")).hexdigest()
-    return Path(root) / "streams" / digest[:40]
+class StreamChanges(Protocol):
+    """Where a stream's durable changes go (the core's `ChangeStream`, or a
+    `store.stream_store.StreamStore` itself when there is no core): by queue key, in order."""
+
+    def stream_append(self, queue_key: str, exchange: str, routing_key: str,
+                      properties: bytes, body: bytes, filter_value: str | None) -> int:
+        """Append a message; its offset."""
+
+    def stream_offset(self, queue_key: str, name: str, offset: int) -> None:
+        """A tracked consumer's offset moved."""
+
+    def stream_retain(self, queue_key: str, now: float | None) -> int:
+        """Apply retention at wall time `now`; how many segments went."""
+
+    def stream_delete(self, queue_key: str) -> None:
+        """The stream was deleted: its log goes."""
 
 
 class _Reader:
@@ -324,12 +335,14 @@ class StreamQueue(Destination):
     effective_policy_definition: dict = {}
 
     def __init__(self, vhost: str, name: str, log: Any, *,
+                 stream_changes: StreamChanges | None = None,
                  arguments: dict[str, Any] | None = None) -> None:
         self.vhost = vhost
         self.name = name
         self.key = queue_key(vhost, name)
         self.arguments = arguments or {}
-        self.log = log
+        self.log = log  # read only: cursors, counts, stored offsets
+        self.stream_changes = stream_changes  # every write (None: detached)
         self.consumers: list[Any] = []
         self._readers: dict[Any, _Reader] = {}
         self._tracked: dict[Message, tuple[str, int]] = {}
@@ -354,8 +367,9 @@ class StreamQueue(Destination):
     def publish(self, msg: Message) -> int:
         """Append a routed message; returns its offset."""
         assert msg.body is not None, "stream messages arrive with their body"
-        offset = self.log.append(msg.exchange, msg.routing_key, msg.properties, msg.body,
-                                 filter_value_of(msg.properties))
+        offset = self.stream_changes.stream_append(  # type: ignore[union-attr]
+            self.key, msg.exchange, msg.routing_key, msg.properties, msg.body,
+            filter_value_of(msg.properties))
         if self.consumers:
             scheduler = self.scheduler
             if scheduler is None or not scheduler.attached:  # no loop yet: deliver now
@@ -401,7 +415,7 @@ class StreamQueue(Destination):
             name, offset = tracked
             stored = self.log.stored_offset(name)
             if stored is None or offset > stored:
-                self.log.store_offset(name, offset)
+                self.stream_changes.stream_offset(self.key, name, offset)  # type: ignore[union-attr]
                 if self.on_tracking is not None:
                     self.on_tracking()
 
@@ -466,16 +480,20 @@ class StreamQueue(Destination):
             else self.arguments
         config = parse_stream_arguments(args)
         if self.log is not None:
-            self.log.max_bytes = config.max_length_bytes
-            self.log.max_age_ms = config.max_age_ms
-            self.log.max_segment_bytes = config.max_segment_size_bytes
-            self.log.enforce_retention()
+            self.log.configure(max_bytes=config.max_length_bytes, max_age_ms=config.max_age_ms,
+                               max_segment_bytes=config.max_segment_size_bytes)
+            self.enforce_retention()
+
+    @property
+    def has_retention(self) -> bool:
+        log = self.log
+        return log is not None and (log.max_bytes is not None or log.max_age_ms is not None)
 
     def enforce_retention(self, now: float | None = None) -> int:
-        return self.log.enforce_retention(now)
+        return self.stream_changes.stream_retain(self.key, now)  # type: ignore[union-attr]
 
     def store_offset(self, name: str, offset: int) -> None:
-        self.log.store_offset(name, offset)
+        self.stream_changes.stream_offset(self.key, name, offset)  # type: ignore[union-attr]
 
     def stored_offset(self, name: str) -> int | None:
         return self.log.stored_offset(name)
@@ -500,8 +518,8 @@ class StreamQueue(Destination):
         self._readers.clear()
         self.consumers.clear()
         self._tracked.clear()
-        if self.log is not None:
-            self.log.delete()
+        if self.stream_changes is not None:
+            self.stream_changes.stream_delete(self.key)
         return count
 
     def close(self) -> None:

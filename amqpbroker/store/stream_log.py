@@ -17,6 +17,11 @@ lock, fsyncs outside it), as `MessageStore.sync` may. With `sync=False` nothing 
 fsynced: `sync()` only writes (a kill -9 keeps what was written, an OS crash may not).
 `committed_offset` is the next offset after the last durable one.
 
+Replication (a follower's copy, cluster/replica.py): `append_at(offset, timestamp_ms, ...)`
+writes the leader's record at its offset and timestamp (an empty log starts at the
+leader's first offset), `truncate_before(first_offset)` applies the leader's retention,
+`entries(start)` yields (record, filter value) for a snapshot.
+
 Reading: `log.open_cursor(spec, filters=None, match_unfiltered=False)`; `spec` is what
 RabbitMQ's `x-stream-offset` means: "first", "last" (the first offset of the last chunk,
 i.e. of what the last flush wrote, at most CHUNK_MAX records; "last" in RabbitMQ is the
@@ -51,7 +56,7 @@ import struct
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import structlog
 
@@ -207,12 +212,13 @@ class StreamLog:
 
     # -- writing -------------------------------------------------------------------------
     def append(self, exchange: str, routing_key: str, properties: bytes, body: bytes,
-               filter_value: str | None = None) -> int:
-        """Buffer one message; returns its offset. Durable after the next `sync()`."""
+               filter_value: str | None = None, timestamp_ms: int | None = None) -> int:
+        """Buffer one message; returns its offset. Durable after the next `sync()`.
+        `timestamp_ms` (default: the clock's now) is a follower's copy of the leader's."""
         if self._closed or self._failed is not None:
             raise StoreError(f"stream {self.directory} is {'closed' if self._closed else 'failed'}")
         fv = b"" if filter_value is None else _enc(filter_value)
-        ts = int(self._clock() * 1000)
+        ts = int(self._clock() * 1000) if timestamp_ms is None else timestamp_ms
         active = self._segs[-1]
         if active.count and active.size + len(self._buf) >= self.max_segment_bytes:
             self._roll()
@@ -236,6 +242,67 @@ class StreamLog:
             if len(buf) >= FLUSH_AT:
                 self._write_locked()
         return off
+
+    @property
+    def last_timestamp_ms(self) -> int:
+        """The timestamp of the last appended record (what replication ships with it)."""
+        return self._last_ts
+
+    def configure(self, *, max_bytes: int | None, max_age_ms: int | None,
+                  max_segment_bytes: int) -> None:
+        """New retention limits and segment size (a policy changed); nothing is dropped
+        until the next `enforce_retention`."""
+        self.max_bytes, self.max_age_ms = max_bytes, max_age_ms
+        self.max_segment_bytes = max_segment_bytes
+
+    def append_at(self, offset: int, timestamp_ms: int, exchange: str, routing_key: str,
+                  properties: bytes, body: bytes, filter_value: str | None = None) -> bool:
+        """A follower's append of a record the leader wrote (same offset, same timestamp).
+        A record already held is ignored (False); an empty log starts at `offset` (the
+        leader's first retained one); any other gap is a StoreError."""
+        nxt = self.next_offset
+        if offset < nxt:
+            return False
+        if offset > nxt:
+            if self.message_count or self._buf:
+                raise StoreError(f"stream {self.directory}: offset {offset} after {nxt}")
+            self._restart_at(offset)
+        self.append(exchange, routing_key, properties, body, filter_value, timestamp_ms)
+        return True
+
+    def _restart_at(self, offset: int) -> None:
+        """An empty log begins at `offset`: its empty segments are replaced by one named so."""
+        with self._io_lock, self._lock:
+            try:
+                os.close(self._wfd)
+                for seg in self._segs:
+                    seg.deleted = True
+                    fd = self._rfds.pop(seg.first, None)
+                    if fd is not None:
+                        os.close(fd)
+                    self._path(seg.first).unlink(missing_ok=True)
+                self._segs.clear()
+                self._firsts.clear()
+                self._new_segment(offset)
+            except OSError as e:
+                self._failed = e
+                raise StoreError(f"cannot restart stream {self.directory}: {e}") from e
+        self._synced = offset
+
+    def truncate_before(self, first_offset: int) -> int:
+        """Drop the whole segments that end before `first_offset` (a follower applying the
+        leader's retention); never the active one. How many went."""
+        doomed = [s for s in self._segs[:-1] if s.next <= first_offset]
+        self._drop(doomed)
+        return len(doomed)
+
+    def entries(self, start: Any = "first") -> Iterator[tuple[StreamRecord, str | None]]:
+        """Every written record from `start` with its filter value (a replication snapshot)."""
+        self.flush()
+        cursor = self.open_cursor(start)
+        cursor.keep_filter_value = True
+        while (rec := cursor.next()) is not None:
+            yield rec, cursor.filter_value
 
     def _write_locked(self) -> None:
         try:
@@ -326,6 +393,10 @@ class StreamLog:
                 break
             doomed.append(seg)
             total -= seg.size
+        self._drop(doomed)
+        return len(doomed)
+
+    def _drop(self, doomed: list[Segment]) -> None:
         for seg in doomed:
             seg.deleted = True
             fd = self._rfds.pop(seg.first, None)
@@ -341,7 +412,6 @@ class StreamLog:
             self._dir_dirty = True
             log.info("stream.retention", directory=str(self.directory), segments=len(doomed),
                      first_offset=self.first_offset)
-        return len(doomed)
 
     # -- reading -------------------------------------------------------------------------
     def open_cursor(self, spec: Any = "next", *, filters: Iterable[str] | None = None,

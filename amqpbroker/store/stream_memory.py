@@ -64,13 +64,15 @@ _DISKS: dict[str, _Disk] = {}
 class MemoryStreamLog:
     def __init__(self, directory: str | Path, *, max_segment_bytes: int = DEFAULT_SEGMENT_BYTES,
                  max_bytes: int | None = None, max_age_ms: int | None = None, sync: bool = True,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 disks: dict[str, _Disk] | None = None) -> None:
         self.directory = Path(directory)
+        self._disks = _DISKS if disks is None else disks
         self.max_segment_bytes = max_segment_bytes
         self.max_bytes = max_bytes
         self.max_age_ms = max_age_ms
         self._clock = clock
-        self._disk = _DISKS.setdefault(str(self.directory), _Disk())
+        self._disk = self._disks.setdefault(str(self.directory), _Disk())
         self._pending: list[tuple[StreamRecord, str | None, bool, int]] = []
         self._pending_bytes = 0
         self._chunk_n = 0
@@ -115,11 +117,12 @@ class MemoryStreamLog:
 
     # -- writing -------------------------------------------------------------------------
     def append(self, exchange: str, routing_key: str, properties: bytes, body: bytes,
-               filter_value: str | None = None) -> int:
+               filter_value: str | None = None, timestamp_ms: int | None = None) -> int:
         if self._closed:
             raise StoreError(f"stream {self.directory} is closed")
         disk = self._disk
-        ts = max(int(self._clock() * 1000), disk.last_ts)  # never backwards
+        ts = int(self._clock() * 1000) if timestamp_ms is None else timestamp_ms
+        ts = max(ts, disk.last_ts)  # never backwards
         disk.last_ts = ts
         off = self.next_offset
         size = len(encode_msg(off, ts, 0, exchange.encode("utf-8", "surrogatepass"),
@@ -136,6 +139,52 @@ class MemoryStreamLog:
         if self._pending_bytes >= FLUSH_AT:
             self.flush()
         return off
+
+    @property
+    def last_timestamp_ms(self) -> int:
+        return self._disk.last_ts
+
+    def configure(self, *, max_bytes: int | None, max_age_ms: int | None,
+                  max_segment_bytes: int) -> None:
+        self.max_bytes, self.max_age_ms = max_bytes, max_age_ms
+        self.max_segment_bytes = max_segment_bytes
+
+    def append_at(self, offset: int, timestamp_ms: int, exchange: str, routing_key: str,
+                  properties: bytes, body: bytes, filter_value: str | None = None) -> bool:
+        nxt = self.next_offset
+        if offset < nxt:
+            return False
+        if offset > nxt:
+            if self.message_count:
+                raise StoreError(f"stream {self.directory}: offset {offset} after {nxt}")
+            for seg in self._segs:
+                seg.deleted = True
+            self._segs[:] = [_Seg(offset)]
+            self._synced = offset
+        self.append(exchange, routing_key, properties, body, filter_value, timestamp_ms)
+        return True
+
+    def truncate_before(self, first_offset: int) -> int:
+        segs = self._segs
+        doomed = 0
+        for seg in segs[:-1]:
+            if seg.next > first_offset:
+                break
+            seg.deleted = True
+            doomed += 1
+        del segs[:doomed]
+        return doomed
+
+    def entries(self, start: Any = "first") -> Iterator[tuple[StreamRecord, str | None]]:
+        self.flush()
+        off = self._locate(start)[0]
+        while True:
+            off = max(off, self.first_offset)
+            entry = self._entry(off)
+            if entry is None:
+                return
+            yield entry
+            off += 1
 
     def flush(self) -> None:
         """Hand what was appended to the "disk": cursors can read it now."""
@@ -259,7 +308,7 @@ class MemoryStreamLog:
         self._closed = True
         for seg in self._segs:
             seg.deleted = True
-        _DISKS.pop(str(self.directory), None)
+        self._disks.pop(str(self.directory), None)
 
     def stats(self) -> dict[str, Any]:
         return {"first_offset": self.first_offset, "next_offset": self.next_offset,

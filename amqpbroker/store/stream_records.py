@@ -282,7 +282,8 @@ class StreamCursor:
     moves on to the next segment at the end of a closed one."""
 
     __slots__ = ("_log", "_seg", "_buf", "_mv", "_base", "_p", "_min_off", "_min_ts",
-                 "_filters", "_unfiltered", "_next", "_strs")
+                 "_filters", "_unfiltered", "_next", "_strs", "keep_filter_value",
+                 "filter_value")
 
     def __init__(self, log_: StreamLog, seg: Segment, pos: int, min_off: int, min_ts: int,
                  filters: Iterable[str] | None, match_unfiltered: bool) -> None:
@@ -296,6 +297,8 @@ class StreamCursor:
         self._unfiltered = match_unfiltered
         self._next = min_off
         self._strs: dict[bytes, str] = {}
+        self.keep_filter_value = False  # set: `filter_value` is the last record's
+        self.filter_value: str | None = None
 
     @property
     def offset(self) -> int:
@@ -358,7 +361,11 @@ class StreamCursor:
             rk = strs.get(b)
             if rk is None:
                 rk = self._intern(b)
-            s += rkl + fvl
+            s += rkl
+            if self.keep_filter_value:
+                self.filter_value = (buf[s:s + fvl].decode("utf-8", "surrogatepass")
+                                     if flags & F_FILTER else None)
+            s += fvl
             return tuple.__new__(StreamRecord,
                                  (off, ts, ex, rk, buf[s:s + pl], buf[s + pl:end - 4]))
 

@@ -10,7 +10,6 @@ import asyncio
 import datetime
 import os
 import signal
-from pathlib import Path
 from typing import Any
 
 import aio_pika
@@ -19,7 +18,8 @@ from aio_pika.exceptions import ChannelPreconditionFailed
 from aiormq.exceptions import ConnectionNotImplemented
 
 from amqpbroker.embed import Broker
-from amqpbroker.model.stream import stream_directory
+from amqpbroker.model.queue import queue_key
+from amqpbroker.store.stream_store import stream_directory
 
 from test_cli_process import start_broker
 
@@ -298,7 +298,7 @@ async def test_delete_removes_the_files_and_restart_recovers(tmp_path):
             gone = await ch.declare_queue("gone", durable=True, arguments=STREAM)
             await _publish(ch, "keep", [b"k%d" % i for i in range(30)])
             await _publish(ch, "gone", [b"g"])
-            directory = stream_directory(tmp_path, "/", "gone")
+            directory = stream_directory(tmp_path, queue_key("/", "gone"))
             assert directory.is_dir()
             await gone.delete()
             assert not directory.exists()
@@ -320,7 +320,7 @@ async def test_in_memory_streams_use_a_temporary_directory():
             await _publish(ch, "mem", [b"a", b"b"])
             got = await _consume(conn, "mem", 2, arguments={"x-stream-offset": "first"})
             assert [m.body for m in got] == [b"a", b"b"]
-        root = Path(broker.core.streams.root)
+        root = broker.core.streams.store.root
         assert root.is_dir()
     assert not root.exists()
 

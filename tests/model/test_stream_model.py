@@ -13,10 +13,12 @@ from pamqp import commands
 
 from amqpbroker import errors
 from amqpbroker.message import Message
+from amqpbroker.model.queue import queue_key
+from amqpbroker.store.stream_store import stream_directory
 from amqpbroker.streams import open_stream
 from amqpbroker.model.stream import (
     ConsumerOptions, StreamConfig, StreamQueue, check_stream_consume, filter_value_of,
-    parse_consumer_arguments, parse_offset_spec, parse_stream_arguments, stream_directory,
+    parse_consumer_arguments, parse_offset_spec, parse_stream_arguments,
     validate_stream_arguments,
 )
 from amqpbroker.protocol import tables
@@ -383,16 +385,16 @@ def test_delete_removes_the_files(tmp_path: Path) -> None:
     q.add_consumer(c, "first")
     assert q.delete() == 3
     assert q.deleted and q.consumers == []
-    assert not stream_directory(tmp_path, "/", "s").exists()
+    assert not stream_directory(tmp_path, queue_key("/", "s")).exists()
     q.dispatch()  # harmless
 
 
 def test_stream_directories() -> None:
-    a = stream_directory("/data", "/", "orders")
-    assert a == stream_directory(Path("/data"), "/", "orders")
+    a = stream_directory("/data", queue_key("/", "orders"))
+    assert a == stream_directory(Path("/data"), queue_key("/", "orders"))
     assert a.parent == Path("/data/streams")
-    assert len({a, stream_directory("/data", "v", "orders"), stream_directory("/data", "/", "orders2"),
-                stream_directory("/data", "/", "../../etc")}) == 4
+    assert len({a, stream_directory("/data", queue_key("v", "orders")), stream_directory("/data", queue_key("/", "orders2")),
+                stream_directory("/data", queue_key("/", "../../etc"))}) == 4
 
 
 def test_queue_like_attributes(tmp_path: Path) -> None:
