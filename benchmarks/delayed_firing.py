@@ -3,13 +3,17 @@ exchange (publisher confirms, so each message is on disk), then firing lateness 
 RATE messages per second fall due: in the broker (routing time - due time, recorded by
 the broker process this script starts) and at a consumer (receive time - due time).
 
-    .venv/bin/python benchmarks/delayed_firing.py [N] [RATE]
+    .venv/bin/python benchmarks/delayed_firing.py [N] [RATE] [consumer|no-consumer]
+
+With `no-consumer` the due messages pile up in the queue: the broker's firing lateness
+without the CPU of a consumer process on the same machine.
 
 Starts its own broker process (an embedded `Broker` with a temporary data dir, with
 the delayed index's lateness recording switched on) on a free port.
 """
 
 import asyncio
+import os
 import re
 import subprocess
 import sys
@@ -56,7 +60,7 @@ def pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(len(values) * p))]
 
 
-async def run(port: int, n: int, rate: int) -> None:
+async def run(port: int, n: int, rate: int, consume: bool = True) -> None:
     url = f"amqp://guest:guest@127.0.0.1:{port}/"
     pub = await aio_pika.connect(url)
     ch = await pub.channel(publisher_confirms=True)
@@ -64,7 +68,7 @@ async def run(port: int, n: int, rate: int) -> None:
                                    arguments={"x-delayed-type": "direct"})
     q = await ch.declare_queue("bench-delayed-q", durable=True)
     await q.bind(ex, routing_key="k")
-    t0 = time.time() + 8 + n / 8000  # the first message falls due after publishing ends
+    t0 = time.time() + 8 + n / 2500  # the first message falls due after publishing ends
     started = time.perf_counter()
     window = 1000
     for lo in range(0, n, window):
@@ -84,6 +88,18 @@ async def run(port: int, n: int, rate: int) -> None:
     if time.time() > t0:
         print("warning: publishing ended after the first due time; lateness is inflated")
 
+    if not consume:
+        deadline = time.time() + n / rate + 120
+        while time.time() < deadline:
+            await asyncio.sleep(0.5)
+            depth = (await ch.declare_queue("bench-delayed-q", passive=True)
+                     ).declaration_result.message_count
+            if depth >= n:
+                break
+        print(f"no consumer: {depth:,} of {n:,} messages routed, due at {rate:,}/s "
+              f"over {n / rate:.1f} s; load average {os.getloadavg()[0]:.1f}")
+        await pub.close()
+        return
     con = await aio_pika.connect(url)
     cch = await con.channel()
     await cch.set_qos(prefetch_count=2000)
@@ -101,7 +117,8 @@ async def run(port: int, n: int, rate: int) -> None:
     span = n / rate
     print(f"consumer (aio-pika, no-ack): {n:,} messages due at {rate:,}/s over {span:.1f} s; lateness at the "
           f"consumer (ms): p50={pct(late, 0.5):.1f} p99={pct(late, 0.99):.1f} "
-          f"p99.9={pct(late, 0.999):.1f} max={max(late):.1f} min={min(late):.1f}")
+          f"p99.9={pct(late, 0.999):.1f} max={max(late):.1f} min={min(late):.1f}; "
+          f"load average {os.getloadavg()[0]:.1f}")
     await con.close()
     await pub.close()
 
@@ -112,10 +129,11 @@ def main() -> None:
         return
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 50_000
     rate = int(sys.argv[2]) if len(sys.argv) > 2 else 10_000
+    consume = (sys.argv[3] if len(sys.argv) > 3 else "consumer") != "no-consumer"
     with tempfile.TemporaryDirectory() as d:
         proc, port = start_broker(d)
         try:
-            asyncio.run(run(port, n, rate))
+            asyncio.run(run(port, n, rate, consume))
         finally:
             out, _ = proc.communicate("", timeout=60)  # close stdin: the broker reports
             print(out, end="")

@@ -137,6 +137,10 @@ class ChangeStream:
         assert self.store is not None
         return self.store.load_message(store_id)
 
+    def load_messages(self, store_ids: list[int]) -> list[Any]:
+        assert self.store is not None
+        return self.store.load_messages(store_ids)
+
     def release_body(self, msg: "Message") -> None:
         if self.store is not None:
             self.store.release_body(msg)

@@ -20,7 +20,7 @@ from amqpbroker.broker import limits, runtime
 from amqpbroker.broker.changes import ChangeStream
 from amqpbroker.broker.global_counters import AMQP091, GlobalCounters
 from amqpbroker.model import report
-from amqpbroker.model.delayed_store import parse_delayed_key
+from amqpbroker.model.delayed_store import DELAYED_PREFIX, parse_delayed_key
 from amqpbroker.broker.persister import Persister
 from amqpbroker.broker.session import Session, SessionEvents
 from amqpbroker.clock import Scheduler
@@ -178,6 +178,8 @@ class BrokerCore:
         by_key = {q.key: q for v in self.vhosts.values() for q in v.queues.values()}
         messages = 0
         if self.store is not None:
+            # Delayed messages come back as their timer index only (model/delayed_store.py).
+            self.store.index_keys(DELAYED_PREFIX)
             for key, entries in self.store.recover().items():
                 if self._restore_delayed(key, entries):
                     messages += len(entries)
@@ -189,6 +191,9 @@ class BrokerCore:
                 for msg, redelivered in entries:
                     q.restore(msg, redelivered)
                 messages += len(entries)
+            for key, index in self.store.recovered_index().items():
+                self._restore_delayed(key, index)
+                messages += len(index)
         if self.definitions is not None:
             self.definitions.compact(
                 [*runtime.snapshot(self),
@@ -201,7 +206,9 @@ class BrokerCore:
 
     # -- delayed messages at startup ------------------------------------------------------
     def _restore_delayed(self, key: str, entries: list) -> bool:
-        """Messages a durable x-delayed-message exchange held (model/delayed_store.py)."""
+        """Messages a durable x-delayed-message exchange held (model/delayed_store.py):
+        its timer index (ints), or (message, redelivered) pairs (the first format, or a
+        store without index keys). False for a queue's key."""
         where = parse_delayed_key(key)
         if where is None:
             return False
@@ -209,8 +216,10 @@ class BrokerCore:
         ex = vhost.exchanges.get(where[1]) if vhost is not None else None
         if vhost is None or ex is None or not ex.delays or not ex.durable:
             self.changes.delete_queue(key)  # its exchange is gone
+        elif entries and isinstance(entries[0], int):
+            vhost.delayed.restore_index(ex, entries)
         else:
-            vhost.delayed.restore(ex, [msg for msg, _ in entries])
+            vhost.delayed.restore(ex, key, where[2], [msg for msg, _ in entries])
         return True
 
     # -- authentication -------------------------------------------------------------------

@@ -43,5 +43,9 @@ class DurableChanges(Protocol):
     def load_message(self, store_id: int) -> Message:
         """Not a change: a stored message by id, body included (delayed messages)."""
 
+    def load_messages(self, store_ids: list[int]) -> list[Any]:
+        """Not a change: many stored messages by id (an exception in place of one that
+        cannot be read), read in position order."""
+
     def release_body(self, msg: Message) -> None:
         """Not a change: the body need not stay in RAM (a far-future delayed message)."""

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from amqpbroker.model.report import log
 from amqpbroker import errors
+from amqpbroker.model.deadletter import Rejected
 from amqpbroker.model.exchange_base import Exchange
 from amqpbroker.message import Message
 from amqpbroker.protocol import header_field
@@ -103,7 +104,8 @@ def delay_of(msg: Message) -> int:
 class _Pending:
     """One exchange's delayed messages: a heap of due_ms << 64 | handle."""
 
-    __slots__ = ("exchange", "key", "store", "heap", "timer", "armed_for")
+    __slots__ = ("exchange", "key", "store", "heap", "timer", "armed_for", "legacy",
+                 "legacy_key")
 
     def __init__(self, exchange: Exchange, key: str, store: DelayedStore) -> None:
         self.exchange = exchange
@@ -112,6 +114,10 @@ class _Pending:
         self.heap: list[int] = []
         self.timer: Any = None
         self.armed_for = -1
+        # Handles recovered from a data dir of the first format (delayed_store.py), filed
+        # under legacy_key: removed from there when routed.
+        self.legacy: set[int] = set()
+        self.legacy_key: str | None = None
 
 
 class DelayedMessages:
@@ -149,10 +155,10 @@ class DelayedMessages:
         """Keep `msg` until `delay_ms` from now. True if it was written to the durable
         store (a confirm then waits for the next group commit)."""
         p = self._entry(ex)
-        now_ms = int(self.scheduler.wall() * 1000)
-        msg.enqueued_ms = now_ms
+        due_ms = int(self.scheduler.wall() * 1000) + delay_ms
+        msg.enqueued_ms = due_ms  # written with the record: what recovery indexes
         handle = p.store.add(p.key, msg, keep_body=delay_ms <= KEEP_BODY_MS)
-        self._push(p, ((now_ms + delay_ms) << 64) | handle)
+        self._push(p, (due_ms << 64) | handle)
         return p.store.durable
 
     def _push(self, p: _Pending, key: int) -> None:
@@ -178,27 +184,28 @@ class DelayedMessages:
 
     # -- firing ----------------------------------------------------------------------------
     def _fire(self, p: _Pending) -> None:
+        """Route every due message (up to BATCH per call): bodies read in one batch, in
+        position order (store.load_messages), then routed in due order."""
         p.timer = None
         if self._pending.get(id(p.exchange)) is not p:
             return  # the exchange was deleted
         heap = p.heap
         now_ms = self.scheduler.wall() * 1000
         limit = int(now_ms) + 1  # the loop may wake a fraction of a ms early
+        keys = []
+        pop = heapq.heappop
+        while heap and heap[0] >> 64 <= limit and len(keys) < BATCH:
+            keys.append(pop(heap))
+        if self.lateness is not None:
+            self.lateness.extend(now_ms - (key >> 64) for key in keys)
+        handles = [key & _M64 for key in keys]
         wrote = False
-        n = 0
-        lateness = self.lateness
-        while heap and heap[0] >> 64 <= limit and n < BATCH:
-            key = heapq.heappop(heap)
-            n += 1
-            if lateness is not None:
-                lateness.append(now_ms - (key >> 64))
-            try:
-                msg = p.store.load(key & _M64)
-            except Exception:  # a damaged record must not stop the others
-                log.exception("delayed.load_failed", exchange=p.exchange.name)
-                continue
-            wrote |= self._route(p, key & _M64, msg)
-        self.fired += n
+        for handle, msg in zip(handles, p.store.load_batch(handles)):
+            if isinstance(msg, Message):
+                wrote |= self._route(p, handle, msg)
+            else:  # a damaged record must not stop the others
+                log.error("delayed.load_failed", exchange=p.exchange.name, error=str(msg))
+        self.fired += len(keys)
         if wrote:
             self.on_dirty()
         if heap and heap[0] >> 64 <= limit:  # more due: continue after other work
@@ -211,18 +218,15 @@ class DelayedMessages:
     def _route(self, p: _Pending, handle: int, msg: Message) -> bool:
         """Route a due message through its exchange's bindings; True if the store was
         written (it always is for a durable exchange: the delayed record is removed)."""
-        from amqpbroker.model.deadletter import Rejected
-
         delay = delay_of(msg)
         if delay:
             # The plugin's swap_delay_header: -delay marks "already delayed".
             msg.properties = header_field.replace_int(msg.properties, "x-delay", -delay)
             msg._headers = False  # decoded again if a headers exchange needs them
         msg.enqueued_ms = 0  # TTL in the queues counts from now
-        vhost = self.vhost
         ex = p.exchange
         durable = False
-        for q in vhost.route(ex, msg):
+        for q in self.vhost.route(ex, msg):
             if msg.expiration is not None and q.features is None:
                 q.enable_message_expiry()
             try:
@@ -231,10 +235,13 @@ class DelayedMessages:
                 continue
             if q.durable and (msg.persistent or q.persist_all):
                 durable = True
-        p.store.remove(p.key, handle, msg)
-        if not p.store.durable:
-            return durable
-        return True
+        # After the queues wrote it: a crash in between fires it again (at least once).
+        if p.legacy and handle in p.legacy:
+            p.legacy.discard(handle)
+            p.store.remove(p.legacy_key, handle, msg)  # type: ignore[arg-type]
+        else:
+            p.store.remove(p.key, handle, msg)
+        return durable or p.store.durable
 
     # -- bookkeeping -----------------------------------------------------------------------
     def count(self, ex: Exchange) -> int:
@@ -256,19 +263,39 @@ class DelayedMessages:
         if p.timer is not None:
             p.timer.cancel()
         p.store.drop(p.key)
+        if p.legacy_key is not None:
+            p.store.drop(p.legacy_key)
         p.heap.clear()
 
-    def restore(self, ex: Exchange, messages: list[Message]) -> None:
-        """Startup: messages a durable exchange held when the broker stopped."""
+    def restore_index(self, ex: Exchange, entries: list[int]) -> None:
+        """Startup: the timer index of a durable exchange as the store recovered it
+        (due_ms << 64 | handle per message, any order; MessageStore.recovered_index)."""
+        p = self._entry(ex)
+        if p.heap:
+            p.heap.extend(entries)
+        else:
+            p.heap = entries  # the store's list, adopted: no copy of a million ints
+        heapq.heapify(p.heap)
+        self._arm(p)
+        log.info("delayed.recovered", exchange=ex.name, vhost=self.vhost.name,
+                 messages=len(entries))
+
+    def restore(self, ex: Exchange, key: str, legacy: bool, messages: list[Message]) -> None:
+        """Startup: messages a durable exchange held, recovered as Message objects (a
+        store without index keys, or a key of the first format: due = publish time +
+        x-delay)."""
         p = self._entry(ex)
         heap = p.heap
         for msg in messages:
-            delay = delay_of(msg)
-            heap.append(((msg.enqueued_ms + delay) << 64) | msg.store_id)
+            due = msg.enqueued_ms + delay_of(msg) if legacy else msg.enqueued_ms
+            heap.append((due << 64) | msg.store_id)
+        if legacy:
+            p.legacy.update(msg.store_id for msg in messages)
+            p.legacy_key = key
         heapq.heapify(heap)
         self._arm(p)
         log.info("delayed.recovered", exchange=ex.name, vhost=self.vhost.name,
-                 messages=len(messages))
+                 messages=len(messages), format="legacy" if legacy else "current")
 
 
 def _nothing() -> None:

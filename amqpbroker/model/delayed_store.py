@@ -9,8 +9,10 @@ segment log for durable exchanges, where they are written with the same records,
 commit and recovery as queued messages (docs/storage.md). A durable delayed message is
 filed under a pseudo queue key per exchange (`delayed_key`): holding, routing and
 dropping a delayed message are the same add / remove / delete_queue changes a queue
-makes, in the same ordered stream (what replication ships), so `MessageStore.recover()`
-returns it at startup and `BrokerCore.recover` hands it back to its exchange.
+makes, in the same ordered stream (what replication ships). At startup the store
+recovers these keys as an index only (`MessageStore.index_keys`: due time << 64 | store
+id per message, no Message objects) and `BrokerCore.recover` hands each exchange its
+ints: 1,000,000 pending delays recover in the RAM the live index takes.
 """
 
 from __future__ import annotations
@@ -25,21 +27,32 @@ from amqpbroker.message import Message
 if TYPE_CHECKING:
     from amqpbroker.model.changes import DurableChanges
 
-# Queue keys are "<vhost>\x00<queue>"; this prefix cannot start a vhost name (control
-# characters are refused), so delayed keys never collide with a queue's.
-DELAYED_PREFIX = "\x01delayed\x00"
+# Queue keys are "<vhost>\x00<queue>"; these prefixes cannot start a vhost name (control
+# characters are refused), so delayed keys never collide with a queue's. The time written
+# with each record (MSG `enqueue time`, store/records.py) is the message's due time, so
+# recovery rebuilds the timer index from the records alone (`MessageStore.index_keys`):
+# no message object, no header parsing per pending message at startup.
+DELAYED_PREFIX = "\x01delayed-due\x00"
+# Data dirs of the first release of delayed messages (2026-12-04): the record's time is
+# the publish time; due = that + x-delay (read from the recovered message). Still read
+# (tests/fixtures/datadir-delayed-legacy), never written.
+LEGACY_PREFIX = "\x01delayed\x00"
 
 
 def delayed_key(vhost: str, exchange: str) -> str:
     return f"{DELAYED_PREFIX}{vhost}\x00{exchange}"
 
 
-def parse_delayed_key(key: str) -> tuple[str, str] | None:
-    """(vhost, exchange) of a delayed key, None for a queue's key."""
-    if not key.startswith(DELAYED_PREFIX):
+def parse_delayed_key(key: str) -> tuple[str, str, bool] | None:
+    """(vhost, exchange, legacy format) of a delayed key, None for a queue's key."""
+    if key.startswith(DELAYED_PREFIX):
+        rest, legacy = key[len(DELAYED_PREFIX):], False
+    elif key.startswith(LEGACY_PREFIX):
+        rest, legacy = key[len(LEGACY_PREFIX):], True
+    else:
         return None
-    vhost, _, exchange = key[len(DELAYED_PREFIX):].partition("\x00")
-    return vhost, exchange
+    vhost, _, exchange = rest.partition("\x00")
+    return vhost, exchange, legacy
 
 
 class DelayedStore(ABC):
@@ -50,12 +63,16 @@ class DelayedStore(ABC):
 
     @abstractmethod
     def add(self, key: str, msg: Message, keep_body: bool = False) -> int:
-        """Keep `msg` for exchange `key`; returns its handle. `keep_body`: it is due
-        soon, keep its body in RAM if the store can (it is read back anyway)."""
+        """Keep `msg` for exchange `key`; returns its handle. Its `enqueued_ms` is its due
+        time (written with it). `keep_body`: it is due soon, keep its body in RAM if the
+        store can (it is read back anyway)."""
 
     @abstractmethod
-    def load(self, handle: int) -> Message:
-        """The message (with its body) behind a handle, when it is due."""
+    def load_batch(self, handles: list[int]) -> list[Message | Exception]:
+        """The messages (with their bodies) behind handles that are due, in the order
+        given; an exception in place of one that cannot be read. To the queues each is a
+        new message (`store_id` 0): routing writes it again, so no queue ever refers to a
+        delayed record (store/records.py, index keys)."""
 
     @abstractmethod
     def remove(self, key: str, handle: int, msg: Message) -> None:
@@ -78,8 +95,9 @@ class MemoryDelayedStore(DelayedStore):
         self._by_key.setdefault(key, set()).add(handle)
         return handle
 
-    def load(self, handle: int) -> Message:
-        return self._msgs[handle]
+    def load_batch(self, handles: list[int]) -> list[Message | Exception]:
+        msgs = self._msgs
+        return [msgs[h] if h in msgs else KeyError(h) for h in handles]
 
     def remove(self, key: str, handle: int, msg: Message) -> None:
         handles = self._by_key.get(key)
@@ -111,11 +129,22 @@ class ChangesDelayed(DelayedStore):
             self.changes.release_body(msg)
         return msg.store_id
 
-    def load(self, handle: int) -> Message:
-        return self.changes.load_message(handle)
+    def load_batch(self, handles: list[int]) -> list[Message | Exception]:
+        loaded = self.changes.load_messages(handles)  # position order, neighbours in one read
+        for msg in loaded:
+            if isinstance(msg, Message):
+                msg.store_id = 0
+        return loaded
 
     def remove(self, key: str, handle: int, msg: Message) -> None:
-        self.changes.remove(key, msg)
+        # `msg` went to its queues as a new message (load_batch); the delayed record is
+        # the store's message `handle`.
+        sid = msg.store_id
+        msg.store_id = handle
+        try:
+            self.changes.remove(key, msg)
+        finally:
+            msg.store_id = sid
 
     def drop(self, key: str) -> None:
         self.changes.delete_queue(key)

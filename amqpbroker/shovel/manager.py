@@ -15,6 +15,7 @@ import structlog
 
 from amqpbroker.broker.runtime import record, store_parameter
 from amqpbroker.model.shovel_spec import parse_spec
+from amqpbroker.shovel.local import LocalDestination
 from amqpbroker.shovel.worker import ShovelWorker
 
 if TYPE_CHECKING:
@@ -56,7 +57,8 @@ class ShovelManager:
             log.error("shovel.invalid", vhost=vhost, shovel=name, error=str(exc))
             return
         worker = ShovelWorker(vhost, name, spec, lambda uri: self._resolve(uri, vhost),
-                              self._finished, node=self.node)
+                              self._finished, node=self.node,
+                              local=lambda uri: self._local(uri, vhost))
         self.workers[(vhost, name)] = worker
         worker.start()
 
@@ -85,6 +87,17 @@ class ShovelManager:
         # "amqp://" (no host): this broker, in the shovel's vhost (RabbitMQ: the local node)
         path = parts.path.lstrip("/")
         return self.local_url(vhost if not path else _unquote(path))
+
+    def _local(self, uri: str, vhost: str) -> LocalDestination | None:
+        """A destination URI without a host is this broker: a direct destination into
+        the core (shovel/local.py), as the default user, in the URI's or the shovel's
+        vhost. None for any other URI (a connection is opened)."""
+        parts = urlsplit(uri)
+        if parts.hostname:
+            return None
+        path = parts.path.lstrip("/")
+        return LocalDestination(self.core, vhost if not path else _unquote(path),
+                                self.core.settings.default_user)
 
     def status(self, vhost: str | None = None) -> list[dict[str, Any]]:
         """GET /api/shovels (RabbitMQ's shovel-management shape), optionally one vhost's."""

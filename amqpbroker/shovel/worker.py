@@ -14,6 +14,12 @@ failure in a row, up to 16 x, back to the base once a session has run), state
 "starting", a new session. Messages unacknowledged at the source when a session ends
 are redelivered to the next one by the source broker.
 
+Throughput: up to `src-prefetch-count` messages are in flight at once (aiormq runs one
+task per delivery; publishes are not drained one by one), and the source is acknowledged
+with one `basic.ack multiple=True` per run of settled deliveries (`_SourceAcks`). A
+destination URI without a host is this broker: publishes go into its core directly
+(shovel/local.py), as RabbitMQ's shovel uses a direct connection for one.
+
 This is the network edge (asyncio, aiormq, the client aio-pika is built on); the broker's
 model knows nothing about it.
 """
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from typing import Any, Callable
 
 import aiormq
@@ -29,6 +36,7 @@ import structlog
 from pamqp import commands as spec
 
 from amqpbroker.model.shovel_spec import ShovelSpec
+from amqpbroker.shovel.local import LocalDestination
 
 log = structlog.get_logger("amqpbroker")
 
@@ -42,11 +50,14 @@ class ShovelFinished(Exception):
 class ShovelWorker:
     def __init__(self, vhost: str, name: str, spec_: ShovelSpec,
                  resolve: Callable[[str], str], on_finished: Callable[["ShovelWorker"], None],
-                 node: str = "amqpbroker") -> None:
+                 node: str = "amqpbroker",
+                 local: Callable[[str], LocalDestination | None] | None = None) -> None:
         self.vhost = vhost
         self.name = name
         self.spec = spec_
         self.resolve = resolve
+        # A destination URI that means this broker -> a direct destination (shovel/local.py)
+        self.local = local
         self.on_finished = on_finished
         self.node = node
         self.state = "starting"
@@ -58,7 +69,7 @@ class ShovelWorker:
         self._limit_known = False
         self._inflight = 0
         self._task: asyncio.Task[None] | None = None
-        self._conns: list[aiormq.Connection] = []
+        self._conns: list[Any] = []  # aiormq connections, a LocalDestination
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> None:
@@ -132,6 +143,9 @@ class ShovelWorker:
     async def _close(self) -> None:
         conns, self._conns = self._conns, []
         for conn in conns:
+            if isinstance(conn, LocalDestination):
+                conn.close()
+                continue
             try:
                 await asyncio.wait_for(conn.close(), 5)
             except BaseException:
@@ -143,15 +157,25 @@ class ShovelWorker:
         self.sessions += 1
         # A list of URIs: try them in turn, one per session (RabbitMQ picks at random).
         src_uri = self.resolve(s.src_uris[(self.sessions - 1) % len(s.src_uris)])
-        dest_uri = self.resolve(s.dest_uris[(self.sessions - 1) % len(s.dest_uris)])
+        dest_raw = s.dest_uris[(self.sessions - 1) % len(s.dest_uris)]
         src = await aiormq.connect(src_uri)
         self._conns.append(src)
-        dest = await aiormq.connect(dest_uri)
-        self._conns.append(dest)
+        local = self.local(dest_raw) if self.local is not None else None
+        dch: Any
+        if local is not None:  # this broker: publish into its core, no socket
+            self._conns.append(local)
+            local.confirm = s.ack_mode == "on-confirm"
+            if s.dest_queue is not None:
+                await local.declare_queue(s.dest_queue)
+            dch, dest_closing = local, local.closing
+        else:
+            dest = await aiormq.connect(self.resolve(dest_raw))
+            self._conns.append(dest)
+            await self._dest_setup(dest)
+            dch = await dest.channel(publisher_confirms=s.ack_mode == "on-confirm")
+            dest_closing = dest.closing
         queue = await self._source_queue(src)
-        await self._dest_setup(dest)
         sch = await src.channel()
-        dch = await dest.channel(publisher_confirms=s.ack_mode == "on-confirm")
         if not self._limit_known:
             self._left = await self._limit(sch, queue)
             self._limit_known = True
@@ -160,27 +184,43 @@ class ShovelWorker:
         await sch.basic_qos(prefetch_count=s.prefetch)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         no_ack = s.ack_mode == "no-ack"
+        acks = _SourceAcks(sch)
+        broken: asyncio.Future[Exception] = asyncio.get_running_loop().create_future()
         self._inflight = 0
 
+        # aiormq runs this as one task per delivery, in delivery order: up to `prefetch`
+        # messages are in flight at once, their publishes pipelined (no wait per message).
         async def on_message(message: aiormq.abc.DeliveredMessage) -> None:
             tag = message.delivery.delivery_tag
             if self._left is not None and self._left - self._inflight <= 0:
                 if not no_ack:  # beyond src-delete-after: back to the source queue
-                    await sch.basic_reject(tag, requeue=True)
+                    acks.add(tag)
+                    acks.settle(tag, False)
                 return
             self._inflight += 1
+            if not no_ack:
+                acks.add(tag)
             try:
-                moved = await self._forward(message, sch, dch, tag, no_ack)
+                moved = await self._forward(message, dch)
+            except Exception as exc:  # e.g. the destination closed the channel: end the
+                if not broken.done():  # session; the source requeues what is unacked
+                    broken.set_result(exc)
+                return
             finally:
                 self._inflight -= 1
-            if moved and self._left is not None:
-                self._left -= 1
-                if self._left <= 0 and not done.done():
-                    done.set_result(None)
+            if not no_ack:
+                acks.settle(tag, moved)  # nacked by the destination: requeued at the source
+            if moved:
+                self.transferred += 1
+                if self._left is not None:
+                    self._left -= 1
+                    if self._left <= 0 and not done.done():
+                        done.set_result(None)
 
         consume = await sch.basic_consume(queue, on_message, no_ack=no_ack)
         self._set("running")
-        waits = [asyncio.ensure_future(src.closing), asyncio.ensure_future(dest.closing), done]
+        waits = [asyncio.ensure_future(src.closing), asyncio.ensure_future(dest_closing), done,
+                 broken]
         try:
             finished, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -190,14 +230,19 @@ class ShovelWorker:
         if done in finished:
             try:
                 await sch.basic_cancel(consume.consumer_tag)
+                await acks.drain()
             except Exception:
                 pass
             raise ShovelFinished
         for w in finished:
+            if w is broken:
+                raise w.result()
             exc = w.exception() if not w.cancelled() else None
             raise ConnectionError(_describe(exc) if exc else "connection closed")
 
-    async def _forward(self, message: Any, sch: Any, dch: Any, tag: int, no_ack: bool) -> bool:
+    async def _forward(self, message: Any, dch: Any) -> bool:
+        """Publish one message to the destination; True once it is moved (on-confirm:
+        confirmed by the destination)."""
         s = self.spec
         props = message.header.properties
         if s.add_forward_headers or s.add_timestamp_header or s.publish_properties:
@@ -208,15 +253,11 @@ class ShovelWorker:
             exchange = s.dest_exchange if s.dest_exchange is not None else message.delivery.exchange
             key = (s.dest_exchange_key if s.dest_exchange_key is not None
                    else message.delivery.routing_key)
+        # wait=False: no drain of the socket per message (aiormq's write queue is bounded,
+        # which is the back-pressure); with confirms this still awaits the confirm.
         confirmation = await dch.basic_publish(message.body, exchange=exchange, routing_key=key,
-                                               properties=props)
-        if s.ack_mode == "on-confirm" and not isinstance(confirmation, spec.Basic.Ack):
-            await sch.basic_reject(tag, requeue=True)  # nacked: let the source keep it
-            return False
-        self.transferred += 1
-        if not no_ack:
-            await sch.basic_ack(tag)
-        return True
+                                               properties=props, wait=False)
+        return s.ack_mode != "on-confirm" or isinstance(confirmation, spec.Basic.Ack)
 
     def _with_extra_headers(self, props: spec.Basic.Properties, message: Any) -> Any:
         s = self.spec
@@ -275,6 +316,72 @@ class ShovelWorker:
             ok = await ch.queue_declare(queue, passive=True)
             return ok.message_count
         return int(after)
+
+
+class _SourceAcks:
+    """Acknowledgements to the source, in delivery order, in as few frames as possible:
+    one `basic.ack multiple=True` for every run of settled deliveries (RabbitMQ's shovel
+    acks the same way, https://www.rabbitmq.com/docs/confirms#consumer-acks-multiple-parameter),
+    a `basic.reject requeue=True` for each one the destination refused. A delivery is
+    acknowledged only when every earlier one is settled, so `multiple` never covers a
+    message still in flight or one to reject."""
+
+    def __init__(self, channel: Any) -> None:
+        self.channel = channel
+        self.order: deque[int] = deque()  # delivery tags, in delivery order
+        self.pending: dict[int, bool | None] = {}  # tag -> None in flight, True ack, False reject
+        self._task: asyncio.Task[None] | None = None
+        self._again = False
+        self.frames = 0  # ack / reject frames sent (tests, benchmarks)
+
+    def add(self, tag: int) -> None:
+        self.order.append(tag)
+        self.pending[tag] = None
+
+    def settle(self, tag: int, ok: bool) -> None:
+        self.pending[tag] = ok
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._flush())
+        else:
+            self._again = True
+
+    async def drain(self) -> None:
+        while self._task is not None and not self._task.done():
+            await asyncio.shield(self._task)
+
+    async def _flush(self) -> None:
+        try:
+            while True:
+                self._again = False
+                order, pending = self.order, self.pending
+                upto = 0
+                while order:
+                    tag = order[0]
+                    ok = pending[tag]
+                    if ok is None:
+                        break
+                    order.popleft()
+                    del pending[tag]
+                    if ok:
+                        upto = tag
+                        continue
+                    if upto:
+                        await self._send(spec.Basic.Ack(delivery_tag=upto, multiple=True))
+                        upto = 0
+                    await self._send(spec.Basic.Reject(delivery_tag=tag, requeue=True))
+                if upto:
+                    await self._send(spec.Basic.Ack(delivery_tag=upto, multiple=True))
+                if not self._again:
+                    return
+        except Exception as exc:  # the channel is gone: the session ends, the source requeues
+            log.debug("shovel.ack_failed", exc_info=exc)
+
+    async def _send(self, frame: Any) -> None:
+        self.frames += 1
+        if isinstance(frame, spec.Basic.Ack):
+            await self.channel.basic_ack(frame.delivery_tag, multiple=frame.multiple, wait=False)
+        else:
+            await self.channel.basic_reject(frame.delivery_tag, requeue=True, wait=False)
 
 
 async def _ensure_queue(conn: aiormq.Connection, name: str) -> None:

@@ -17,6 +17,7 @@ from abc import ABC, abstractmethod
 from typing import Any, Iterable
 
 from amqpbroker.message import Message
+from amqpbroker.store.records import StoreError
 
 
 class MessageStore(ABC):
@@ -56,7 +57,23 @@ class MessageStore(ABC):
     @abstractmethod
     def recover(self) -> dict[str, list[tuple[Message, bool]]]:
         """At startup: every queue's messages in queue order, each with its redelivered
-        flag. Acknowledged messages never come back."""
+        flag. Acknowledged messages never come back. Index keys (`index_keys`) are left
+        out: their messages come back from `recovered_index()`."""
+
+    # Index keys: queue keys whose messages recover as ints, not Messages (the timer index
+    # of delayed messages, model/delayed_store.py: a million pending must not need a
+    # million objects at startup). The time of such a message is its `enqueued_ms` when
+    # it was added (the delayed index stores the due time there).
+    _index_prefix = ""
+
+    def index_keys(self, prefix: str) -> None:
+        """Before `recover()`: keys that start with `prefix` are index keys."""
+        self._index_prefix = prefix
+
+    def recovered_index(self) -> dict[str, list[int]]:
+        """After `recover()`: per index key, `time << 64 | store_id` of each message, in
+        no particular order."""
+        return {}
 
     @abstractmethod
     def load_body(self, msg: Message) -> bytes:
@@ -71,6 +88,18 @@ class MessageStore(ABC):
         the store as ids only: store/delayed.py). Its `enqueued_ms` is the time of the
         first add."""
         raise NotImplementedError
+
+    def load_messages(self, store_ids: list[int]) -> list[Message | StoreError]:
+        """`load_message` for many (the delayed messages due in one tick): a store on
+        disk reads them in position order, neighbours with one read. A message that
+        cannot be loaded is a StoreError in its place."""
+        out: list[Message | StoreError] = []
+        for sid in store_ids:
+            try:
+                out.append(self.load_message(sid))
+            except StoreError as e:
+                out.append(e)
+        return out
 
     @abstractmethod
     def delete_queue(self, queue_key: str) -> None:

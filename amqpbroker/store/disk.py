@@ -120,6 +120,7 @@ class DiskMessageStore(MessageStore):
         self._qbytes: dict[str, bytes] = {}
         self._held: dict[int, Message] = {}  # bodies in RAM, oldest first
         self._held_bytes = 0
+        self._index: dict[str, list[int]] = {}  # index keys, from recover() (store.base)
         # Deletion and compaction of segments (store/segments.py): a part, not a mixin.
         self.maintenance = SegmentMaintenance(self)
 
@@ -131,7 +132,8 @@ class DiskMessageStore(MessageStore):
                 raise RuntimeError("recover() is called once, before any other operation")
             if self._closed:
                 raise StoreError("store is closed")
-            rec = scan(self._dir)
+            rec = scan(self._dir, self._index_prefix)
+            self._index = rec.index
             self._segments = set(rec.segments)
             self._written = dict(rec.sizes)
             self._live_n, self._live_b = rec.live_n, rec.live_b
@@ -147,6 +149,10 @@ class DiskMessageStore(MessageStore):
                 self._new_segment(last + 1)
             self._recovered = True
             return rec.result
+
+    def recovered_index(self) -> dict[str, list[int]]:
+        index, self._index = self._index, {}  # handed over once: the caller keeps it
+        return index
 
     def _ensure(self) -> None:
         if not self._recovered:
@@ -432,21 +438,62 @@ class DiskMessageStore(MessageStore):
             else:
                 loc, clen = meta & M64, (meta >> 64) & M32
             data = self._read_record(loc >> 32, loc & M32, clen, store_id)
-        f = MSG_HEAD.unpack_from(data, 0)
-        flags, prio, exl, rkl, expl, propl, ql, ts = f[5:13]
-        p = MSG_SIZE
-        ex = data[p:p + exl].decode("utf-8")
-        p += exl
-        rk = data[p:p + rkl].decode("utf-8")
-        p += rkl
-        exp = data[p:p + expl].decode("utf-8") if flags & F_EXPIRATION else None
-        p += expl
-        props = bytes(data[p:p + propl])
-        body = bytes(data[p + propl:len(data) - 4 - ql])
-        msg = Message(ex, rk, props, body, len(body), bool(flags & F_PERSISTENT), prio, exp)
-        msg.store_id = store_id
-        msg.enqueued_ms = ts
-        return msg
+        return _message(data, 0, len(data), store_id)
+
+    # Neighbouring records closer than this are read with one pread (delayed messages due
+    # together were mostly written together), up to READ_SPAN bytes per read.
+    READ_GAP = 64 << 10
+    READ_SPAN = 4 << 20
+
+    def load_messages(self, store_ids: list[int]) -> list[Message | StoreError]:
+        self._ensure()
+        out: list[Message | StoreError | None] = [None] * len(store_ids)
+        wanted: list[tuple[int, int, int]] = []  # (position, content length, index)
+        with self._lock:
+            for i, sid in enumerate(store_ids):
+                held = self._held.get(sid)
+                if held is not None and held.body is not None:
+                    # The caller's now: paging (in the sync thread) must not drop its body.
+                    del self._held[sid]
+                    self._held_bytes -= held.body_size
+                    out[i] = held
+                    continue
+                meta = self._msgs.get(sid)
+                if meta is None:
+                    out[i] = StoreError(f"message {sid:#x} is not in the store")
+                elif meta < BIG:
+                    wanted.append((sid, meta, i))
+                else:
+                    wanted.append((meta & M64, (meta >> 64) & M32, i))
+            wanted.sort()
+            j = 0
+            while j < len(wanted):  # one run: same segment, small gaps, bounded span
+                k = j + 1
+                seg = wanted[j][0] >> 32
+                while (k < len(wanted) and wanted[k][0] >> 32 == seg
+                       and wanted[k][0] - wanted[k - 1][0] - wanted[k - 1][1] <= self.READ_GAP
+                       and wanted[k][0] - wanted[j][0] <= self.READ_SPAN):
+                    k += 1
+                start = wanted[j][0] & M32
+                last = wanted[k - 1]
+                try:
+                    data = self._read(seg, start, (last[0] & M32) - start + last[1] + 1024)
+                except StoreError:
+                    data = b""
+                for loc, clen, i in wanted[j:k]:
+                    sid = store_ids[i]
+                    off = (loc & M32) - start
+                    try:
+                        end = record_end(data, off, len(data))
+                        if end > 0:
+                            out[i] = _message(data, off, end, sid)
+                        else:  # beyond this read (a write buffer, a long key): alone
+                            rec = self._read_record(seg, loc & M32, clen, sid)
+                            out[i] = _message(rec, 0, len(rec), sid)
+                    except StoreError as e:
+                        out[i] = e
+                j = k
+        return out  # type: ignore[return-value]
 
     def _fd(self, seg: int) -> int:
         fd = self._fds.get(seg)
@@ -615,6 +662,27 @@ class DiskMessageStore(MessageStore):
                 "relocated_bytes": self.maintenance.n_relocated,
                 "deleted_segments": self.maintenance.n_deleted,
             }
+
+
+def _message(data: bytes, pos: int, end: int, store_id: int) -> Message:
+    """The message in the verified MSG record data[pos:end]."""
+    f = MSG_HEAD.unpack_from(data, pos)
+    if f[1] != K_MSG or f[3] != store_id:
+        raise StoreError(f"record is not message {store_id:#x}")
+    flags, prio, exl, rkl, expl, propl, ql, ts = f[5:13]
+    p = pos + MSG_SIZE
+    ex = data[p:p + exl].decode("utf-8", "surrogatepass")
+    p += exl
+    rk = data[p:p + rkl].decode("utf-8", "surrogatepass")
+    p += rkl
+    exp = data[p:p + expl].decode("utf-8", "surrogatepass") if flags & F_EXPIRATION else None
+    p += expl
+    props = bytes(data[p:p + propl])
+    body = bytes(data[p + propl:end - 4 - ql])
+    msg = Message(ex, rk, props, body, len(body), bool(flags & F_PERSISTENT), prio, exp)
+    msg.store_id = store_id
+    msg.enqueued_ms = ts
+    return msg
 
 
 from amqpbroker.store.definitions_log import DiskDefinitionStore  # noqa: E402  (re-export)

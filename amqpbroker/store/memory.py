@@ -62,7 +62,16 @@ class MemoryMessageStore(MessageStore):
         pass
 
     def recover(self) -> dict[str, list[tuple[Message, bool]]]:
-        return {q: [(m, d) for m, d in entries.values()] for q, entries in self._queues.items()}
+        prefix = self._index_prefix
+        return {q: [(m, d) for m, d in entries.values()] for q, entries in self._queues.items()
+                if not (prefix and q.startswith(prefix))}
+
+    def recovered_index(self) -> dict[str, list[int]]:
+        prefix = self._index_prefix
+        if not prefix:
+            return {}
+        return {q: [(m.enqueued_ms << 64) | sid for sid, (m, _) in entries.items()]
+                for q, entries in self._queues.items() if q.startswith(prefix)}
 
     def load_body(self, msg: Message) -> bytes:
         if msg.body is None:

@@ -29,12 +29,19 @@ QDEL (5)   u64 upto | u32 n | n x u32 target segments | queue key
            - every enqueue of the queue with seq < upto is gone (queue.delete)
 
 Strings are UTF-8 ("surrogatepass", so any Python str round-trips, NUL and '/' included).
+
+Index keys (`scan(directory, index_prefix)`): the messages of queue keys that start with the
+prefix (delayed messages' timer keys, model/delayed_store.py) are recovered as an index,
+`time << 64 | store_id` per message (time: the MSG record's time field), with no Message
+object; a million of them must recover in the RAM the live index takes. Such keys hold
+messages written by their own MSG record only (no ENQ / MARK records refer to them).
 """
 
 from __future__ import annotations
 
 import gc
 import struct
+from array import array
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -147,6 +154,7 @@ class Recovered:
         self.segments: list[int] = []
         self.sizes: dict[int, int] = {}
         self.result: dict[str, list[tuple[Message, bool]]] = {}
+        self.index: dict[str, list[int]] = {}  # index keys: time << 64 | store_id each
         self.msgs: dict[int, int] = {}  # store_id -> meta (see DiskMessageStore)
         self.queues: dict[str, dict[int, int]] = {}  # queue -> store_id -> ref value
         self.live_n: dict[int, int] = {}
@@ -159,13 +167,14 @@ class Recovered:
         self.truncated = 0
 
 
-def scan(directory: Path) -> Recovered:
-    """Read every segment in order, verify every record, rebuild the live state."""
+def scan(directory: Path, index_prefix: str = "") -> Recovered:
+    """Read every segment in order, verify every record, rebuild the live state; keys
+    starting with `index_prefix` (if any) are recovered as an index (`Recovered.index`)."""
     t0 = time.perf_counter()
     gc_was_enabled = gc.isenabled()
     gc.disable()  # millions of new objects, no cycles: collections would only cost time
     try:
-        rec = _scan(directory)
+        rec = _scan(directory, index_prefix)
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -184,7 +193,7 @@ def scan(directory: Path) -> Recovered:
     return rec
 
 
-def _scan(directory: Path) -> Recovered:
+def _scan(directory: Path, index_prefix: str) -> Recovered:
     rec = Recovered()
     segs = list_segments(directory)
     rec.segments = segs
@@ -197,6 +206,11 @@ def _scan(directory: Path) -> Recovered:
     qdel_upto: dict[str, int] = {}
     qdel_recs: list[tuple[int, int, int, tuple[int, ...]]] = []
     reloc = rec.reloc
+    # Index keys: per key, 4 u64 per MSG record (time, store_id, position, content
+    # length) in flat arrays, not objects; `moved` = store ids with a record that is not
+    # where it was first written (compaction), whose duplicates _build_index resolves.
+    indexed: dict[str, array | None] = {}
+    moved: set[int] = set()
     strs: dict[bytes, str] = {}
     rks: dict[bytes, str] = {}
     propss: dict[bytes, bytes] = {}
@@ -280,6 +294,27 @@ def _scan(directory: Path) -> Recovered:
                     p += expl
                 else:
                     exp = None
+                if not seq:
+                    qk = None
+                elif ql == len(l_qb) and data.startswith(l_qb, end - 4 - ql):
+                    qk = l_q
+                else:
+                    l_qb = data[end - 4 - ql : end - 4]
+                    qk = strs.get(l_qb)
+                    if qk is None:
+                        qk = strs[l_qb] = dec(l_qb)
+                    l_q = qk
+                if index_prefix and qk is not None and seq == sid:
+                    arr = indexed.get(qk, 0)
+                    if arr == 0:
+                        arr = indexed[qk] = array("Q") if qk.startswith(index_prefix) else None
+                    if arr is not None:  # an index key: four ints, no Message
+                        loc = (seg << 32) | pos
+                        if loc != sid:
+                            moved.add(sid)
+                        arr.extend((ts, sid, loc, end - pos - ql))
+                        pos = end
+                        continue
                 props = data[p : p + propl]
                 shared = propss.get(props)  # publishers repeat their properties: share them
                 if shared is None:
@@ -291,16 +326,6 @@ def _scan(directory: Path) -> Recovered:
                               flags & F_PERSISTENT == F_PERSISTENT, prio, exp)
                 msg.store_id = sid
                 msg.enqueued_ms = ts
-                if not seq:
-                    qk = None
-                elif ql == len(l_qb) and data.startswith(l_qb, end - 4 - ql):
-                    qk = l_q
-                else:
-                    l_qb = data[end - 4 - ql : end - 4]
-                    qk = strs.get(l_qb)
-                    if qk is None:
-                        qk = strs[l_qb] = dec(l_qb)
-                    l_q = qk
                 t = (seg, pos, end - pos - ql, seq, qk, msg)
                 old = contents.setdefault(sid, t)
                 if old is not t:  # a copy (compaction): the later one is current
@@ -337,6 +362,9 @@ def _scan(directory: Path) -> Recovered:
     reader.shutdown()
     rec.records = n_records
     _build(rec, contents, enqs, marks, removed, tombs, qdel_upto, qdel_recs)
+    for qk, arr in indexed.items():
+        if arr is not None:
+            _build_index(rec, qk, arr, moved, removed, qdel_upto.get(qk, 0))
     return rec
 
 
@@ -456,6 +484,43 @@ def _build(
             live_n[seg] += 1
             live_b[seg] += size
             rec.qdels[(seg, off)] = (size, alive)
+
+
+def _build_index(rec: Recovered, q: str, arr: array, moved: set[int], removed: set[int],
+                 upto: int) -> None:
+    """An index key's live messages: the store's bookkeeping exactly as `_build` makes it
+    for a queue (so the store cannot tell the difference), and `rec.index[q]`."""
+    last: dict[int, int] = {}  # moved store id -> index of its last record (the current one)
+    if moved:
+        for i in range(0, len(arr), 4):
+            sid = arr[i + 1]
+            if sid in moved:
+                prev = last.get(sid)
+                if prev is not None and arr[prev + 2] >> 32 != arr[i + 2] >> 32:
+                    rec.reloc.setdefault(arr[i + 2] >> 32, set()).add(arr[prev + 2] >> 32)
+                last[sid] = i
+    ql = len(enc(q))
+    live_n, live_b, msgs = rec.live_n, rec.live_b, rec.msgs
+    qd: dict[int, int] = {}
+    out: list[int] = []
+    for i in range(0, len(arr), 4):
+        sid = arr[i + 1]
+        if sid in removed or sid < upto or (last and last.get(sid, i) != i):
+            continue
+        loc = arr[i + 2]
+        clen = arr[i + 3]
+        seg = loc >> 32
+        live_n[seg] += 2
+        live_b[seg] += ql + clen
+        msgs[sid] = clen if loc == sid else (1 << 96) | (clen << 64) | loc
+        qd[sid] = 0
+        out.append((arr[i] << 64) | sid)
+    if qd:
+        prev = rec.queues.get(q)
+        if prev:  # records of the key outside the index form (not written today)
+            qd.update(prev)
+        rec.queues[q] = qd
+        rec.index[q] = out
 
 
 def describe(data: bytes, pos: int) -> dict[str, Any]:

@@ -59,13 +59,18 @@ def _shovel(b, name):
     return [s for s in b.shovels.status() if s["name"] == name]
 
 
-@pytest.mark.parametrize("ack_mode", ["on-confirm", "on-publish", "no-ack"])
-async def test_queue_to_queue_in_each_ack_mode(ack_mode):
+@pytest.mark.parametrize("ack_mode,dest", [
+    ("on-confirm", "local"), ("on-publish", "local"), ("no-ack", "local"),
+    ("on-confirm", "url"), ("on-publish", "url")])
+async def test_queue_to_queue_in_each_ack_mode(ack_mode, dest):
+    """dest local: `amqp://`, publishes go into the broker's core (shovel/local.py);
+    url: the same broker by its URL, over an AMQP connection (aiormq)."""
     async with Broker() as src, Broker() as dst:
         await _publish(src.url, 500, queue="jobs")
         dst.admin.put_parameter("shovel", "/", "move-jobs", {
             "src-uri": src.url, "src-queue": "jobs", "src-prefetch-count": 50,
-            "dest-uri": "amqp://", "dest-queue": "jobs-copy", "ack-mode": ack_mode})
+            "dest-uri": "amqp://" if dest == "local" else dst.url, "dest-queue": "jobs-copy",
+            "ack-mode": ack_mode})
         await _until(lambda: _shovel(dst, "move-jobs")[0]["state"] == "running")
         await _until(lambda: _depth_is(dst.url, "jobs-copy", 500), timeout=30)
         assert await _depth(src.url, "jobs") == 0
@@ -215,3 +220,29 @@ async def test_bad_definitions_are_refused_with_every_problem():
     cfg = load_config({"parameters": [{"component": "federation-upstream", "name": "u",
                                        "value": {}}]})
     assert [p[1:3] for p in cfg.runtime.parameters] == [("federation-upstream", "u")]
+
+
+async def test_local_destination_missing_exchange_ends_the_session_until_declared():
+    """`amqp://` destination (the broker's core, shovel/local.py): a publish to a missing
+    exchange ends the session as a channel error would (status terminated, 404 text),
+    nothing is lost, and the shovel runs once the exchange exists; properties unchanged."""
+    async with Broker() as src, Broker() as dst:
+        await _publish(src.url, 10, queue="in", content_type="text/plain",
+                       headers={"h": 1}, priority=3)
+        dst.admin.put_parameter("shovel", "/", "x", {
+            "src-uri": src.url, "src-queue": "in", "dest-uri": "amqp://",
+            "dest-exchange": "later", "dest-exchange-key": "k", "reconnect-delay": 0.2})
+        status = await _until(lambda: [s for s in _shovel(dst, "x")
+                                       if s["state"] == "terminated"])
+        assert "no exchange 'later'" in status[0]["reason"]
+        async with await aio_pika.connect(dst.url) as conn:
+            ch = await conn.channel()
+            ex = await ch.declare_exchange("later", "direct", durable=True)
+            q = await ch.declare_queue("out", durable=True)
+            await q.bind(ex, "k")
+        await _until(lambda: _depth_is(dst.url, "out", 10), timeout=30)
+        got = await _drain(dst.url, "out")
+        assert [int(m.body) for m in got] == list(range(10))
+        assert all((m.content_type, m.headers, m.priority, m.delivery_mode)
+                   == ("text/plain", {"h": 1}, 3, 2) for m in got)
+        assert await _depth(src.url, "in") == 0

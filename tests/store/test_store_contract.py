@@ -464,3 +464,40 @@ def test_load_message_by_store_id_before_and_after_restart(harness: Harness) -> 
     with pytest.raises(StoreError):
         store.load_message(ids[0])
     store.close()
+
+
+def test_index_keys_recover_as_ints_and_load_in_batches(harness: Harness) -> None:
+    """Index keys (the delayed messages' timer keys): `time << 64 | store_id` per message
+    instead of Message objects; `load_messages` reads many by id, errors in place."""
+    prefix = "\x01idx\x00"
+    store = harness.open()
+    msgs = []
+    for i in range(6):
+        m = make(b"body%d" % i * 40, rk=f"k{i}", expiration="5" if i == 2 else None)
+        m.enqueued_ms = 1_700_000_000_000 + 10 * i
+        store.add(prefix + ("a" if i % 2 else "b"), m)
+        store.release_body(m)
+        msgs.append(m)
+    plain = make(b"plain")
+    store.add("/\x00q", plain)
+    store.remove(prefix + "a", msgs[1])
+    store.sync()
+    store = harness.reopen(store)
+    store.index_keys(prefix)
+    assert bodies(store, store.recover()) == {"/\x00q": [(b"plain", False)]}
+    index = store.recovered_index()
+    expect = {prefix + "b": [0, 2, 4], prefix + "a": [3, 5]}
+    assert {k: sorted(v) for k, v in index.items()} == {
+        k: [(msgs[i].enqueued_ms << 64) | msgs[i].store_id for i in ids]
+        for k, ids in expect.items()}
+    ids = [msgs[i].store_id for i in (5, 0, 4, 2, 3)]
+    got = store.load_messages(ids + [msgs[1].store_id])
+    assert [(m.body, m.routing_key, m.expiration, m.store_id) for m in got[:5]] == [
+        (msgs[i].body, msgs[i].routing_key, msgs[i].expiration, msgs[i].store_id)
+        for i in (5, 0, 4, 2, 3)]
+    assert isinstance(got[5], StoreError)
+    store.remove(prefix + "b", msgs[0])
+    assert isinstance(store.load_messages([msgs[0].store_id])[0], StoreError)
+    if harness.kind == "disk":
+        assert_consistent(store)
+    store.close()
