@@ -104,7 +104,7 @@ def main() -> int:
         config.write_text(f"limits:\n  memory_high_watermark: {args.watermark}\n")
         port = free_port()
         broker = subprocess.Popen(
-            [sys.executable, "-m", "amqpbroker", "serve", "--mqtt-port", "0", "--mqtt-ws-port", "0", "--management-port", "0", "--config", str(config), "--host",
+            [sys.executable, "-m", "amqpbroker", "serve", "--mqtt-port", "0", "--mqtt-ws-port", "0", "--management-port", "0", "--prometheus-port", "0", "--config", str(config), "--host",
              "127.0.0.1", "--port", str(port), "--in-memory", "--log-level", "warning"],
             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         samples: list[int] = []

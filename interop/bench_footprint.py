@@ -53,7 +53,7 @@ class Ours:
     def start(self, work: Path) -> int:
         self.port = free_port()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "amqpbroker", "serve", "--mqtt-port", "0", "--mqtt-ws-port", "0", "--management-port", "0", "--host", "127.0.0.1", "--port",
+            [sys.executable, "-m", "amqpbroker", "serve", "--mqtt-port", "0", "--mqtt-ws-port", "0", "--management-port", "0", "--prometheus-port", "0", "--host", "127.0.0.1", "--port",
              str(self.port), "--data-dir", str(work / f"ours-{self.port}"), "--log-level",
              "warning"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if not wait_port(self.port, 60):
@@ -116,7 +116,7 @@ def serve_startup(work: Path) -> float:
     port = free_port()
     started = time.monotonic()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "amqpbroker", "serve", "--mqtt-port", "0", "--mqtt-ws-port", "0", "--management-port", "0", "--host", "127.0.0.1", "--port",
+        [sys.executable, "-m", "amqpbroker", "serve", "--mqtt-port", "0", "--mqtt-ws-port", "0", "--management-port", "0", "--prometheus-port", "0", "--host", "127.0.0.1", "--port",
          str(port), "--data-dir", str(work / f"startup-{port}"), "--log-level", "warning"],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

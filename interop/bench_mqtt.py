@@ -99,6 +99,7 @@ class Ours:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "amqpbroker", "serve", "--host", "127.0.0.1", "--port",
              str(free_port()), "--mqtt-port", str(self.port), "--mqtt-ws-port", "0",
+             "--management-port", "0", "--prometheus-port", "0",
              "--data-dir", str(data), "--log-level", "warning"],
             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if not wait_port(self.port):

@@ -183,7 +183,7 @@ def main() -> int:
         if url is None:
             data_dir = tempfile.mkdtemp(prefix="bench-streams-")
             port = _free_port()
-            cmd = [sys.executable, "-m", "amqpbroker", "serve", "--mqtt-port", "0", "--mqtt-ws-port", "0", "--management-port", "0", "--host", "127.0.0.1",
+            cmd = [sys.executable, "-m", "amqpbroker", "serve", "--mqtt-port", "0", "--mqtt-ws-port", "0", "--management-port", "0", "--prometheus-port", "0", "--host", "127.0.0.1",
                    "--port", str(port), "--data-dir", data_dir, "--log-level", "warning"]
             if args.no_sync:
                 cmd.append("--no-sync")

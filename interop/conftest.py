@@ -105,7 +105,7 @@ def own_broker(tmp_path_factory: pytest.TempPathFactory):
     data_dir = tmp_path_factory.mktemp("broker-data")
     logs = tmp_path_factory.mktemp("broker-logs")
     stdout_path, stderr_path = logs / "stdout.log", logs / "stderr.log"
-    argv = [sys.executable, "-m", "amqpbroker", "serve", "--management-port", "0", "--mqtt-port", "0", "--mqtt-ws-port", "0", "--host", "127.0.0.1",
+    argv = [sys.executable, "-m", "amqpbroker", "serve", "--management-port", "0", "--mqtt-port", "0", "--mqtt-ws-port", "0", "--prometheus-port", "0", "--host", "127.0.0.1",
             "--port", str(port), "--data-dir", str(data_dir), "--log-level", "warning"]
     with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
         proc = subprocess.Popen(argv, cwd=REPO_ROOT, stdin=subprocess.DEVNULL,

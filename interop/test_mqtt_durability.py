@@ -68,7 +68,8 @@ def _serve(data_dir: str, log: Path) -> tuple[subprocess.Popen, int]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     cmd = [sys.executable, "-m", "amqpbroker", "serve", "--host", "127.0.0.1", "--port", "0",
-           "--mqtt-port", str(port), "--mqtt-ws-port", "0", "--data-dir", data_dir,
+           "--mqtt-port", str(port), "--mqtt-ws-port", "0", "--management-port", "0",
+           "--prometheus-port", "0", "--data-dir", data_dir,
            "--log-level", "warning"]
     with open(log, "ab") as err:
         proc = subprocess.Popen(cmd, stderr=err, stdout=subprocess.DEVNULL)

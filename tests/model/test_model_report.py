@@ -21,7 +21,12 @@ def test_the_broker_core_connects_it_to_its_structured_logger() -> None:
     import amqpbroker.broker.core  # noqa: F401  (connects the sink on import)
     from amqpbroker.model.report import log
 
-    with structlog.testing.capture_logs() as logs:
-        log.info("delayed.recovered", exchange="x", messages=3)
+    saved = structlog.get_config()
+    structlog.reset_defaults()  # an earlier test may have configured a level above info
+    try:
+        with structlog.testing.capture_logs() as logs:
+            log.info("delayed.recovered", exchange="x", messages=3)
+    finally:
+        structlog.configure(**saved)
     assert logs == [{"event": "delayed.recovered", "exchange": "x", "messages": 3,
                      "log_level": "info"}]

@@ -353,7 +353,7 @@ def test_tls_1_3_suites_chosen_through_openssl_conf(certs, tmp_path):
     cnf.write_text(OPENSSL_CNF)
     proc = subprocess.Popen(
         [sys.executable, "-m", "amqpbroker", "serve", "--in-memory", "--port", "0",
-         "--management-port", "0", "--mqtt-port", "0", "--mqtt-ws-port", "0",
+         "--management-port", "0", "--prometheus-port", "0", "--mqtt-port", "0", "--mqtt-ws-port", "0",
          "--tls-port", "0", "--tls-cert", certs.server_cert, "--tls-key", certs.server_key],
         stderr=subprocess.PIPE, text=True, env={**os.environ, "OPENSSL_CONF": str(cnf)})
     try:
