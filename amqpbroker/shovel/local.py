@@ -37,7 +37,7 @@ class LocalDestination:
             raise ConnectionError(f"amqp:// (this broker): no user '{username}'")
         self.core = core
         self.loop = asyncio.get_running_loop()
-        self.closing: asyncio.Future[None] = self.loop.create_future()
+        self.closing: asyncio.Future[str] = self.loop.create_future()  # result: the reason
         try:
             self.session = core.open_session(user, vhost, self)
         except errors.AMQPError as exc:
@@ -95,7 +95,7 @@ class LocalDestination:
 
     def close(self, reason: str = "closed") -> None:
         if not self.closing.done():
-            self.closing.set_result(None)
+            self.closing.set_result(reason)
         for _, fut in self.waiting:
             if not fut.done():
                 fut.set_exception(ConnectionError(reason))

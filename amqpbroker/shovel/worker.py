@@ -234,11 +234,17 @@ class ShovelWorker:
             except Exception:
                 pass
             raise ShovelFinished
-        for w in finished:
-            if w is broken:
-                raise w.result()
-            exc = w.exception() if not w.cancelled() else None
-            raise ConnectionError(_describe(exc) if exc else "connection closed")
+        # The publish error first: closing the local session completes `dest_closing` in the
+        # same step, and a set has no order.
+        if broken in finished:
+            raise broken.result()
+        for w in waits[:2]:
+            if w in finished:
+                exc = w.exception() if not w.cancelled() else None
+                said = None if exc or w.cancelled() else w.result()
+                raise ConnectionError(_describe(exc) if exc else
+                                      said if isinstance(said, str) else "connection closed")
+        raise ConnectionError("connection closed")
 
     async def _forward(self, message: Any, dch: Any) -> bool:
         """Publish one message to the destination; True once it is moved (on-confirm:
