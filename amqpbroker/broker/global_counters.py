@@ -16,12 +16,14 @@ A total is then the retired part plus the open publishers' and channels' current
 monotonic, read in O(open publishers + channels) at scrape time.
 
 The one figure nothing counted before is the size of received messages, RabbitMQ's
-`rabbitmq_message_size_bytes` histogram: `MessageSizes.observe` is one comparison chain
-and two integer adds on the publish path (`Session.publish`).
+`rabbitmq_message_size_bytes` histogram: on the publish path (`Session.publish`) a message of
+at most 100 bytes costs one comparison and two integer adds, a larger one `MessageSizes.observe`
+(one bisect).
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from typing import Any
 
 # The protocols' labels, as RabbitMQ names them: amqp091 here, mqtt310 / mqtt311 / mqtt50
@@ -69,15 +71,8 @@ class MessageSizes:
 
     def observe(self, size: int) -> None:
         self.total += size
-        if size <= 100:  # most messages: one comparison
-            self.counts[0] += 1
-            return
-        i = 1
-        for bound in SIZE_BOUNDS[1:]:
-            if size <= bound:
-                break
-            i += 1
-        self.counts[i] += 1
+        # the first bound >= size (bucket upper bounds are inclusive); past the last: +Inf
+        self.counts[bisect_left(SIZE_BOUNDS, size)] += 1
 
 
 class ProtocolCounters:

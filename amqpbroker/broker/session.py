@@ -242,7 +242,13 @@ class Session:
             delay = delay_of(msg)
             if delay:  # x-delayed-message: held, routed when due (model/delayed.py)
                 return self._publish_delayed(ex, msg, mandatory, publisher, delay)
-        self.sizes.observe(msg.body_size)  # rabbitmq_message_size_bytes
+        sizes = self.sizes  # rabbitmq_message_size_bytes; inline: most take one comparison
+        size = msg.body_size
+        if size <= 100:
+            sizes.total += size
+            sizes.counts[0] += 1
+        else:
+            sizes.observe(size)
         queues = vhost.route(ex, msg)
         publisher.published += 1  # counters for the management API's message_stats
         ex.published_in += 1
@@ -376,8 +382,16 @@ class Session:
         return q, got[0], got[1]
 
     # -- settling ----------------------------------------------------------------------------
-    def ack(self, entries: Iterable[Entry]) -> None:
+    def ack(self, entries: list[Entry]) -> None:
         """Deliveries acknowledged: gone for good."""
+        if len(entries) == 1:  # one basic.ack per delivery: no set of queues to build
+            queue, msg, consumer = entries[0]
+            queue.acked += 1
+            queue.settle(msg)
+            if consumer is not None:
+                consumer.unacked -= 1
+            queue.dispatch()
+            return
         queues: set[Destination] = set()
         for queue, msg, consumer in entries:
             queue.acked += 1

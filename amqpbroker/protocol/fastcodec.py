@@ -241,24 +241,42 @@ def encode_deliver(
     """Encode Basic.Deliver (60,60) + content frames.
 
     Arguments: consumer-tag shortstr, delivery-tag u64, redelivered bit, exchange
-    shortstr, routing-key shortstr.
+    shortstr, routing-key shortstr. A consumer receives a few (exchange, routing key)
+    pairs: the bytes around the delivery tag are built once per (channel, consumer,
+    exchange, key) and the whole delivery is one join.
     """
+    parts = _DELIVER_PARTS.get((channel, consumer_tag, exchange, routing_key))
+    if parts is None:
+        parts = _deliver_parts(channel, consumer_tag, exchange, routing_key)
+    head, tail = parts
+    size = len(body)
+    if size and size <= frame_max - _FRAME_OVERHEAD:  # the common case: one body frame
+        return b"".join((
+            head, _TAG_BITS.pack(delivery_tag, 1 if redelivered else 0), tail,
+            _HEADER_HEAD.pack(FRAME_HEADER, channel, 12 + len(properties), _BASIC, 0, size),
+            properties, FRAME_END, _BODY_HEAD.pack(FRAME_BODY, channel, size), body, FRAME_END))
+    method = b"".join((head, _TAG_BITS.pack(delivery_tag, 1 if redelivered else 0), tail))
+    return _join_content(method, channel, properties, body, frame_max)
+
+
+_DELIVER_PARTS: dict[tuple[int, str, str, str], tuple[bytes, bytes]] = {}
+
+
+def _deliver_parts(channel: int, consumer_tag: str, exchange: str,
+                   routing_key: str) -> tuple[bytes, bytes]:
+    """Basic.Deliver's bytes before the delivery tag (frame header, ids, consumer tag) and
+    after the bits octet (exchange, routing key, frame end)."""
     ctag = encode_shortstr(consumer_tag)
     ex = encode_shortstr(exchange)
     rk = encode_shortstr(routing_key)
     # 4 id bytes + 8 tag bytes + 1 bits octet + the three strings.
     size = 13 + len(ctag) + len(ex) + len(rk)
-    method = b"".join(
-        (
-            _METHOD_HEAD.pack(FRAME_METHOD, channel, size, _BASIC, 60),
-            ctag,
-            _TAG_BITS.pack(delivery_tag, 1 if redelivered else 0),
-            ex,
-            rk,
-            FRAME_END,
-        )
-    )
-    return _join_content(method, channel, properties, body, frame_max)
+    parts = (_METHOD_HEAD.pack(FRAME_METHOD, channel, size, _BASIC, 60) + ctag,
+             ex + rk + FRAME_END)
+    if len(_DELIVER_PARTS) >= _NAMES_CACHE_SIZE:
+        _DELIVER_PARTS.clear()
+    _DELIVER_PARTS[(channel, consumer_tag, exchange, routing_key)] = parts
+    return parts
 
 
 def encode_get_ok(

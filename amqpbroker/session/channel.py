@@ -18,6 +18,7 @@ Consumer timeouts are a part it owns, `self.timeouts` (`session/consumer_timeout
 
 from __future__ import annotations
 
+import struct
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import structlog
@@ -26,7 +27,7 @@ from pamqp import commands
 from amqpbroker import errors
 from amqpbroker.message import Message
 from amqpbroker.model.queue_args import parse_expiration
-from amqpbroker.protocol import fastcodec
+from amqpbroker.protocol import fastcodec, tables
 from amqpbroker.protocol.methods import decode_method, method_ids
 from amqpbroker.protocol.properties import scan_properties
 from amqpbroker.session import direct_reply
@@ -43,6 +44,9 @@ log = structlog.get_logger("amqpbroker")
 _PUBLISH = b"\x00\x3c\x00\x28"
 _ACK = b"\x00\x3c\x00\x50"
 PUBLISH_IDS = (60, 40)
+_REPLY_MARKER = direct_reply.PSEUDO_QUEUE.encode()
+# scan_properties' answers by property bytes (pure, so shared by every channel; bounded).
+_SCANNED: dict[bytes, tuple[int, int, str | None]] = {}
 
 
 class Channel:
@@ -124,7 +128,10 @@ class Channel:
             self.conn.send_method(self.id, commands.Channel.CloseOk())
 
     def _start_publish(self, payload: bytes) -> None:
-        exchange, routing_key, mandatory, immediate = _decode(fastcodec.decode_publish, payload)
+        try:  # the per-message decoders are called inline (no `_decode` frame)
+            exchange, routing_key, mandatory, immediate = fastcodec.decode_publish(payload)
+        except ValueError as exc:
+            raise errors.SyntaxError_(f"cannot decode method frame: {exc}") from None
         if immediate:  # RabbitMQ dropped immediate in 3.0: a connection error
             raise errors.NotImplemented_("immediate=true", *PUBLISH_IDS)
         self._publish = (exchange, routing_key, mandatory)
@@ -135,7 +142,14 @@ class Channel:
         if self._publish is None or self._body_size < 0 or self._props:
             raise errors.UnexpectedFrame(
                 f"content header on channel {self.id} without a basic.publish")
-        class_id, _, body_size, props = _decode(fastcodec.decode_content_header, payload)
+        try:
+            class_id, _, body_size, props = fastcodec.decode_content_header(payload)
+        except ValueError as exc:
+            raise errors.SyntaxError_(f"cannot decode method frame: {exc}") from None
+        # Nested headers tables are bounded (tables.MAX_DEPTH); only a header that has a
+        # headers table (flag bit 13) can nest, so most publishes skip the count.
+        if props[0] & 0x20 and tables.may_nest_deeper(payload, tables.MAX_DEPTH):
+            _check_headers(payload)
         if class_id != 60:
             raise errors.FrameError(f"content header for class {class_id}, expected 60")
         limit = self.core.settings.max_message_size
@@ -174,16 +188,25 @@ class Channel:
         self._publish = None
         self._props = b""
         self._received = 0
-        try:
-            props = direct_reply.rewrite_reply_to(self, props)
-        except errors.ChannelError as exc:
-            exc.class_id, exc.method_id = PUBLISH_IDS
-            self.fail(exc)
-            return
-        try:
-            delivery_mode, priority, expiration = scan_properties(props)
-        except ValueError as exc:
-            raise errors.FrameError(f"cannot decode content header properties: {exc}") from None
+        if _REPLY_MARKER in props:  # maybe reply_to "amq.rabbitmq.reply-to" (direct reply-to)
+            try:
+                props = direct_reply.rewrite_reply_to(self, props)
+            except errors.ChannelError as exc:
+                exc.class_id, exc.method_id = PUBLISH_IDS
+                self.fail(exc)
+                return
+        # A publisher sends the same few property lists over and over: each is scanned once.
+        scanned = _SCANNED.get(props)
+        if scanned is None:
+            try:
+                scanned = scan_properties(props)
+            except ValueError as exc:
+                raise errors.FrameError(
+                    f"cannot decode content header properties: {exc}") from None
+            if len(_SCANNED) >= 1024:
+                _SCANNED.clear()
+            _SCANNED[props] = scanned
+        delivery_mode, priority, expiration = scanned
         msg = Message(exchange, routing_key, props, body, len(body), delivery_mode == 2,
                       priority, expiration)
         try:
@@ -237,7 +260,8 @@ class Channel:
         self.next_tag = tag + 1
         self.conn.send(fastcodec.encode_deliver(
             self.id, consumer.tag, tag, redelivered, msg.exchange, msg.routing_key,
-            msg.properties, self._body_of(msg), self.conn.frame_max))
+            msg.properties, msg.body if msg.body is not None else self._body_of(msg),
+            self.conn.frame_max))
         if redelivered:  # counters for the management API (here and below)
             self.redelivered += 1
             queue.redelivered += 1
@@ -381,3 +405,10 @@ def _decode(fn: Callable[[bytes], Any], payload: bytes) -> Any:
 
 
 from amqpbroker.session.handlers import HANDLERS  # noqa: E402  (handlers need Channel)
+
+
+def _check_headers(payload: bytes) -> None:
+    try:
+        tables.check_headers(payload)
+    except (ValueError, IndexError, struct.error) as exc:
+        raise errors.SyntaxError_(f"malformed headers table: {exc}", 60, 0) from None

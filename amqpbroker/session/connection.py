@@ -29,7 +29,7 @@ from amqpbroker import __version__, errors, tls
 from amqpbroker.broker import limits
 from amqpbroker.broker.core import BrokerCore
 from amqpbroker.broker.session import Session
-from amqpbroker.protocol import fastcodec, tables
+from amqpbroker.protocol import fastcodec
 from amqpbroker.protocol.frames import (
     FRAME_BODY,
     FRAME_HEADER,
@@ -294,8 +294,6 @@ class ClientConnection:
                 raise errors.UnexpectedFrame(
                     f"content frame on channel {channel} without a basic.publish")
             if ftype == FRAME_HEADER:
-                if tables.may_nest_deeper(payload, tables.MAX_DEPTH):
-                    _check_headers(payload)
                 self.session.published = True  # only a basic.publish has content
                 ch.content_header(payload)
             else:
@@ -543,13 +541,6 @@ def _credentials(mechanism: str, response: Any) -> tuple[str, str]:
             raise errors.LoginRefused("malformed AMQPLAIN response") from None
         return str(table.get("LOGIN", "")), str(table.get("PASSWORD", ""))
     raise errors.LoginRefused(f"unsupported authentication mechanism {mechanism!r}")
-
-
-def _check_headers(payload: bytes) -> None:
-    try:
-        tables.check_headers(payload)
-    except (ValueError, IndexError, struct.error) as exc:
-        raise errors.SyntaxError_(f"malformed headers table: {exc}", 60, 0) from None
 
 
 def _ids(method: Method) -> tuple[int, int]:
