@@ -36,6 +36,16 @@ def client_listeners(settings: Any) -> dict[str, tuple[Any, int]]:
     if s.management_port:
         out["http"] = (s.host if s.management_host is None else s.management_host,
                        s.management_port)
+    # TLS listeners are forwarded as bytes: the leader terminates TLS with its certificate.
+    # The metrics listeners are not: each node reports its own figures (as RabbitMQ's).
+    if s.tls is not None:
+        if s.mqtt_tls_port:
+            out["mqtts"] = (s.host, s.mqtt_tls_port)
+        if s.mqtt_wss_port:
+            out["mqtt_wss"] = (s.host, s.mqtt_wss_port)
+        if s.management_tls_port:
+            out["https"] = (s.host if s.management_host is None else s.management_host,
+                            s.management_tls_port)
     return out
 
 

@@ -69,3 +69,24 @@ def test_a_cluster_node_without_a_secret_refuses_to_start(tmp_path):
                          env=env)
     assert out.returncode == 1
     assert "needs a shared secret" in out.stderr
+
+
+def test_followers_forward_every_client_listener_but_the_metrics():
+    """A follower forwards each client listener its settings open to the leader (TLS ones as
+    bytes: the leader terminates TLS); the metrics listeners report each node's own figures."""
+    from dataclasses import replace
+
+    from amqpbroker.cluster.proxy import client_listeners
+    from amqpbroker.settings import Settings, TLSOptions
+
+    s = replace(Settings(), port=5672, mqtt_port=1883, mqtt_ws_port=15675,
+                management_port=15672, prometheus_port=15692)
+    assert sorted(client_listeners(s)) == ["amqp", "http", "mqtt", "mqtt_ws"]
+    s = replace(s, tls=TLSOptions(certfile="c.pem", keyfile="k.pem"), tls_port=5671,
+                mqtt_tls_port=8883, mqtt_wss_port=15676, management_tls_port=15671,
+                prometheus_tls_port=15691)
+    listeners = client_listeners(s)
+    assert sorted(listeners) == ["amqp", "amqps", "http", "https", "mqtt", "mqtt_ws",
+                                 "mqtt_wss", "mqtts"]
+    assert (listeners["mqtts"][1], listeners["mqtt_wss"][1], listeners["https"][1]) == (
+        8883, 15676, 15671)
