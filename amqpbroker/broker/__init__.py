@@ -37,7 +37,8 @@ re-implements a broker rule. The API, in the order a client uses it::
 
     # settling: the translator keeps its ledger of outstanding deliveries and hands
     # entries (queue, msg, consumer-or-None) back
-    session.ack(entries) ; session.reject(entries, requeue) ; session.requeue(entries)
+    session.ack(entries) ; session.ack_one(queue, msg, consumer)
+    session.reject(entries, requeue) ; session.requeue(entries)
 
     session.close()                                  # exclusive queues go, flow waits end
 

@@ -384,13 +384,8 @@ class Session:
     # -- settling ----------------------------------------------------------------------------
     def ack(self, entries: list[Entry]) -> None:
         """Deliveries acknowledged: gone for good."""
-        if len(entries) == 1:  # one basic.ack per delivery: no set of queues to build
-            queue, msg, consumer = entries[0]
-            queue.acked += 1
-            queue.settle(msg)
-            if consumer is not None:
-                consumer.unacked -= 1
-            queue.dispatch()
+        if len(entries) == 1:
+            self.ack_one(*entries[0])
             return
         queues: set[Destination] = set()
         for queue, msg, consumer in entries:
@@ -401,6 +396,14 @@ class Session:
             queues.add(queue)
         for queue in queues:
             queue.dispatch()
+
+    def ack_one(self, queue: Destination, msg: Message, consumer: Any) -> None:
+        """One delivery acknowledged (one basic.ack per delivery: no set of queues)."""
+        queue.acked += 1
+        queue.settle(msg)
+        if consumer is not None:
+            consumer.unacked -= 1
+        queue.dispatch()
 
     def reject(self, entries: Iterable[Entry], requeue: bool) -> None:
         """reject/nack: back to their queues, or dead-lettered / dropped."""

@@ -297,9 +297,16 @@ class Channel:
             self._check_tags(tag, multiple)
             self.tx.append(("ack", tag, multiple))
             return
-        entries = self._take(tag, multiple)
-        self.acked += len(entries)
-        self.session.ack(entries)
+        if multiple:
+            entries = self._take(tag, True)
+            self.acked += len(entries)
+            self.session.ack(entries)
+        else:  # one basic.ack per delivery, the common case: no list of one
+            entry = self.unacked.pop(tag, None)
+            if entry is None:
+                raise errors.PreconditionFailed(f"unknown delivery tag {tag}")
+            self.acked += 1
+            self.session.ack_one(*entry)
         if self.global_prefetch:
             self.resume_consumers()
 
