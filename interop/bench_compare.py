@@ -237,19 +237,24 @@ def main() -> int:
 
 def run_rounds(args, brokers, scenarios, figures, work: Path) -> None:
     bench = build_c_bench(work) if args.tool in ("c", "both") else None
+    # S7 measures RSS growth per connection: in a broker that already ran S1-S6 it reuses
+    # memory those freed (near 0 bytes per connection), so S7 gets a fresh broker.
+    groups = [[s for s in scenarios if s != "S7"], [s for s in scenarios if s == "S7"]]
     for rnd in range(args.rounds):
         for broker in brokers:
-            pid = broker.start(work)
-            try:
-                if bench is not None:
-                    out = work / f"{broker.name.replace('@', '-')}-{rnd}.jsonl"
-                    for row in run_c_suite(bench, broker.port, pid, ",".join(scenarios), out):
-                        record(figures, "c", row.get("id") or row.get("scenario"), broker, row)
-                if args.tool in ("perf", "both"):
-                    for sid in (s for s in scenarios if s in PERF_ARGS):
-                        record(figures, "perf", sid, broker, run_perf(broker.port, pid, sid))
-            finally:
-                broker.stop()
+            for gi, group in enumerate(g for g in groups if g):
+                pid = broker.start(work)
+                try:
+                    if bench is not None:
+                        out = work / f"{broker.name.replace('@', '-')}-{rnd}-{gi}.jsonl"
+                        for row in run_c_suite(bench, broker.port, pid, ",".join(group), out):
+                            record(figures, "c", row.get("id") or row.get("scenario"), broker,
+                                   row)
+                    if args.tool in ("perf", "both"):
+                        for sid in (s for s in group if s in PERF_ARGS):
+                            record(figures, "perf", sid, broker, run_perf(broker.port, pid, sid))
+                finally:
+                    broker.stop()
             print(f"round {rnd + 1}/{args.rounds} {broker.name}: done", flush=True)
 
 

@@ -153,30 +153,26 @@ def main() -> int:
     print(f"\nbroker CPU per delivered message, us: median [min-max] of {args.rounds} "
           f"rounds; ratio of medians vs {base} (the figure to judge: other load on the "
           "machine disturbs it less than throughput)")
-    for sid in args.only.split(","):
-        ref = cpu.get((sid, base), [])
-        line = f"{sid:3} {base} {spread(ref) if ref else 'missing':>22}"
-        for name in others:
-            vals = cpu.get((sid, name), [])
-            if vals and ref:
-                ratio = statistics.median(vals) / statistics.median(ref)
-                line += f"   {name} {spread(vals):>22}  {name}/{base} {ratio:6.3f}"
-            else:
-                line += f"   {name} missing"
-        print(line)
+    _table(args.only.split(","), cpu, base, others, 2)
     print(f"\ndeliveries/s: median [min-max] of {args.rounds} rounds")
-    for sid in args.only.split(","):
-        ref = figures.get((sid, base), [])
-        line = f"{sid:3} {base} {spread(ref, 0) if ref else 'missing':>26}"
+    _table(args.only.split(","), figures, base, others, 0)
+    return 0
+
+
+def _table(ids: list[str], values: dict, base: str, others: list[str], digits: int) -> None:
+    """One line per scenario: the first mode's median [min-max], then each other mode's
+    with its ratio of medians to the first."""
+    for sid in ids:
+        ref = values.get((sid, base), [])
+        line = f"{sid:3} {base} {spread(ref, digits) if ref else 'missing':>26}"
         for name in others:
-            vals = figures.get((sid, name), [])
+            vals = values.get((sid, name), [])
             if vals and ref:
                 ratio = statistics.median(vals) / statistics.median(ref)
-                line += f"   {name} {spread(vals, 0):>26}  {name}/{base} {ratio:6.3f}"
+                line += f"   {name} {spread(vals, digits):>26}  {name}/{base} {ratio:6.3f}"
             else:
                 line += f"   {name} missing"
         print(line)
-    return 0
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import platform
 import sys
-import time
 from typing import Any
 
 from amqpbroker import __version__
@@ -24,36 +23,6 @@ EXCHANGE_TYPES = [
     {"name": "topic", "description": "AMQP topic exchange, as per the AMQP specification",
      "enabled": True},
 ]
-
-
-def _rss() -> int:
-    try:
-        with open("/proc/self/statm", "rb") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return 0
-
-
-def _disk(path: str | None) -> int:
-    try:
-        st = os.statvfs(path or ".")
-        return st.f_bavail * st.f_frsize
-    except OSError:
-        return 0
-
-
-def _fds() -> tuple[int, int]:
-    try:
-        used = len(os.listdir("/proc/self/fd"))
-    except OSError:
-        used = 0
-    try:
-        import resource
-
-        total = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    except (ImportError, ValueError):
-        total = 0
-    return used, total
 
 
 def listeners(ctx: Context) -> list[dict[str, Any]]:
@@ -121,17 +90,18 @@ def _contexts(ctx: Context) -> list[dict[str, Any]]:
 
 def _node(ctx: Context) -> dict[str, Any]:
     core = ctx.admin.core
-    used, total = _fds()
-    uptime_ms = int((time.time() - core.started_at) * 1000)
-    rss = _rss()
+    res = ctx.admin.node_resources()  # the same figures Prometheus reads
+    total = res["fd_total"]
+    uptime_ms = int(res["uptime"] * 1000)
+    rss = res["rss"]
     return {
         "name": ctx.admin.node_name, "type": "disc", "running": True, "being_drained": False,
         "os_pid": str(os.getpid()), "processors": os.cpu_count() or 1,
         "uptime": uptime_ms, "run_queue": 0,
         "mem_used": rss, "mem_limit": core.memory_limit(), "mem_alarm": "memory" in core.alarms,
-        "disk_free": _disk(core.settings.data_dir),
+        "disk_free": res["disk_free"],
         "disk_free_limit": core.settings.disk_free_limit, "disk_free_alarm": "disk" in core.alarms,
-        "fd_used": used, "fd_total": total, "sockets_used": len(core.connections),
+        "fd_used": res["fd_used"], "fd_total": total, "sockets_used": len(core.connections),
         "sockets_total": total, "proc_used": 0, "proc_total": 0,
         "partitions": [], "net_ticktime": 60, "rates_mode": "basic",
         "exchange_types": EXCHANGE_TYPES,

@@ -28,21 +28,11 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from .harness import Cluster, Node
+from .harness import Node
 
 pytestmark = [pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
               pytest.mark.filterwarnings("ignore::ResourceWarning")]
 AUTH = "Basic " + base64.b64encode(b"guest:guest").decode()
-
-
-@pytest.fixture
-def cluster(tmp_path):
-    c = Cluster(str(tmp_path))
-    c.start()
-    try:
-        yield c
-    finally:
-        c.stop()
 
 
 def http(node: Node, method: str, path: str, body: Any = None) -> tuple[int, Any]:

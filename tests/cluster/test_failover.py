@@ -17,7 +17,7 @@ import pytest
 
 from amqpbroker.cluster import wire
 
-from .harness import Cluster, Front
+from .harness import Front
 from .history import History, check, confirming_from_logs
 from .workload import Workload, freeze_leader, kill_leader, wait_until
 
@@ -26,17 +26,6 @@ from .workload import Workload, freeze_leader, kill_leader, wait_until
 # client library's noise, not what these tests check.
 pytestmark = [pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
               pytest.mark.filterwarnings("ignore::ResourceWarning")]
-
-
-
-@pytest.fixture
-def cluster(tmp_path):
-    c = Cluster(str(tmp_path))
-    c.start()
-    try:
-        yield c
-    finally:
-        c.stop()
 
 
 async def test_leader_kills_and_freeze_keep_every_confirmed_message(cluster):

@@ -16,7 +16,6 @@ import asyncio
 import aio_pika
 import pytest
 
-from .harness import Cluster
 
 pytestmark = [pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
               pytest.mark.filterwarnings("ignore::ResourceWarning")]
@@ -24,16 +23,6 @@ pytestmark = [pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExcepti
 STREAM = {"x-queue-type": "stream", "x-stream-max-segment-size-bytes": 20_000}
 N = 600
 TRACKED = 250  # messages the tracked consumer acks before the kill
-
-
-@pytest.fixture
-def cluster(tmp_path):
-    c = Cluster(str(tmp_path))
-    c.start()
-    try:
-        yield c
-    finally:
-        c.stop()
 
 
 async def _read(conn: aio_pika.abc.AbstractConnection, count: int,
