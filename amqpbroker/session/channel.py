@@ -45,7 +45,8 @@ _PUBLISH = b"\x00\x3c\x00\x28"
 _ACK = b"\x00\x3c\x00\x50"
 PUBLISH_IDS = (60, 40)
 _REPLY_MARKER = direct_reply.PSEUDO_QUEUE.encode()
-# scan_properties' answers by property bytes (pure, so shared by every channel; bounded).
+# scan_properties' answers by property bytes (pure, so shared by every channel; at most
+# 1024 entries of at most 256 bytes).
 _SCANNED: dict[bytes, tuple[int, int, str | None]] = {}
 
 
@@ -195,17 +196,19 @@ class Channel:
                 exc.class_id, exc.method_id = PUBLISH_IDS
                 self.fail(exc)
                 return
-        # A publisher sends the same few property lists over and over: each is scanned once.
-        scanned = _SCANNED.get(props)
+        # A publisher sends the same few property lists over and over: each short one is
+        # scanned once (a long one, big headers, would cost more to hash than to scan).
+        scanned = _SCANNED.get(props) if len(props) <= 256 else None
         if scanned is None:
             try:
                 scanned = scan_properties(props)
             except ValueError as exc:
                 raise errors.FrameError(
                     f"cannot decode content header properties: {exc}") from None
-            if len(_SCANNED) >= 1024:
-                _SCANNED.clear()
-            _SCANNED[props] = scanned
+            if len(props) <= 256:
+                if len(_SCANNED) >= 1024:
+                    _SCANNED.clear()
+                _SCANNED[props] = scanned
         delivery_mode, priority, expiration = scanned
         msg = Message(exchange, routing_key, props, body, len(body), delivery_mode == 2,
                       priority, expiration)
