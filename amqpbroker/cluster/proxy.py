@@ -24,29 +24,19 @@ def client_listeners(settings: Any) -> dict[str, tuple[Any, int]]:
     """kind -> (bind host(s), port) of the client listeners this node's settings open; the
     leader advertises each in etcd (`host:port`), followers forward each to it."""
     s = settings
-    out: dict[str, tuple[Any, int]] = {}
-    if s.port:
-        out["amqp"] = (s.host, s.port)
-    if s.tls is not None and s.tls_port:
-        out["amqps"] = (s.host if s.tls_host is None else s.tls_host, s.tls_port)
-    if s.mqtt_port:
-        out["mqtt"] = (s.host, s.mqtt_port)
-    if s.mqtt_ws_port:
-        out["mqtt_ws"] = (s.host, s.mqtt_ws_port)
-    if s.management_port:
-        out["http"] = (s.host if s.management_host is None else s.management_host,
-                       s.management_port)
+    mgmt_host = s.host if s.management_host is None else s.management_host
+    tls = s.tls is not None
     # TLS listeners are forwarded as bytes: the leader terminates TLS with its certificate.
     # The metrics listeners are not: each node reports its own figures (as RabbitMQ's).
-    if s.tls is not None:
-        if s.mqtt_tls_port:
-            out["mqtts"] = (s.host, s.mqtt_tls_port)
-        if s.mqtt_wss_port:
-            out["mqtt_wss"] = (s.host, s.mqtt_wss_port)
-        if s.management_tls_port:
-            out["https"] = (s.host if s.management_host is None else s.management_host,
-                            s.management_tls_port)
-    return out
+    candidates = (("amqp", s.host, s.port, True),
+                  ("amqps", s.host if s.tls_host is None else s.tls_host, s.tls_port, tls),
+                  ("mqtt", s.host, s.mqtt_port, True),
+                  ("mqtt_ws", s.host, s.mqtt_ws_port, True),
+                  ("http", mgmt_host, s.management_port, True),
+                  ("mqtts", s.host, s.mqtt_tls_port, tls),
+                  ("mqtt_wss", s.host, s.mqtt_wss_port, tls),
+                  ("https", mgmt_host, s.management_tls_port, tls))
+    return {kind: (host, port) for kind, host, port, usable in candidates if usable and port}
 
 
 class Forwarder:
