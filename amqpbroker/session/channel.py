@@ -305,9 +305,7 @@ class Channel:
             self.acked += len(entries)
             self.session.ack(entries)
         else:  # one basic.ack per delivery, the common case: no list of one
-            entry = self.unacked.pop(tag, None)
-            if entry is None:
-                raise errors.PreconditionFailed(f"unknown delivery tag {tag}")
+            entry = self._take_one(tag)
             self.acked += 1
             self.session.ack_one(*entry)
         if self.global_prefetch:
@@ -326,12 +324,9 @@ class Channel:
             raise errors.PreconditionFailed(f"unknown delivery tag {tag}")
 
     def _take(self, tag: int, multiple: bool) -> list[tuple["Queue", Message, Any]]:
-        unacked = self.unacked
         if not multiple:
-            entry = unacked.pop(tag, None)
-            if entry is None:
-                raise errors.PreconditionFailed(f"unknown delivery tag {tag}")
-            return [entry]
+            return [self._take_one(tag)]
+        unacked = self.unacked
         if tag == 0:  # spec: multiple with tag 0 means "everything outstanding"
             taken = list(unacked.values())
             unacked.clear()
@@ -344,6 +339,12 @@ class Channel:
                 break
             tags.append(t)
         return [unacked.pop(t) for t in tags]
+
+    def _take_one(self, tag: int) -> tuple["Queue", Message, Any]:
+        entry = self.unacked.pop(tag, None)
+        if entry is None:
+            raise errors.PreconditionFailed(f"unknown delivery tag {tag}")
+        return entry
 
     def _requeue(self, entries: Iterable[tuple["Queue", Message, Any]]) -> None:
         self.session.requeue(entries)

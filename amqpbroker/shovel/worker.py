@@ -238,13 +238,8 @@ class ShovelWorker:
         # same step, and a set has no order.
         if broken in finished:
             raise broken.result()
-        for w in waits[:2]:
-            if w in finished:
-                exc = w.exception() if not w.cancelled() else None
-                said = None if exc or w.cancelled() else w.result()
-                raise ConnectionError(_describe(exc) if exc else
-                                      said if isinstance(said, str) else "connection closed")
-        raise ConnectionError("connection closed")
+        closed = next(w for w in waits[:2] if w in finished)
+        raise ConnectionError(_closed_reason(closed))
 
     async def _forward(self, message: Any, dch: Any) -> bool:
         """Publish one message to the destination; True once it is moved (on-confirm:
@@ -388,6 +383,17 @@ class _SourceAcks:
             await self.channel.basic_ack(frame.delivery_tag, multiple=frame.multiple, wait=False)
         else:
             await self.channel.basic_reject(frame.delivery_tag, requeue=True, wait=False)
+
+
+def _closed_reason(closing: "asyncio.Future[Any]") -> str:
+    """Why a source or destination connection ended: its error, or the reason the local
+    destination gives as the future's result (aiormq's gives none)."""
+    if not closing.cancelled():
+        if closing.exception() is not None:
+            return _describe(closing.exception())
+        if isinstance(closing.result(), str):
+            return closing.result()
+    return "connection closed"
 
 
 async def _ensure_queue(conn: aiormq.Connection, name: str) -> None:
