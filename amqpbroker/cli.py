@@ -20,6 +20,7 @@ import sys
 from typing import Any
 
 from amqpbroker import __version__, logs
+from amqpbroker.collector import CollectorPolicy
 from amqpbroker.settings import PROMETHEUS_PORT, Settings
 
 
@@ -215,7 +216,12 @@ async def serve_cluster(settings: Settings, config: Any = None) -> int:
         loop.add_signal_handler(sig, stop.set)
     print(f"amqpbroker {__version__} cluster node {settings.node_name} on port "
           f"{settings.port}", file=sys.stderr, flush=True)
-    return await node.run(stop)
+    collector = CollectorPolicy()
+    collector.start(loop)
+    try:
+        return await node.run(stop)
+    finally:
+        collector.stop()
 
 
 async def serve(settings: Settings, config: Any = None) -> int:
@@ -258,7 +264,10 @@ async def serve(settings: Settings, config: Any = None) -> int:
                    (("HTTP", broker.metrics.port), ("HTTPS", broker.metrics.tls_port)) if port]
         print(f"amqpbroker: Prometheus metrics at /metrics on {', '.join(metrics)}",
               file=sys.stderr, flush=True)
+    collector = CollectorPolicy()  # started: what exists now is long-lived (collector.py)
+    collector.start(loop)
     await stop.wait()
+    collector.stop()
     await broker.stop()
     return 0
 

@@ -28,6 +28,10 @@ import structlog
 log = structlog.get_logger("amqpbroker")
 
 
+def _cancelled() -> None:
+    pass
+
+
 class Timer:
     """A pending callback; `cancel()` is safe to call at any time, any number of times."""
 
@@ -42,6 +46,9 @@ class Timer:
 
     def cancel(self) -> None:
         self.cancelled = True
+        # As asyncio's Handle.cancel: a cancelled timer waiting in a heap must not keep its
+        # callback's objects (a deleted queue) alive until its time comes.
+        self.fn = _cancelled
         if self.handle is not None:
             self.handle.cancel()
             self.handle = None

@@ -91,8 +91,22 @@ class FlowWaiter(Protocol):
     def flow_released(self, queue: "Queue") -> None: ...
 
 
+class _PartMadePerUse:
+    """`Queue.featured` once the queue has left its vhost (`Queue.removed`): a
+    QueueFeatures made for each use instead of one the queue holds. A live queue keeps its
+    part in its own attributes (found first: the fast path); a held part would be a cycle
+    (queue -> part -> queue), leaving a deleted queue to the cyclic collector, which never
+    walks the queues `serve` froze at start (collector.py). A channel may still return or
+    settle a deleted queue's messages, so the part must keep working."""
+
+    def __get__(self, queue: "Queue | None", owner: type | None = None) -> Any:
+        return self if queue is None else QueueFeatures(queue)
+
+
 class Queue(Destination):
     """A classic queue, or a quorum queue (`quorum=True`): see the module docstring."""
+
+    featured = _PartMadePerUse()
 
     def __init__(
         self,
@@ -335,6 +349,12 @@ class Queue(Destination):
             self.featured._return_f(entries)
         elif not self.deleted:
             self.requeue(entries)
+
+    def removed(self) -> None:
+        """It left its vhost: no timer may fire for it, and nothing holds it in a cycle."""
+        self.ready.clear()
+        self.featured.removed()
+        del self.featured  # from now on, _PartMadePerUse
 
     def purge(self) -> int:
         count = len(self.ready)

@@ -418,6 +418,15 @@ class QueueFeatures:
         if not self.q.consumers and self.q.features.expires is not None:  # type: ignore[union-attr]
             self._renew_lease()
 
+    def removed(self) -> None:
+        """The queue left its vhost: its timers must not fire (nor keep this part alive)."""
+        q = self.q
+        for timer in (q._ttl_timer, q._lease_timer):
+            if timer is not None:
+                timer.cancel()
+        q._ttl_timer = q._lease_timer = None
+        q._ttl_when = _NEVER
+
     def _renew_lease(self, now: float | None = None) -> None:
         if self.q._lease_timer is not None:
             self.q._lease_timer.cancel()

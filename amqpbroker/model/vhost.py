@@ -300,7 +300,7 @@ class VirtualHost:
         if q.is_stream:
             q.delete()  # its log's files go too
         else:
-            q.ready.clear()
+            q.removed()
         q.release_flow()
         if q.durable and q.exclusive_owner is None:
             self._record({"op": "queue.delete", "name": q.name})
