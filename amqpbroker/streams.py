@@ -64,16 +64,44 @@ def open_stream(root: str | Path, vhost: str, name: str,
     return open_in(DiskStreamStore(root, sync=sync, clock=clock), vhost, name, arguments)
 
 
+class ScratchStreamStore(DiskStreamStore):
+    """Stream logs of an in-memory broker: in a temporary directory made when the first
+    stream is opened (most in-memory brokers, the embedded ones in tests, never open one,
+    and a process killed before `close` would leave it behind) and removed at close."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        super().__init__(tempfile.gettempdir(), sync=False, clock=clock)
+        self.tmp: str | None = None
+
+    def _new_log(self, queue_key: str, **limits: Any) -> Any:
+        if self.tmp is None:
+            self.tmp = tempfile.mkdtemp(prefix="amqpbroker-streams-")
+            self.root = Path(self.tmp)
+        return super()._new_log(queue_key, **limits)
+
+    def _remove_files(self, queue_key: str) -> None:
+        if self.tmp is not None:
+            super()._remove_files(queue_key)
+
+    def remove_all(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        super().close()
+        if self.tmp is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            self.tmp = None
+
+
 class StreamRegistry:
     def __init__(self, data_dir: str | None, *, sync: bool, scheduler: "Scheduler",
                  on_dirty: Callable[[], None] | None = None) -> None:
         self.sync = sync and data_dir is not None
-        # In-memory mode keeps streams in a temporary directory (removed at close): a long
-        # stream must not grow the broker's RAM.
-        self._tmp = None if data_dir is not None else tempfile.mkdtemp(
-            prefix="amqpbroker-streams-")
-        self.store: StreamStore = DiskStreamStore(data_dir or self._tmp, sync=self.sync,
-                                                  clock=scheduler.wall)
+        # In-memory mode keeps streams in a temporary directory: a long stream must not
+        # grow the broker's RAM.
+        self.store: StreamStore = (
+            DiskStreamStore(data_dir, sync=self.sync, clock=scheduler.wall)
+            if data_dir is not None else ScratchStreamStore(clock=scheduler.wall))
         self.changes: Any = None  # the core's ChangeStream (set by the core)
         self.scheduler = scheduler
         self.on_dirty = on_dirty
@@ -149,6 +177,3 @@ class StreamRegistry:
             self.store.close()
         except Exception as exc:
             log.error("stream.close_failed", error=str(exc))
-        if self._tmp is not None:
-            shutil.rmtree(self._tmp, ignore_errors=True)
-            self._tmp = None
