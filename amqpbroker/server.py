@@ -193,8 +193,8 @@ class AMQPProtocol(asyncio.Protocol):
         rest, self._rest = self._rest, b""
         if rest and self.conn is not None:
             # Input already read, waiting for its turn: the client sent it before it went,
-            # so it is handled as it would have been without the wait (at once: the
-            # connection's end must come after it; the pending turn finds nothing left).
+            # so it is handled as it would have been without the wait.
+            self._turn_over = True  # no call_soon turn: the remainder is fed here
             try:
                 self.conn.feed(rest, time.monotonic())
             except Exception:
