@@ -27,13 +27,6 @@ from amqpbroker.session.connection import ClientConnection
 log = structlog.get_logger("amqpbroker")
 TICK_SECONDS = 1.0
 LINGER_SECONDS = 2.0
-# A connection whose input took longer than this to handle gives the other connections a
-# turn before it reads again. Under uvloop one readiness event reads a socket up to 32
-# times (libuv's uv__read), 256 KB each: a client pipelining 100,000 queue.declare frames
-# was handled in one go and held every other client up for 2.5-4 s (docs/security.md).
-# Input is handed over in slices of READ_SLICE bytes, the clock read between them.
-READ_TURN_SECONDS = 0.002
-READ_SLICE = 8192
 
 
 def _rss_bytes() -> int:
@@ -62,8 +55,6 @@ class AMQPProtocol(asyncio.Protocol):
         # replies (basic.return, acks, deliveries) without bound. RabbitMQ does the same.
         self._flow_paused = False
         self._write_paused = False
-        self._turn_over = False  # READ_TURN_SECONDS used up: `_rest` waits a turn
-        self._rest = b""
         self._loop = server.loop
 
     # -- asyncio callbacks ------------------------------------------------------------------
@@ -118,28 +109,10 @@ class AMQPProtocol(asyncio.Protocol):
             data = self._decrypt(data)
             if not data:
                 return
-        self._feed(data)
-
-    def _feed(self, data: bytes) -> None:
-        """Hand the input to the connection, a slice at a time once it is large: after
-        READ_TURN_SECONDS the rest waits for the next loop iteration (reading paused), so
-        other connections are served in between."""
-        conn = self.conn
-        assert conn is not None
         gate = self.server.commit_gate
         mark = gate.definition_seq if gate is not None else 0
-        start = now = time.monotonic()
-        rest = b""
         try:
-            if len(data) <= READ_SLICE:
-                conn.feed(data, now)
-            else:
-                for offset in range(0, len(data), READ_SLICE):
-                    conn.feed(data[offset:offset + READ_SLICE], now)
-                    now = time.monotonic()
-                    if now - start > READ_TURN_SECONDS:
-                        rest = data[offset + READ_SLICE:]
-                        break
+            conn.feed(data, time.monotonic())
         except Exception:  # a bug must cost one connection, never the broker
             log.exception("connection.internal_error", peer=conn.peer)
             conn.fail(errors.InternalError("internal error"))
@@ -151,12 +124,6 @@ class AMQPProtocol(asyncio.Protocol):
             gate.hold_output(self)
         self.flush()
         self.server.maybe_sync()
-        if rest:
-            self._rest = rest
-            if not self._turn_over:
-                self._turn_over = True
-                self._apply_reading()
-            self._loop.call_soon(self._next_turn)
 
     def _decrypt(self, data: bytes) -> bytes:
         session, conn = self.tls, self.conn
@@ -190,15 +157,6 @@ class AMQPProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.protocols.discard(self)
-        rest, self._rest = self._rest, b""
-        if rest and self.conn is not None:
-            # Input already read, waiting for its turn: the client sent it before it went,
-            # so it is handled as it would have been without the wait.
-            self._turn_over = True  # no call_soon turn: the remainder is fed here
-            try:
-                self.conn.feed(rest, time.monotonic())
-            except Exception:
-                log.exception("connection.internal_error", peer=self.conn.peer)
         if self.conn is not None:
             self.conn.connection_lost("connection lost" if exc is None else str(exc))
         self.server.maybe_sync()
@@ -216,15 +174,6 @@ class AMQPProtocol(asyncio.Protocol):
             self.conn.writable()
             self.flush()
 
-    def _next_turn(self) -> None:
-        rest, self._rest = self._rest, b""
-        if rest:
-            self._feed(rest)  # another turn if it is still too much for this one
-            if self._rest:
-                return
-        self._turn_over = False
-        self._apply_reading()
-
     def _set_reading(self, paused: bool) -> None:
         self._flow_paused = paused
         self._apply_reading()
@@ -233,7 +182,7 @@ class AMQPProtocol(asyncio.Protocol):
         transport = self.transport
         if transport is None or transport.is_closing():
             return
-        if self._flow_paused or self._write_paused or self._turn_over:
+        if self._flow_paused or self._write_paused:
             transport.pause_reading()
         else:
             transport.resume_reading()
