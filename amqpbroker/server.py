@@ -55,6 +55,9 @@ class AMQPProtocol(asyncio.Protocol):
         # replies (basic.return, acks, deliveries) without bound. RabbitMQ does the same.
         self._flow_paused = False
         self._write_paused = False
+        # A large read was not all handled this turn (ClientConnection._feed_turn): reading
+        # waits while the rest is handled on the following turns.
+        self._input_paused = False
         self._loop = server.loop
 
     # -- asyncio callbacks ------------------------------------------------------------------
@@ -109,6 +112,9 @@ class AMQPProtocol(asyncio.Protocol):
             data = self._decrypt(data)
             if not data:
                 return
+        self._feed(conn, data)
+
+    def _feed(self, conn: ClientConnection, data: bytes) -> None:
         gate = self.server.commit_gate
         mark = gate.definition_seq if gate is not None else 0
         try:
@@ -116,6 +122,10 @@ class AMQPProtocol(asyncio.Protocol):
         except Exception:  # a bug must cost one connection, never the broker
             log.exception("connection.internal_error", peer=conn.peer)
             conn.fail(errors.InternalError("internal error"))
+        if conn.input_waiting and not self._input_paused:
+            self._input_paused = True
+            self._apply_reading()
+            self._loop.call_soon(self._continue_input)
         if gate is not None and gate.definition_seq != mark:
             # This input made durable definitions (declare, bind, delete ...) on a cluster
             # leader: their replies, and everything after them, leave only once every
@@ -124,6 +134,17 @@ class AMQPProtocol(asyncio.Protocol):
             gate.hold_output(self)
         self.flush()
         self.server.maybe_sync()
+
+    def _continue_input(self) -> None:
+        """The next turn of a large read (after every other ready connection had its turn)."""
+        conn = self.conn
+        self._input_paused = False
+        if conn is None or conn.closed or self.transport is None:
+            return
+        if conn.input_waiting:
+            self._feed(conn, b"")
+        if not self._input_paused:
+            self._apply_reading()
 
     def _decrypt(self, data: bytes) -> bytes:
         session, conn = self.tls, self.conn
@@ -157,6 +178,11 @@ class AMQPProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.protocols.discard(self)
+        conn = self.conn
+        if conn is not None and conn.input_waiting and not conn.closed:
+            # What the peer sent before it went away is handled, as if read in one go.
+            conn.input_turn = float("inf")
+            self._feed(conn, b"")
         if self.conn is not None:
             self.conn.connection_lost("connection lost" if exc is None else str(exc))
         self.server.maybe_sync()
@@ -182,7 +208,7 @@ class AMQPProtocol(asyncio.Protocol):
         transport = self.transport
         if transport is None or transport.is_closing():
             return
-        if self._flow_paused or self._write_paused:
+        if self._flow_paused or self._write_paused or self._input_paused:
             transport.pause_reading()
         else:
             transport.resume_reading()

@@ -85,6 +85,9 @@ class Settings:
     # of `connection_rate_burst` is allowed.
     connection_rate_per_address: float = 0.0
     connection_rate_burst: int = 50
+    # Input fairness: seconds one connection's large read may be handled in one event-loop
+    # turn before the rest waits for the next (other connections run in between).
+    input_turn: float = 0.002
     # Consumer timeout for unacked deliveries (RabbitMQ: 30 minutes).
     consumer_timeout_ms: int = 30 * 60 * 1000
     # guest/guest exists and, as in RabbitMQ, may only log in from loopback.

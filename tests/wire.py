@@ -22,6 +22,15 @@ class WireClient:
         self._reader = FrameReader(1 << 30)
 
     def feed(self, data: bytes) -> list[tuple[int, Any]]:
+        """Feeds `data` and, as the server's transport does on later loop turns, any input
+        the connection held back by its turn budget (`input_waiting`)."""
+        self.conn.feed(data, self.now)
+        while self.conn.input_waiting and not self.conn.closed:
+            self.conn.feed(b"", self.now)
+        return self.drain()
+
+    def feed_once(self, data: bytes) -> list[tuple[int, Any]]:
+        """One turn only: what is held back stays held (`conn.input_waiting`)."""
         self.conn.feed(data, self.now)
         return self.drain()
 

@@ -76,6 +76,7 @@ LIMITS: dict[str, tuple[str, str, int | None, int | None]] = {
     "max_table_depth": ("max_table_depth", "int", 1, 1000),
     "connection_rate_per_address": ("connection_rate_per_address", "number", 0, None),
     "connection_rate_burst": ("connection_rate_burst", "int", 1, None),
+    "input_turn": ("input_turn", "number", 0.001, 10),
 }
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 LOG_FORMATS = ("console", "json")

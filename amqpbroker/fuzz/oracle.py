@@ -83,6 +83,9 @@ def run(core: BrokerCore, chunks: list[bytes], *, handshake: bool = True,
     for chunk in chunks:
         conn.feed(chunk, now)
         out += conn.data_to_send()
+        while conn.input_waiting and not conn.closed:  # the next turns, as the server runs them
+            conn.feed(b"", now)
+            out += conn.data_to_send()
         if conn.closed or conn.close_reason:  # closed, or closing: the rest is discarded
             break
     for _ in range(ticks):

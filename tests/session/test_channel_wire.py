@@ -48,6 +48,9 @@ def test_mandatory_return_comes_before_confirm(client):
 def test_confirms_are_batched_with_multiple_in_order(client):
     _setup_queue(client)
     client.send(1, c.Confirm.Select())
+    # One read handled in one turn gets one ack; a read split into turns (input_turn,
+    # tests/session/test_input_turns.py) gets one per turn.
+    client.conn.input_turn = float("inf")
     data = b"".join(publish_frames(1, "", "q", b"m%d" % i) for i in range(10_000))
     out = client.feed(data)
     acks = [f for _, f in out if isinstance(f, c.Basic.Ack)]
