@@ -24,7 +24,7 @@ layer turns them into statuses in one place (`management/errors.py`).
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from amqpbroker import errors
 from amqpbroker.broker import runtime
@@ -53,7 +53,9 @@ from amqpbroker.broker.admin_shapes import (  # noqa: F401  (re-exported for the
     properties_from_json,
     properties_key,
     properties_to_json,
+    counted,
     queue_counters,
+    raw_counters,
 )
 from amqpbroker.broker.admin_metrics import MetricsAdmin
 from amqpbroker.broker.admin_topology import TopologyAdmin
@@ -171,13 +173,14 @@ class Admin(MetricsAdmin, TopologyAdmin):
         return self.core.churn.totals()
 
     # -- vhosts ----------------------------------------------------------------------------
-    def vhost_counters(self, name: str) -> dict[str, int]:
+    def vhost_counters(self, name: str, raw: dict[str, int] | None = None) -> dict[str, int]:
         """message_stats of a vhost: its queues' counters (deleted queues' too), its
-        exchanges' publishes, its live channels' confirms and unroutable messages."""
+        exchanges' publishes, its live channels' confirms and unroutable messages. `raw`:
+        its queues' raw counters, when the caller has just added them up."""
         vhost = self.vhost(name)
-        out = _sum([queue_counters(q) for q in list(vhost.queues.values())], QUEUE_COUNTERS)
-        for key, value in _queue_totals(vhost.retired_counters).items():
-            out[key] += value
+        if raw is None:
+            raw = raw_counters(list(vhost.queues.values()), dict(vhost.retired_counters))
+        out = _queue_totals(raw)
         out["publish"] = sum(ex.published_in for ex in list(vhost.exchanges.values()))
         channels = [channel_counters(ch) for conn in list(self.core.connections)
                     if conn.vhost is vhost for ch in list(conn.channels.values())]
@@ -188,26 +191,42 @@ class Admin(MetricsAdmin, TopologyAdmin):
     def overview_counters(self) -> dict[str, int]:
         return _sum([self.vhost_counters(n) for n in self.vhost_names()], VHOST_COUNTERS)
 
-    def counter_samples(self) -> list[tuple[tuple[str, Any], dict[str, int]]]:
-        """Every object's message counters, for the rates sampler."""
-        out: list[tuple[tuple[str, Any], dict[str, int]]] = []
+    def counter_samples(self, batch: int = 1000
+                        ) -> Iterator[list[tuple[tuple[str, Any], dict[str, int]]]]:
+        """Every object's message counters, for the rates sampler, in lists of at most
+        `batch` queues looked at (it spreads a pass over loop turns). Queues and exchanges
+        that have counted nothing yet are left out: their counters and rates are zero."""
+        vhosts = []
         for vname in self.vhost_names():
-            v = self.core.vhosts[vname]
-            out += [(("queue", (vname, q.name)), queue_counters(q))
-                    for q in list(v.queues.values())]
-            out += [(("exchange", (vname, ex.name)), {"publish_in": ex.published_in,
-                                                      "publish_out": ex.published_out})
-                    for ex in list(v.exchanges.values())]
-            out.append((("vhost", vname), self.vhost_counters(vname)))
+            v = self.core.vhosts.get(vname)
+            if v is None:
+                continue  # deleted while the pass was under way
+            raw = dict(v.retired_counters)
+            queues = list(v.queues.values())
+            for start in range(0, len(queues), batch):
+                part = []
+                for q in queues[start:start + batch]:
+                    if counted(q):
+                        for counter in raw:
+                            raw[counter] += getattr(q, counter)
+                        part.append((("queue", (vname, q.name)), queue_counters(q)))
+                yield part
+            part = [(("exchange", (vname, ex.name)), {"publish_in": ex.published_in,
+                                                       "publish_out": ex.published_out})
+                    for ex in list(v.exchanges.values())
+                    if ex.published_in or ex.published_out]
+            totals = self.vhost_counters(vname, raw)
+            vhosts.append(totals)
+            yield part + [(("vhost", vname), totals)]
+        part = []
         for conn in list(self.core.connections):
             chans = [(f"{connection_name(conn)} ({ch.id})", channel_counters(ch))
                      for ch in list(conn.channels.values())]
-            out += [(("channel", name), c) for name, c in chans]
-            out.append((("connection", connection_name(conn)),
-                        _sum([c for _, c in chans], CHANNEL_COUNTERS)))
-        out.append((("overview", None), self.overview_counters()))
-        out.append((("churn", None), self.churn()))
-        return out
+            part += [(("channel", name), c) for name, c in chans]
+            part.append((("connection", connection_name(conn)),
+                         _sum([c for _, c in chans], CHANNEL_COUNTERS)))
+        yield part + [(("overview", None), _sum(vhosts, VHOST_COUNTERS)),
+                      (("churn", None), self.churn())]
 
     def vhost_info(self, name: str) -> dict[str, Any]:
         vhost = self.vhost(name)

@@ -102,21 +102,41 @@ CHANNEL_COUNTERS = ("publish", "confirm", "return_unroutable", "drop_unroutable"
 VHOST_COUNTERS = tuple(dict.fromkeys(QUEUE_COUNTERS + CHANNEL_COUNTERS))
 
 
-def _queue_totals(c: Any) -> dict[str, int]:
-    """RabbitMQ's message_stats names from a destination's counters (an object or the
-    dict a vhost keeps for deleted queues)."""
-    get = c["fetched"] if isinstance(c, dict) else c.fetched
-    value = (lambda k: c[k]) if isinstance(c, dict) else (lambda k: getattr(c, k))
-    no_ack = value("fetched_no_ack")
-    return {"publish": value("published"), "deliver": value("delivered"),
-            "deliver_no_ack": value("delivered_no_ack"), "get": get - no_ack,
-            "get_no_ack": no_ack, "get_empty": value("fetched_empty"),
-            "deliver_get": value("delivered") + value("delivered_no_ack") + get,
-            "ack": value("acked"), "redeliver": value("redelivered")}
+def _queue_totals(c: dict[str, int]) -> dict[str, int]:
+    """RabbitMQ's message_stats names from raw destination counters (model.destination
+    COUNTERS, as the dict a vhost keeps for deleted queues)."""
+    get, no_ack = c["fetched"], c["fetched_no_ack"]
+    return {"publish": c["published"], "deliver": c["delivered"],
+            "deliver_no_ack": c["delivered_no_ack"], "get": get - no_ack,
+            "get_no_ack": no_ack, "get_empty": c["fetched_empty"],
+            "deliver_get": c["delivered"] + c["delivered_no_ack"] + get,
+            "ack": c["acked"], "redeliver": c["redelivered"]}
 
 
 def queue_counters(q: Any) -> dict[str, int]:
-    return _queue_totals(q)
+    get, no_ack, delivered, delivered_no_ack = (q.fetched, q.fetched_no_ack, q.delivered,
+                                                q.delivered_no_ack)
+    return {"publish": q.published, "deliver": delivered,
+            "deliver_no_ack": delivered_no_ack, "get": get - no_ack,
+            "get_no_ack": no_ack, "get_empty": q.fetched_empty,
+            "deliver_get": delivered + delivered_no_ack + get,
+            "ack": q.acked, "redeliver": q.redelivered}
+
+
+def counted(q: Any) -> bool:
+    """The queue has counted something (a cheap test: most of 100,000 idle queues have
+    not, and their message_stats are all zero)."""
+    return bool(q.published or q.fetched or q.fetched_empty or q.delivered
+                or q.delivered_no_ack or q.acked or q.redelivered or q.fetched_no_ack)
+
+
+def raw_counters(queues: Any, into: dict[str, int]) -> dict[str, int]:
+    """Add the raw counters (model.destination COUNTERS) of `queues` into `into`."""
+    for q in queues:
+        if counted(q):
+            for name in into:
+                into[name] += getattr(q, name)
+    return into
 
 
 def channel_counters(ch: Any) -> dict[str, int]:

@@ -5,6 +5,9 @@ Nothing here runs on the message path: every `interval` seconds (5 by default,
 depths, consumer counts, connection octets, the message counters of queues, exchanges and
 channels) through the admin facade, and keeps the last two samples per object. A rate is
 the change between them per second, as RabbitMQ's "basic" rates mode shows it.
+A pass is spread over loop turns (SLICE objects each), and the admin facade leaves out
+objects whose figures are all zero (of 100,000 queues most are idle): their rates are zero,
+and one that becomes busy counts from zero at the previous pass.
 
 Consumer capacity (RabbitMQ's `consumer_capacity` / `consumer_utilisation`: the share of
 time the queue's consumers could take messages at once) is estimated from the samples: a
@@ -18,7 +21,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from typing import Any
+from typing import Any, Iterator
+
+import structlog
+
+log = structlog.get_logger("amqpbroker")
 
 CAPACITY_WINDOW = 12
 
@@ -30,6 +37,11 @@ RATE_KEYS = {
 }
 
 
+# Queues looked at per loop turn of a sampling pass: with 100,000 queues a pass is many
+# short turns (other connections run in between), not one second-long callback.
+SLICE = 1000
+
+
 class Stats:
     def __init__(self, admin: Any, interval: float = 5.0) -> None:
         self.admin = admin
@@ -39,7 +51,11 @@ class Stats:
         self._capacity: dict[tuple[str, str], deque[int]] = {}
         # (kind, identity) -> (previous (time, counters) or None, last (time, counters))
         self._counters: dict[tuple[str, Any], tuple[Any, Any]] = {}
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: asyncio.Handle | None = None
+        self._pass: Iterator[None] | None = None
+        # When the last pass started: an object left out of it (an idle queue: the admin
+        # facade skips those) counts from zero since then.
+        self._last_pass: float | None = None
 
     def start(self) -> None:
         self._timer = asyncio.get_running_loop().call_later(self.interval, self._tick)
@@ -48,48 +64,77 @@ class Stats:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self._pass = None
 
     def _tick(self) -> None:
-        try:
-            self.sample()
-        finally:
-            self._timer = asyncio.get_running_loop().call_later(self.interval, self._tick)
+        self._pass = self._sampling()
+        self._step()
 
-    def _put(self, key: tuple[str, Any], now: float, values: tuple) -> None:
-        previous = self._samples.get(key)
-        self._samples[key] = (previous[1] if previous else None, (now, values))
+    def _step(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            if self._pass is not None:
+                next(self._pass)
+                self._timer = loop.call_soon(self._step)
+                return
+        except StopIteration:
+            pass
+        except Exception:  # a bug costs one pass, never the sampler
+            log.exception("management.sample_failed")
+        self._pass = None
+        self._timer = loop.call_later(self.interval, self._tick)
 
     def sample(self) -> None:
-        now = time.monotonic()
-        fresh: dict[tuple[str, Any], tuple[Any, Any]] = {}
+        """One whole pass at once (tests; the timer spreads it over loop turns)."""
+        for _ in self._sampling():
+            pass
+
+    def _sampling(self) -> Iterator[None]:
+        now = started = time.monotonic()
+        since = self._last_pass
+        old, fresh = self._samples, {}
+        old_capacity, capacity = self._capacity, {}
         vhosts: dict[str, list[int]] = {}
-        capacity: dict[tuple[str, str], deque[int]] = {}
-        for key, ready, unacked, consumers in self.admin.queue_samples():
-            self._put(("queue", key), now, (ready + unacked, ready, unacked))
-            fresh[("queue", key)] = self._samples[("queue", key)]
-            totals = vhosts.setdefault(key[0], [0, 0, 0])
-            totals[0] += ready + unacked
-            totals[1] += ready
-            totals[2] += unacked
-            window = self._capacity.get(key) or deque(maxlen=CAPACITY_WINDOW)
-            if consumers:
-                window.append(0 if ready else 1)
-            else:
-                window.clear()
-            capacity[key] = window
-        for name, totals in vhosts.items():
-            self._put(("vhost", name), now, tuple(totals))
-            fresh[("vhost", name)] = self._samples[("vhost", name)]
+
+        def put(key: tuple[str, Any], values: tuple, absent: Any) -> None:
+            previous = old.get(key)
+            fresh[key] = (previous[1] if previous else absent, (now, values))
+
+        zeros = (since, (0, 0, 0)) if since is not None else None
+        for part in self.admin.queue_samples(SLICE):
+            for key, ready, unacked, consumers in part:
+                put(("queue", key), (ready + unacked, ready, unacked), zeros)
+                totals = vhosts.setdefault(key[0], [0, 0, 0])
+                totals[0] += ready + unacked
+                totals[1] += ready
+                totals[2] += unacked
+                if consumers:
+                    window = old_capacity.get(key) or deque(maxlen=CAPACITY_WINDOW)
+                    window.append(0 if ready else 1)
+                    capacity[key] = window
+            yield
+            now = time.monotonic()
+        for key, (_, last) in old.items():
+            # emptied since the last pass (and so left out of this one): the fall counts
+            if key[0] == "queue" and key not in fresh and any(last[1]):
+                fresh[key] = (last, (now, (0, 0, 0)))
+        for name in self.admin.vhost_names():
+            put(("vhost", name), tuple(vhosts.get(name, (0, 0, 0))), None)
         for name, recv, send in self.admin.connection_samples():
-            self._put(("connection", name), now, (recv, send))
-            fresh[("connection", name)] = self._samples[("connection", name)]
-        self._samples = fresh  # objects that are gone are forgotten
-        self._capacity = capacity
-        counters: dict[tuple[str, Any], tuple[Any, Any]] = {}
-        for key, values in self.admin.counter_samples():
-            previous = self._counters.get(key)
-            counters[key] = (previous[1] if previous else None, (now, values))
-        self._counters = counters
+            put(("connection", name), (recv, send), None)
+        yield
+        now = time.monotonic()
+        old_counters, counters = self._counters, {}
+        nothing = (since, {}) if since is not None else None
+        for part in self.admin.counter_samples(SLICE):
+            for key, values in part:
+                previous = old_counters.get(key)
+                counters[key] = (previous[1] if previous else nothing, (now, values))
+            yield
+            now = time.monotonic()
+        # objects that are gone are forgotten
+        self._samples, self._capacity, self._counters = fresh, capacity, counters
+        self._last_pass = started
 
     def message_stats(self, kind: str, identity: Any, totals: dict[str, int]
                       ) -> dict[str, Any]:

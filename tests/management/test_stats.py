@@ -170,3 +170,46 @@ async def test_queue_bytes_and_persistent_totals(mgmt, api) -> None:
     _, q = await api.get("/api/queues/%2F/totals")
     assert q["message_bytes"] == 0 and q["messages_persistent"] == 0
     await conn.close()
+
+
+async def test_a_pass_is_spread_over_loop_turns_and_idle_queues_cost_nothing(
+        mgmt, api, monkeypatch) -> None:
+    """With 300 queues and 50 objects per turn, the timer's pass takes several loop
+    turns; idle queues are left out of the samples, a queue that turns busy counts from
+    zero at the previous pass, and one that is emptied shows its fall."""
+    from amqpbroker.management import stats as stats_module
+
+    monkeypatch.setattr(stats_module, "SLICE", 50)
+    stats = mgmt.management.stats
+    conn = await aio_pika.connect(mgmt.url)
+    ch = await conn.channel()
+    queues = []
+    for i in range(300):
+        queues.append(await ch.declare_queue(f"idle-{i}"))
+        await ch.default_exchange.publish(aio_pika.Message(b"x"), f"idle-{i}")
+    steps = 0
+    stats.stop()
+    stats._tick()  # the timer's pass: one step now, the rest on later turns
+    while stats._pass is not None:
+        steps += 1
+        await asyncio.sleep(0)
+    assert steps >= 300 // 50
+    assert all(("queue", ("/", f"idle-{i}")) in stats._samples for i in range(300))
+    for q in queues:
+        await q.purge()
+    busy = await ch.declare_queue("turns-busy")
+    stats.sample()
+    _, q = await api.get("/api/queues/%2F/idle-7")
+    assert q["messages_details"]["rate"] < 0  # emptied: the fall shows once
+    stats.sample()
+    assert ("queue", ("/", "idle-7")) not in stats._samples  # idle: left out
+    _, q = await api.get("/api/queues/%2F/idle-7")
+    assert q["messages_details"]["rate"] == 0.0
+    for _ in range(5):
+        await ch.default_exchange.publish(aio_pika.Message(b"y"), busy.name)
+    await asyncio.sleep(0.05)
+    stats.sample()  # busy now, idle at the previous pass: counts from zero since then
+    _, q = await api.get("/api/queues/%2F/turns-busy")
+    assert q["messages"] == 5 and q["messages_details"]["rate"] > 0
+    assert q["message_stats"]["publish"] == 5 and q["message_stats"]["publish_details"]["rate"] > 0
+    await conn.close()
