@@ -27,6 +27,7 @@ import asyncio
 import json
 import os
 import re
+import socket
 import statistics
 import struct
 import subprocess
@@ -40,10 +41,21 @@ from amqpbroker.fuzz.oracle import handshake_bytes
 from amqpbroker.protocol.frames import PROTOCOL_HEADER
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 class BrokerProcess:
+    """`serve` as an operator runs it (management API and metrics on, their sampling
+    included in what the probe sees), on free ports: 15672 may be taken."""
+
     def __init__(self) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "amqpbroker", "serve", "--mqtt-port", "0", "--mqtt-ws-port", "0", "--in-memory", "--port", "0",
+            [sys.executable, "-m", "amqpbroker", "serve", "--mqtt-port", "0",
+             "--mqtt-ws-port", "0", "--in-memory", "--port", "0",
+             "--management-port", str(_free_port()), "--prometheus-port", str(_free_port()),
              "--host", "127.0.0.1", "--log-level", "error"],
             stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 60
@@ -101,7 +113,8 @@ class Probe:
                 "p99_ms": round(times[int(len(times) * 0.99) - 1] * 1000, 2),
                 # one round trip at a time: a stall shows as one slow sample, whatever its
                 # length, so the longest is reported too
-                "max_ms": round(times[-1] * 1000, 2)}
+                "max_ms": round(times[-1] * 1000, 2),
+                "worst5_ms": [round(t * 1000, 1) for t in times[-5:]]}
 
     async def close(self) -> None:
         await self.conn.close()
