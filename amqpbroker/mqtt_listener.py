@@ -47,6 +47,10 @@ class MQTTProtocol(asyncio.Protocol):
         self.session: MQTTSession | None = None
         self._flush_scheduled = False
         self._held_until = 0  # cluster leader: see MQTTListeners.commit_gate
+        # Reading is paused by the session's flow control and while input held back by its
+        # turn budget (MQTTSession.input_waiting) is handled on later loop turns.
+        self._flow_paused = False
+        self._input_paused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -56,6 +60,7 @@ class MQTTProtocol(asyncio.Protocol):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.session = MQTTSession(self.listener.registry, f"{peer[0]}:{peer[1]}",
                                    time.monotonic(), loopback=_is_loopback(str(peer[0])))
+        self.session.input_turn = self.listener.input_turn
         self.session.on_output = self._schedule_flush
         self.session.on_flow = self._set_reading
         if self.tls:
@@ -64,10 +69,14 @@ class MQTTProtocol(asyncio.Protocol):
         self.listener.connections.add(self)
 
     def _set_reading(self, paused: bool) -> None:
+        self._flow_paused = paused
+        self._apply_reading()
+
+    def _apply_reading(self) -> None:
         transport = self.transport
         if transport is None or transport.is_closing():
             return
-        if paused:
+        if self._flow_paused or self._input_paused:
             transport.pause_reading()
         else:
             transport.resume_reading()
@@ -84,16 +93,39 @@ class MQTTProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         session = self.session
         assert session is not None
+        self._feed(session, data)
+
+    def _feed(self, session: MQTTSession, data: bytes) -> None:
         gate = self.listener.commit_gate
         mark = gate.definition_seq if gate is not None else 0
         session.feed(data, time.monotonic())
+        if session.input_waiting and not session.closed and not self._input_paused:
+            self._input_paused = True
+            self._apply_reading()
+            asyncio.get_running_loop().call_soon(self._continue_input)
         if gate is not None and gate.definition_seq != mark:
             gate.hold_output(self)
         self.flush()
         self.listener.after_io()
 
+    def _continue_input(self) -> None:
+        """The next turn of a large read (after every other ready connection had its turn)."""
+        self._input_paused = False
+        session = self.session
+        if session is None or session.closed or self.transport is None:
+            return
+        if session.input_waiting:
+            self._feed(session, b"")
+        if not self._input_paused:
+            self._apply_reading()
+
     def connection_lost(self, exc: Exception | None) -> None:
         self.listener.connections.discard(self)
+        session = self.session
+        if session is not None and session.input_waiting and not session.closed:
+            # What the peer sent before it went away is handled, as if read in one go.
+            session.input_turn = float("inf")
+            session.feed(b"", time.monotonic())
         if self.session is not None:
             self.session.connection_lost("connection lost" if exc is None else str(exc))
         self.listener.after_io()
@@ -144,6 +176,7 @@ class WebSocketConnection:
                                    f"{'wss' if tls else 'ws'}:{peer[0]}:{peer[1]}",
                                    time.monotonic(), loopback=_is_loopback(str(peer[0])))
         self.session.on_output = self._schedule_flush
+        self.session.input_turn = listener.input_turn
         if tls:
             self.session.cert_login = listener.cert_login(
                 ws.transport.get_extra_info("peercert") or None)
@@ -159,6 +192,12 @@ class WebSocketConnection:
                 gate = self.listener.commit_gate
                 mark = gate.definition_seq if gate is not None else 0
                 self.session.feed(message, time.monotonic())
+                while self.session.input_waiting and not self.session.closed:
+                    # the rest of a large message on later loop turns; the next message
+                    # is not read meanwhile
+                    self.flush()
+                    await asyncio.sleep(0)
+                    self.session.feed(b"", time.monotonic())
                 if gate is not None and gate.definition_seq != mark:
                     gate.hold_output(self)
                 if self.session.closed:
@@ -216,8 +255,9 @@ class MQTTListeners:
 
     def __init__(self, registry: MQTTRegistry, after_io: Callable[[], None],
                  cert_login: Callable[[Any], str | None] = lambda cert: None,
-                 handshake_timeout: float = 10.0) -> None:
+                 handshake_timeout: float = 10.0, input_turn: float = 0.002) -> None:
         self.registry = registry
+        self.input_turn = input_turn  # Settings.input_turn: see MQTTSession.input_waiting
         self.after_io = after_io  # the server's group commit kick (maybe_sync)
         # verified client certificate (or None) -> the user it logs in as, or None
         self.cert_login = cert_login

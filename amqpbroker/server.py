@@ -339,7 +339,7 @@ class Server:
         from amqpbroker.mqtt_listener import MQTTListeners
 
         self.mqtt = MQTTListeners(MQTTRegistry(CoreAdapter(self.core), s.mqtt), self.maybe_sync,
-                                  self._mqtt_cert_login, s.handshake_timeout)
+                                  self._mqtt_cert_login, s.handshake_timeout, s.input_turn)
         self.mqtt.commit_gate = self.commit_gate  # cluster leader: SUBACKs after the ISR
         if s.mqtt_port is not None:
             await self.mqtt.start_tcp(host, s.mqtt_port)

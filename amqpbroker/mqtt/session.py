@@ -14,6 +14,7 @@ subscriptions and deliveries live in `subscriptions.Subscriptions`.
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from typing import Any, Callable
 
@@ -35,6 +36,12 @@ log = structlog.get_logger("amqpbroker")
 _WAIT_CONNECT, _CONNECTED, _CLOSED = range(3)
 SERVER_RECEIVE_MAXIMUM = 65535
 WRITE_HIGH_WATER = 1024 * 1024  # output buffered before deliveries to us pause
+
+
+# Packets handled between two readings of the clock, and the default length of one turn
+# (Settings.input_turn: `limits.input_turn`).
+PACKETS_PER_CHECK = 256
+INPUT_TURN = 0.002
 
 
 class MQTTSession:
@@ -72,6 +79,12 @@ class MQTTSession:
         self.subs = Subscriptions(self)
         self.close_reason = ""
         self.paused = False  # the transport's write buffer is full
+        # Input fairness, as the AMQP connection's (session/connection.py _feed_turn): after
+        # `input_turn` seconds of one feed, the packets not yet handled stay in the reader and
+        # `input_waiting` is set; the transport feeds b"" on later loop turns.
+        self.input_turn = INPUT_TURN
+        self.clock: Callable[[], float] = time.monotonic
+        self.input_waiting = False
         self.on_flow: Callable[[bool], None] = _nothing_bool
 
     def _attach(self, vhost: Any) -> None:
@@ -105,11 +118,23 @@ class MQTTSession:
         self.last_recv = self.now = now
         self._in_feed = True
         try:
+            self.input_waiting = False
+            count = 0
+            deadline = 0.0
             for first, body in self.reader.feed(data):
                 packet = decode_packet(first, body, self.version)
                 self._dispatch(packet)
                 if self.state == _CLOSED:
                     break
+                count += 1
+                if count % PACKETS_PER_CHECK == 0:
+                    # The clock is read only when a read holds many packets (a pipelining
+                    # publisher); leaving the loop keeps the rest in the reader's buffer.
+                    if not deadline:
+                        deadline = self.clock() + self.input_turn
+                    elif self.clock() >= deadline:
+                        self.input_waiting = True
+                        break
         except e.MQTTError as exc:
             self.fail(exc)
         except Exception:  # a bug costs this connection, never the broker

@@ -23,6 +23,15 @@ class Client:
         return self.send_bytes(data)
 
     def send_bytes(self, data: bytes) -> list[p.Packet]:
+        """Feeds `data` and, as the listener does on later loop turns, what the session
+        held back by its turn budget (`input_waiting`)."""
+        self.session.feed(data, self.now)
+        while self.session.input_waiting and not self.session.closed:
+            self.session.feed(b"", self.now)
+        return self.received()
+
+    def feed_once(self, data: bytes) -> list[p.Packet]:
+        """One turn only: what is held back stays held (`session.input_waiting`)."""
         self.session.feed(data, self.now)
         return self.received()
 
