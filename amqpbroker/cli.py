@@ -21,6 +21,7 @@ from typing import Any
 
 from amqpbroker import __version__, logs
 from amqpbroker.collector import CollectorPolicy
+from amqpbroker.fd_limit import raise_fd_limit
 from amqpbroker.settings import PROMETHEUS_PORT, Settings
 
 
@@ -225,6 +226,7 @@ async def serve_cluster(settings: Settings, config: Any = None) -> int:
 
 
 async def serve(settings: Settings, config: Any = None) -> int:
+    raise_fd_limit()  # before listening: every connection is a file descriptor
     if settings.cluster:
         return await serve_cluster(settings, config)
     from amqpbroker.config import ConfigError
