@@ -204,13 +204,9 @@ class Admin(MetricsAdmin, TopologyAdmin):
             raw = dict(v.retired_counters)
             queues = list(v.queues.values())
             for start in range(0, len(queues), batch):
-                part = []
-                for q in queues[start:start + batch]:
-                    if counted(q):
-                        for counter in raw:
-                            raw[counter] += getattr(q, counter)
-                        part.append((("queue", (vname, q.name)), queue_counters(q)))
-                yield part
+                busy = [q for q in queues[start:start + batch] if counted(q)]
+                raw_counters(busy, raw)
+                yield [(("queue", (vname, q.name)), queue_counters(q)) for q in busy]
             part = [(("exchange", (vname, ex.name)), {"publish_in": ex.published_in,
                                                        "publish_out": ex.published_out})
                     for ex in list(v.exchanges.values())
