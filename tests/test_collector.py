@@ -78,7 +78,7 @@ def test_settle_freezes_and_takes_over_full_collections_then_stop_gives_them_bac
     policy.settle()
     try:
         assert gc.get_freeze_count() > 0
-        assert gc.get_threshold() == (policy.young, before[1], NEVER)
+        assert gc.get_threshold() == (policy.young, NEVER, NEVER)
     finally:
         policy.stop()
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0

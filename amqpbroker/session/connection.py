@@ -66,6 +66,11 @@ CLOSE_OK_TIMEOUT = 3.0
 INPUT_CHUNK = 65536
 FAST_READ_FRAMES = 256
 FRAMES_PER_CHECK = 32
+# A run of methods without content (declares, deletes, binds: 10-30 us each, every one
+# with a reply) ends its turn after this share of `input_turn`; a run of publishes keeps
+# the whole turn, because shorter turns cost the message path pause/resume work (a 1 ms
+# turn for everything cost S2 +6 %, S4 +9 %, S5 +10 % CPU per delivery).
+METHOD_TURN_SHARE = 0.25
 
 _HEADER, _START_OK, _TUNE_OK, _OPEN, _RUNNING, _CLOSING, _CLOSED, _REFUSING = range(8)
 
@@ -180,7 +185,9 @@ class ClientConnection:
         declares cannot stall every other connection for seconds. RabbitMQ gets the same
         fairness from one Erlang process per connection, preempted by the VM."""
         clock = self.clock
-        deadline = clock() + self.input_turn
+        start = clock()
+        deadline = start + self.input_turn
+        methods_deadline = start + self.input_turn * METHOD_TURN_SHARE
         view = memoryview(rest)
         size = len(view)
         pos = 0
@@ -193,7 +200,13 @@ class ClientConnection:
                         return
                     self._frame(ftype, channel, payload)
                 done += FRAMES_PER_CHECK
-                if (done < count or pos < size) and clock() >= deadline:
+                if not (done < count or pos < size):
+                    continue
+                now = clock()
+                # Two method frames in a row end this batch: no content is in flight (a
+                # publish is method, header, body), so these are the costly methods.
+                if now >= deadline or (now >= methods_deadline and done >= 2 and done <= count
+                                       and frames[done - 1][0] == 1 and frames[done - 2][0] == 1):
                     self.held_frames = frames[done:]
                     self.held_input = view[pos:] if pos < size else b""  # a view: no copy
                     return

@@ -12,8 +12,9 @@ import aio_pika
 from pamqp import commands, frame
 
 from amqpbroker.embed import Broker
-from amqpbroker.session.connection import FAST_READ_FRAMES, FRAMES_PER_CHECK, INPUT_CHUNK
-from wire import WireClient
+from amqpbroker.session.connection import (FAST_READ_FRAMES, FRAMES_PER_CHECK, INPUT_CHUNK,
+                                           METHOD_TURN_SHARE)
+from wire import WireClient, publish_frames
 
 
 def declares(names: list[str]) -> bytes:
@@ -78,6 +79,30 @@ def test_a_64_KiB_read_of_expensive_frames_is_cut_too(client: WireClient):
         got += declared(client.feed_once(b""))
         turns += 1
     assert got == names and turns == len(names) // FRAMES_PER_CHECK
+
+
+def test_a_run_of_methods_ends_its_turn_sooner_than_a_run_of_publishes(client: WireClient):
+    """Declares (each with a reply, 10-30 us) get METHOD_TURN_SHARE of the turn; publishes
+    (method, header, body) the whole turn, so the message path pauses less often."""
+    client.open_channel()
+    client.core.vhosts["/"].declare_queue("target")
+    turn = client.conn.input_turn
+    step = turn * (METHOD_TURN_SHARE + 0.05)  # one reading: past the methods' share only
+    client.conn.clock = SteppingClock(step)
+    names = [f"d{i}" for i in range(2 * FAST_READ_FRAMES)]
+    assert declared(client.feed_once(declares(names))) == names[:FRAMES_PER_CHECK]
+    while client.conn.input_waiting:
+        client.feed_once(b"")
+    client.conn.clock = SteppingClock(step)
+    data = b"".join(publish_frames(1, "", "target", b"x") for _ in range(FAST_READ_FRAMES))
+    client.feed_once(data)
+    assert client.conn.input_waiting
+    checks = int(1 + turn / step)  # readings until the whole turn is used
+    queue = client.core.vhosts["/"].queues["target"]
+    assert queue.message_count == checks * FRAMES_PER_CHECK // 3 > FRAMES_PER_CHECK // 3
+    while client.conn.input_waiting:
+        client.feed_once(b"")
+    assert queue.message_count == FAST_READ_FRAMES
 
 
 def test_reads_within_one_check_or_one_turn_are_handled_at_once(client: WireClient):
