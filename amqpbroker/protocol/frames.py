@@ -36,33 +36,43 @@ class FrameReader:
         self._buf = bytearray()
         self.frame_max = frame_max
 
-    def feed(self, data: bytes) -> list[tuple[int, int, bytes]]:
+    def feed(self, data: bytes | memoryview) -> list[tuple[int, int, bytes]]:
+        # Frames are cut from the read itself when nothing is left over from the last one
+        # (the common case): a slice of `bytes` is the payload, one copy. Only a partial
+        # frame's bytes are kept in `_buf`, and a read that completes it is appended there.
         buf = self._buf
-        buf += data
+        if buf:
+            buf += data
+            src: bytes | bytearray | memoryview = buf
+        else:
+            src = data
+        copy = type(src) is not bytes  # a bytearray's or a view's slice is not `bytes`
         frames: list[tuple[int, int, bytes]] = []
         pos = 0
-        end = len(buf)
+        end = len(src)
         unpack_from = _HEADER.unpack_from
         limit = self.frame_max
-        while end - pos >= 7:
-            ftype, channel, size = unpack_from(buf, pos)
-            if size + 8 > limit:
-                del buf[:pos]
-                raise FrameError(f"frame size {size + 8} exceeds frame_max {limit}")
-            if ftype not in _KNOWN_TYPES:
-                del buf[:pos]
-                raise FrameError(f"unknown frame type {ftype}")
-            stop = pos + 7 + size
-            if stop >= end:
-                break
-            if buf[stop] != FRAME_END:
-                octet = buf[stop]
-                del buf[:pos]
-                raise FrameError(f"frame end octet {octet:#04x} is not 0xCE")
-            frames.append((ftype, channel, bytes(buf[pos + 7 : stop])))
-            pos = stop + 1
-        if pos:
-            del buf[:pos]
+        try:
+            while end - pos >= 7:
+                ftype, channel, size = unpack_from(src, pos)
+                if size + 8 > limit:
+                    raise FrameError(f"frame size {size + 8} exceeds frame_max {limit}")
+                if ftype not in _KNOWN_TYPES:
+                    raise FrameError(f"unknown frame type {ftype}")
+                stop = pos + 7 + size
+                if stop >= end:
+                    break
+                if src[stop] != FRAME_END:
+                    raise FrameError(f"frame end octet {src[stop]:#04x} is not 0xCE")
+                payload = src[pos + 7 : stop]
+                frames.append((ftype, channel, bytes(payload) if copy else payload))
+                pos = stop + 1
+        finally:
+            if src is buf:
+                if pos:
+                    del buf[:pos]
+            elif pos < end:
+                buf += src[pos:]
         return frames
 
     @property
