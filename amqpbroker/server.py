@@ -226,8 +226,14 @@ class AMQPProtocol(asyncio.Protocol):
         conn, transport = self.conn, self.transport
         if conn is None or transport is None or transport.is_closing():
             return
-        data = conn.data_to_send()
-        if data:
+        if conn.out_views and self.tls is None:
+            # A large body's frames are written from views of it (fastcodec.ContentParts).
+            size = conn.out_bytes
+            transport.writelines(conn.chunks_to_send())
+            conn.send_oct += size
+            conn.send_cnt += 1
+            conn.sent(time.monotonic())
+        elif data := conn.data_to_send():
             if self.tls is not None:
                 self.tls.send(data)
                 data = self.tls.data_to_send()

@@ -46,6 +46,7 @@ __all__ = [
     "decode_content_header",
     "encode_method",
     "encode_content",
+    "ContentParts",
     "encode_deliver",
     "encode_get_ok",
     "encode_return",
@@ -194,14 +195,29 @@ def _append_body_frames(
         parts += (_BODY_HEAD.pack(FRAME_BODY, channel, len(chunk)), chunk, FRAME_END)
 
 
+# A body over this size is not copied into its delivery: the delivery is ContentParts.
+LARGE_BODY = 1 << 20
+
+
+class ContentParts(list):  # type: ignore[type-arg]
+    """The frames of a content whose body is larger than LARGE_BODY, as a list of buffers:
+    frame headers and memoryviews of the body, never a copy of it. A connection writes
+    them as they are (ClientConnection.send, `writelines`). Joining a 128 MiB delivery
+    into one bytes object cost a second 128 MiB of RSS and, in fresh pages, about as
+    much CPU as everything else the message took."""
+
+    __slots__ = ("size",)
+
+
 def _join_content(
     method: bytes, channel: int, properties: bytes, body: bytes, frame_max: int
 ) -> bytes:
     """Return `method` followed by the content header frame and body frames.
 
-    One join for the whole delivery so the body is copied exactly once.  An empty body
-    gets no body frame at all: the header's body-size 0 already completes the message,
-    which is what RabbitMQ sends and what pika/aio-pika/pamqp clients expect.
+    One join for the whole delivery so the body is copied exactly once (a body over
+    LARGE_BODY: not at all, see ContentParts).  An empty body gets no body frame at all:
+    the header's body-size 0 already completes the message, which is what RabbitMQ sends
+    and what pika/aio-pika/pamqp clients expect.
     """
     size = len(body)
     header = _HEADER_HEAD.pack(FRAME_HEADER, channel, 12 + len(properties), _BASIC, 0, size)
@@ -212,6 +228,10 @@ def _join_content(
         return b"".join((method, header, properties, FRAME_END, body_head, body, FRAME_END))
     parts: list[bytes | memoryview] = [method, header, properties, FRAME_END]
     _append_body_frames(parts, channel, body, frame_max)
+    if size > LARGE_BODY:
+        large = ContentParts(parts)
+        large.size = sum(map(len, parts))
+        return large  # type: ignore[return-value]
     return b"".join(parts)
 
 

@@ -30,6 +30,7 @@ from amqpbroker.broker import limits
 from amqpbroker.broker.core import BrokerCore
 from amqpbroker.broker.session import Session
 from amqpbroker.protocol import fastcodec
+from amqpbroker.protocol.fastcodec import ContentParts
 from amqpbroker.protocol.frames import (
     FRAME_BODY,
     FRAME_HEADER,
@@ -95,6 +96,7 @@ class ClientConnection:
         self._refuse_at = 0.0
         self.out: list[bytes] = []
         self.out_bytes = 0
+        self.out_views = False  # `out` holds views of a large body (ContentParts)
         self.channels: dict[int, Channel] = {}
         self.channel_max = s.channel_max
         self.frame_max = s.frame_max
@@ -226,7 +228,17 @@ class ClientConnection:
         data = b"".join(self.out)
         self.out.clear()
         self.out_bytes = 0
+        self.out_views = False
         return data
+
+    def chunks_to_send(self) -> list[bytes | memoryview]:
+        """The output as buffers, unjoined: for a transport's `writelines` when it holds a
+        large body's views (`out_views`), which a join would copy."""
+        out = self.out
+        self.out = []
+        self.out_bytes = 0
+        self.out_views = False
+        return out
 
     def tick(self, now: float) -> None:
         """Heartbeats (spec 4.2.7): send after half an idle interval, drop after two."""
@@ -297,8 +309,13 @@ class ClientConnection:
 
     # -- output -------------------------------------------------------------------------
     def send(self, data: bytes) -> None:
-        self.out.append(data)
-        self.out_bytes += len(data)
+        if data.__class__ is ContentParts:  # a large body's frames, as views of it
+            self.out += data
+            self.out_bytes += data.size  # type: ignore[attr-defined]
+            self.out_views = True
+        else:
+            self.out.append(data)
+            self.out_bytes += len(data)
         if not self._in_feed:
             self.on_output()
 
