@@ -1,0 +1,1 @@
+"""Scale benchmarks: one module per axis (interop/bench_scale.py runs them)."""
