@@ -45,6 +45,7 @@ from amqpbroker.broker.admin_shapes import (  # noqa: F401  (re-exported for the
     _queue_totals,
     _sum,
     binding_info,
+    channel_counted,
     channel_counters,
     check_name,
     connection_name,
@@ -183,7 +184,8 @@ class Admin(MetricsAdmin, TopologyAdmin):
         out = _queue_totals(raw)
         out["publish"] = sum(ex.published_in for ex in list(vhost.exchanges.values()))
         channels = [channel_counters(ch) for conn in list(self.core.connections)
-                    if conn.vhost is vhost for ch in list(conn.channels.values())]
+                    if conn.vhost is vhost for ch in list(conn.channels.values())
+                    if channel_counted(ch)]
         for key in ("confirm", "return_unroutable", "drop_unroutable"):
             out[key] = sum(c[key] for c in channels)
         return out
@@ -214,15 +216,21 @@ class Admin(MetricsAdmin, TopologyAdmin):
             totals = self.vhost_counters(vname, raw)
             vhosts.append(totals)
             yield part + [(("vhost", vname), totals)]
-        part = []
-        for conn in list(self.core.connections):
-            chans = [(f"{connection_name(conn)} ({ch.id})", channel_counters(ch))
-                     for ch in list(conn.channels.values())]
-            part += [(("channel", name), c) for name, c in chans]
-            part.append((("connection", connection_name(conn)),
-                         _sum([c for _, c in chans], CHANNEL_COUNTERS)))
-        yield part + [(("overview", None), _sum(vhosts, VHOST_COUNTERS)),
-                      (("churn", None), self.churn())]
+        # Channels and connections, `batch` connections per part; idle ones (nothing
+        # counted yet) are left out as idle queues are.
+        conns = list(self.core.connections)
+        for start in range(0, len(conns), batch):
+            part = []
+            for conn in conns[start:start + batch]:
+                chans = [(f"{connection_name(conn)} ({ch.id})", channel_counters(ch))
+                         for ch in list(conn.channels.values()) if channel_counted(ch)]
+                if chans:
+                    part += [(("channel", name), c) for name, c in chans]
+                    part.append((("connection", connection_name(conn)),
+                                 _sum([c for _, c in chans], CHANNEL_COUNTERS)))
+            yield part
+        yield [(("overview", None), _sum(vhosts, VHOST_COUNTERS)),
+               (("churn", None), self.churn())]
 
     def vhost_info(self, name: str) -> dict[str, Any]:
         vhost = self.vhost(name)

@@ -139,6 +139,15 @@ def raw_counters(queues: Any, into: dict[str, int]) -> dict[str, int]:
     return into
 
 
+def channel_counted(ch: Any) -> bool:
+    """The channel has counted something (of 10,000 idle connections' channels, none has:
+    their message_stats are all zero, and the rates sampler leaves them out)."""
+    pub = ch.publisher
+    return bool(pub.published or pub.upto or pub.returned_unroutable or pub.dropped_unroutable
+                or ch.delivered or ch.delivered_no_ack or ch.fetched or ch.fetched_no_ack
+                or ch.fetched_empty or ch.acked or ch.redelivered)
+
+
 def channel_counters(ch: Any) -> dict[str, int]:
     pub = ch.publisher
     return {"publish": pub.published, "confirm": pub.upto if pub.confirm else 0,

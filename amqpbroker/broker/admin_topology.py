@@ -139,8 +139,9 @@ class TopologyAdmin:
                         part.append(((vname, q.name), ready, unacked, consumers))
                 yield part
 
-    def connection_samples(self) -> list[tuple[str, int, int]]:
-        return [(connection_name(c), c.recv_oct, c.send_oct) for c in list(self.core.connections)]
+    def connection_samples(self) -> Iterator[tuple[str, int, int]]:
+        """Lazily: the rates sampler takes them a slice per loop turn."""
+        return ((connection_name(c), c.recv_oct, c.send_oct) for c in list(self.core.connections))
 
     def queue_info(self, vhost: str, name: str, details: bool = False) -> dict[str, Any]:
         q = self.vhost(vhost).queue(name)

@@ -120,8 +120,11 @@ class Stats:
                 fresh[key] = (last, (now, (0, 0, 0)))
         for name in self.admin.vhost_names():
             put(("vhost", name), tuple(vhosts.get(name, (0, 0, 0))), None)
-        for name, recv, send in self.admin.connection_samples():
+        for i, (name, recv, send) in enumerate(self.admin.connection_samples(), 1):
             put(("connection", name), (recv, send), None)
+            if i % SLICE == 0:  # 10,000 connections: ten turns
+                yield
+                now = time.monotonic()
         yield
         now = time.monotonic()
         old_counters, counters = self._counters, {}

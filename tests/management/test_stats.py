@@ -213,3 +213,36 @@ async def test_a_pass_is_spread_over_loop_turns_and_idle_queues_cost_nothing(
     assert q["messages"] == 5 and q["messages_details"]["rate"] > 0
     assert q["message_stats"]["publish"] == 5 and q["message_stats"]["publish_details"]["rate"] > 0
     await conn.close()
+
+
+async def test_idle_channels_are_left_out_and_connections_come_in_slices(
+        mgmt, api, monkeypatch) -> None:
+    """10,000 idle connections cost the sampler nothing per channel: a channel that has
+    counted nothing is left out of a pass (its message_stats are zero), connections are
+    taken SLICE at a time, and a channel that turns busy counts from zero at the previous
+    pass."""
+    from amqpbroker.management import stats as stats_module
+
+    monkeypatch.setattr(stats_module, "SLICE", 2)
+    stats = mgmt.management.stats
+    conns = [await aio_pika.connect(mgmt.url) for _ in range(5)]
+    chans = [await c.channel() for c in conns]
+    stats.stop()
+    stats.sample()
+    parts = list(mgmt.admin.counter_samples(2))
+    assert len(parts) >= 3 + 1  # five connections, two per part, then the totals
+    assert not any(key[0] in ("channel", "connection") for part in parts for key, _ in part)
+    q = await chans[0].declare_queue("", exclusive=True)
+    for _ in range(3):
+        await chans[0].default_exchange.publish(aio_pika.Message(b"z"), q.name)
+    await asyncio.sleep(0.05)
+    stats.sample()
+    busy = [key for key in stats._counters if key[0] == "channel"]
+    assert len(busy) == 1
+    _, listed = await api.get("/api/channels")
+    published = [c for c in listed if c.get("message_stats", {}).get("publish")]
+    assert len(listed) == 5 and len(published) == 1
+    assert published[0]["message_stats"]["publish"] == 3
+    assert published[0]["message_stats"]["publish_details"]["rate"] > 0
+    for c in conns:
+        await c.close()
