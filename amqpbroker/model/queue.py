@@ -108,6 +108,20 @@ class Queue(Destination):
 
     featured = _PartMadePerUse()
 
+    # Defaults kept on the class, set on an instance only when they differ: CPython shares
+    # one key table among instances whose __dict__ holds at most 30 names (3.11), and a
+    # queue's __dict__ then takes ~300 bytes instead of ~1,600 (100,000 idle queues:
+    # ~130 MB less). Hot-path attributes stay on the instance.
+    exclusive_owner: Any = None
+    auto_delete = False
+    exclusive_consumer: "ConsumerLike | None" = None
+    had_consumer = False
+    active: "ConsumerLike | None" = None  # x-single-active-consumer
+    _timed = False  # some ready entry may carry a deadline
+    _ttl_timer: Any = None
+    _ttl_when = _NEVER
+    _lease_timer: Any = None
+
     def __init__(
         self,
         vhost: str,
@@ -125,8 +139,10 @@ class Queue(Destination):
         self.name = name
         self.key = queue_key(vhost, name)
         self.durable = durable
-        self.exclusive_owner = exclusive_owner
-        self.auto_delete = auto_delete
+        if exclusive_owner is not None:
+            self.exclusive_owner = exclusive_owner
+        if auto_delete:
+            self.auto_delete = auto_delete
         self.arguments = arguments or {}
         # Only durable queues produce durable changes for persistent messages (spec 1.4.2 /
         # RabbitMQ "persistence": a persistent message in a transient queue is not persisted).
@@ -136,8 +152,6 @@ class Queue(Destination):
         self._seq = 0  # messages handed out for the first time so far (see the docstring)
         self._out: dict[Message, int] = {}  # seq of each message out with a consumer
         self.consumers: list[ConsumerLike] = []
-        self.exclusive_consumer: ConsumerLike | None = None
-        self.had_consumer = False
         self.deleted = False
         self.unacked = 0
         # Running totals for the management API (O(queues) listings, never a scan of the
@@ -154,20 +168,16 @@ class Queue(Destination):
         self.host = host  # dead lettering, x-expires and the clock go through the vhost
         self.consumer_timeout_ms = consumer_timeout_of(self.arguments)
         self.features: QueueConfig | None = None
-        self.active: ConsumerLike | None = None  # x-single-active-consumer
         self._held: dict[Message, tuple[float | None, int]] = {}
-        self._timed = False  # some ready entry may carry a deadline
-        self._ttl_timer: Any = None
-        self._ttl_when = _NEVER
-        self._lease_timer: Any = None
         self.clock: Scheduler = host.scheduler if host is not None else _fallback_scheduler
         # The optional features' behaviour, a part of this queue (model/queue_features.py).
         self.featured = QueueFeatures(self)
         # A quorum queue stores (and confirms after the fsync) every message it gets, while
         # deliveries keep the publisher's delivery_mode (RabbitMQ: quorum queues are
         # always persistent).
-        self.is_quorum = self.persist_all = quorum
-        self.queue_type = "quorum" if quorum else "classic"
+        if quorum:
+            self.is_quorum = self.persist_all = True
+            self.queue_type = "quorum"
         if quorum:
             self.featured._enable(quorum_config(self.arguments, name, vhost))
         elif self.arguments:
