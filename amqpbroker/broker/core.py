@@ -9,6 +9,7 @@ message store and every stream log with unsynced appends (`sync_job`).
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from typing import Any, Callable
@@ -161,7 +162,8 @@ class BrokerCore:
     def recover(self) -> dict[str, int]:
         """Replay durable definitions, then put recovered messages back in their queues."""
         started = time.monotonic()
-        ops = self.definitions.load() if self.definitions is not None else []
+        ops = self.definitions.iter_ops() if self.definitions is not None else iter(())
+        replayed = 0
         # A replayed queue deletion must not reach the message store: its deletion was
         # applied when it happened (leftovers are dropped below), and the store may not be
         # touched before recover() (a durable queue deleted, then a restart, crashed here).
@@ -169,6 +171,7 @@ class BrokerCore:
         self.changes.delete_queue = _ignore_key
         try:
             for op in ops:
+                replayed += 1
                 if op["op"] in runtime.OPS:  # users, vhosts, policies... changed live
                     runtime.replay(self, op)
                 else:
@@ -195,11 +198,10 @@ class BrokerCore:
                 self._restore_delayed(key, index)
                 messages += len(index)
         if self.definitions is not None:
-            self.definitions.compact(
-                [*runtime.snapshot(self),
-                 *(op for v in self.vhosts.values() for op in v.durable_ops())]
-            )
-        stats = {"definitions": len(ops), "messages": messages,
+            self.definitions.compact(itertools.chain(  # one op at a time (iter_ops)
+                runtime.snapshot(self),
+                (op for v in list(self.vhosts.values()) for op in v.durable_ops())))
+        stats = {"definitions": replayed, "messages": messages,
                  "seconds": round(time.monotonic() - started, 3)}
         log.info("recovery.done", **stats)
         return stats

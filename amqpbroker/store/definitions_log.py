@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 from zlib import crc32
 
 import structlog
@@ -90,34 +90,46 @@ class DiskDefinitionStore(DefinitionStore):
             raise oserror(f"cannot append to {self._path}", e) from e
 
     def load(self) -> list[dict[str, Any]]:
+        return list(self.iter_ops())
+
+    def iter_ops(self) -> Iterator[dict[str, Any]]:
         try:
             data = self._path.read_bytes()
         except FileNotFoundError:
-            return []
+            return
         except OSError as e:
             raise oserror(f"cannot read {self._path}", e) from e
-        ops = []
-        lines = data.split(b"\n")
-        for i, line in enumerate(lines):
+        pos, size, number = 0, len(data), 0
+        while pos < size:
+            end = data.find(b"\n", pos)
+            last = end < 0  # no LF: the torn last line a crash may leave, expected
+            if last:
+                end = size
+            line = data[pos:end]
+            pos, number = end + 1, number + 1
             if not line:
                 continue
             op = self._decode(line)
             if op is None:
-                if i < len(lines) - 1 or data.endswith(b"\n"):
-                    log.error("store.corrupt_definition", file=str(self._path), line=i + 1)
-                continue  # a torn last line is expected after a crash
-            ops.append(op)
-        return ops
+                if not last:
+                    log.error("store.corrupt_definition", file=str(self._path), line=number)
+                continue
+            yield op
 
     def compact(self, ops: Iterable[dict[str, Any]]) -> None:
-        data = b"".join(self._encode(op) for op in ops)
+        """Write `ops` (taken one at a time, written 1 MiB at a time) to a new file, then
+        rename it over the log."""
         tmp = self._path.with_name(self.FILE + ".tmp")
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             try:
-                done = 0
-                while done < len(data):
-                    done += os.write(fd, data[done:])
+                buf = bytearray()
+                for op in ops:
+                    buf += self._encode(op)
+                    if len(buf) >= 1 << 20:
+                        _write_all(fd, buf)
+                        buf.clear()
+                _write_all(fd, buf)
                 os.fsync(fd)
             finally:
                 os.close(fd)
@@ -134,3 +146,10 @@ class DiskDefinitionStore(DefinitionStore):
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+def _write_all(fd: int, data: bytes | bytearray) -> None:
+    view = memoryview(data)
+    done = 0
+    while done < len(view):
+        done += os.write(fd, view[done:])
