@@ -50,7 +50,9 @@ class Publisher:
         self.seq = 0
         self.upto = 0
         self.sent = 0  # the translator's mark: confirms up to here are on the wire
-        self.pending: deque[tuple[int, int, bool]] = deque()  # (seq, sync generation, ack)
+        # (seq, sync generation, ack) of confirms that wait: an empty tuple until the first
+        # does (10,000 idle channels would hold 760 bytes each of empty deques).
+        self.pending: deque[tuple[int, int, bool]] | tuple[()] = ()
         self.closed = False
         # Management API counters (message_stats of a channel): publishes, and unroutable
         # ones returned (mandatory) or dropped. Confirms are `upto`.
@@ -72,9 +74,12 @@ class Publisher:
     def settle(self, seq: int, needs_sync: bool, ack: bool = True) -> None:
         """Publish `seq` was routed: confirm it now, or after the next sync."""
         if needs_sync:
-            self.pending.append((seq, self.persister.target(self), ack))
+            pending = self.pending
+            if pending.__class__ is tuple:
+                pending = self.pending = deque()
+            pending.append((seq, self.persister.target(self), ack))  # type: ignore[union-attr]
         elif self.pending:
-            self.pending.append((seq, 0, ack))
+            self.pending.append((seq, 0, ack))  # type: ignore[union-attr]
         elif ack:
             self.upto = seq
         else:
@@ -87,7 +92,7 @@ class Publisher:
             return False
         pending = self.pending
         while pending and pending[0][1] <= generation:
-            seq, gen, ack = pending.popleft()
+            seq, gen, ack = pending.popleft()  # type: ignore[union-attr]
             if ack and not (failed and gen):
                 self.upto = seq
             else:

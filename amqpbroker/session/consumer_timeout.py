@@ -39,7 +39,8 @@ class ConsumerTimeouts:
     def __init__(self, channel: "Channel", default_timeout_ms: int | None) -> None:
         self.channel = channel
         # marks: (first tag delivered after the mark, time of the mark)
-        self.marks: deque[tuple[int, float]] = deque()
+        # an empty tuple until the first watch: most channels never have a delivery out
+        self.marks: deque[tuple[int, float]] | tuple[()] = ()
         self.interval = _check_interval(default_timeout_ms)
         self.timer: Any = None if self.interval is not None else NO_TIMEOUT
 
@@ -55,8 +56,11 @@ class ConsumerTimeouts:
         """The first unacked delivery since the channel had none: start checking."""
         scheduler = self.channel.core.scheduler
         now = scheduler.now()
-        self.marks.clear()
-        self.marks.append((tag + 1, now))  # tag was delivered just now
+        marks = self.marks
+        if marks.__class__ is tuple:
+            marks = self.marks = deque()
+        marks.clear()  # type: ignore[union-attr]
+        marks.append((tag + 1, now))  # type: ignore[union-attr]  # delivered just now
         self.timer = scheduler.call_at(now + self.interval, self._check)  # type: ignore[operator]
 
     def stop(self) -> None:
