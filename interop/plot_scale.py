@@ -53,10 +53,11 @@ METRICS: dict[str, list[tuple[str, ...]]] = {
         ("rss_per_body", "peak RSS growth / body size (x)"),
         ("cpu_us_per_msg", "broker CPU per message (µs)"),
     ],
-    "backlog": [
+    "backlog": [  # backlog.jsonl also holds the `backlog_recovery` records of the last depth
         ("bytes_per_message", "broker RSS per queued message (bytes)"),
-        ("cpu_us_per_publish", "broker CPU per publish (µs)"),
-        ("recovery_s", "recovery after kill -9 (s)"),
+        ("publish_rate", "publish rate, confirmed (msg/s)"),
+        ("recovery_seconds", "recovery after kill -9 (s)"),
+        ("drain_rate", "consume rate while draining (msg/s)"),
     ],
     "fanout": [
         ("fanout_deliveries_per_s", "fanout to N queues: deliveries/s"),

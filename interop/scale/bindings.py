@@ -42,7 +42,7 @@ from typing import Any, Callable
 
 from pamqp import commands, frame
 
-from .common import Broker, record
+from .common import Broker, each_step
 
 STEPS = (1000, 10000, 100000, 1000000)
 AXIS = "bindings"
@@ -359,21 +359,7 @@ def measure(broker: Broker, load: Workload, deadline: float) -> dict[str, Any]:
 def run(make: Callable[[str], Broker], brokers: list[str], steps: list, out: Path | None,
         work: Path) -> None:
     for n in steps:
-        n = int(n)
-        load = Workload(n)
-        for name in brokers:
-            broker = make(name)
-            try:
-                broker.start()
-                deadline = time.monotonic() + STEP_SECONDS
-                record(out, AXIS, broker, n, **measure(broker, load, deadline))
-            except Exception as e:  # noqa: BLE001 - a failed step is a result, not a crash
-                record(out, AXIS, broker, n, bind_rate=None, cold_cpu_us_per_msg=None,
-                       error=f"{type(e).__name__}: {e}")
-            finally:
-                try:
-                    broker.stop()
-                except Exception:  # noqa: BLE001
-                    pass
-                if hasattr(broker, "cleanup"):
-                    broker.cleanup()
+        load = Workload(int(n))  # built before any broker starts: it is not what is timed
+        each_step(make, brokers, [n], out, AXIS,
+                  lambda broker, n: measure(broker, load, time.monotonic() + STEP_SECONDS),
+                  bind_rate=None, cold_cpu_us_per_msg=None)

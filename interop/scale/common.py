@@ -28,7 +28,7 @@ import time
 import urllib.request
 from base64 import b64encode
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 MAX_MESSAGE = 512 * 1024 * 1024
@@ -221,6 +221,30 @@ class RabbitMQ(Broker):
         out = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", "rabbitmq-server"],
                              capture_output=True, text=True).stdout
         return out.strip() or "?"
+
+
+def each_step(make: Callable[[str], Broker], brokers: list[str], steps: list, out: Path | None,
+              axis: str, measure: Callable[[Broker, int], dict[str, Any]],
+              **blank: Any) -> None:
+    """For each step, each broker in turn: a fresh broker, `measure(broker, step)` recorded.
+    A step that fails is recorded too, with `blank` metrics and the error: a broker that
+    cannot do a step is a result, not the end of the run."""
+    for step in steps:
+        step = int(step)
+        for name in brokers:
+            broker = make(name)
+            try:
+                broker.start()
+                record(out, axis, broker, step, **measure(broker, step))
+            except Exception as e:  # noqa: BLE001
+                record(out, axis, broker, step, **blank, error=f"{type(e).__name__}: {e}")
+            finally:
+                try:
+                    broker.stop()
+                except Exception:  # noqa: BLE001 - it may never have started
+                    pass
+                if hasattr(broker, "cleanup"):
+                    broker.cleanup()
 
 
 def make_broker(name: str, work: Path) -> Broker:

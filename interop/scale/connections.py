@@ -50,7 +50,7 @@ from pamqp import commands, frame
 from amqpbroker.fuzz.oracle import handshake_bytes
 from amqpbroker.protocol.frames import FrameError, FrameReader
 
-from .common import ROOT, Broker, percentiles, raise_nofile, record
+from .common import ROOT, Broker, each_step, percentiles, raise_nofile
 
 STEPS = (100, 1000, 3000, 10000)
 AXIS = "connections"
@@ -403,20 +403,5 @@ async def measure(broker: Broker, n: int) -> dict[str, Any]:
 def run(make: Callable[[str], Broker], brokers: list[str], steps: list, out: Path | None,
         work: Path) -> None:
     raise_nofile()
-    for n in steps:
-        n = int(n)
-        for name in brokers:
-            broker = make(name)
-            try:
-                broker.start()
-                record(out, AXIS, broker, n, **asyncio.run(measure(broker, n)))
-            except Exception as e:  # noqa: BLE001 - a failed step is a result, not a crash
-                record(out, AXIS, broker, n, opened=None, kb_per_connection=None,
-                       error=f"{type(e).__name__}: {e}")
-            finally:
-                try:
-                    broker.stop()
-                except Exception:  # noqa: BLE001
-                    pass
-                if hasattr(broker, "cleanup"):
-                    broker.cleanup()
+    each_step(make, brokers, steps, out, AXIS, lambda broker, n: asyncio.run(measure(broker, n)),
+              opened=None, kb_per_connection=None)

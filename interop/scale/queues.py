@@ -45,7 +45,7 @@ from typing import Any, Callable
 from pamqp import commands
 
 from .bindings import ProtocolError, RawClient, bind_frame, shortstr
-from .common import Broker, RabbitMQ, record
+from .common import Broker, RabbitMQ, each_step
 
 STEPS = (1000, 10000, 100000)
 AXIS = "queues"
@@ -261,21 +261,6 @@ def measure(broker: Broker, n: int, deadline: float) -> dict[str, Any]:
 
 def run(make: Callable[[str], Broker], brokers: list[str], steps: list, out: Path | None,
         work: Path) -> None:
-    for n in steps:
-        n = int(n)
-        for name in brokers:
-            broker = make(name)
-            try:
-                broker.start()
-                deadline = time.monotonic() + STEP_SECONDS
-                record(out, AXIS, broker, n, **measure(broker, n, deadline))
-            except Exception as e:  # noqa: BLE001 - a failed step is a result, not a crash
-                record(out, AXIS, broker, n, declare_rate=None, recovery_seconds=None,
-                       error=f"{type(e).__name__}: {e}")
-            finally:
-                try:
-                    broker.stop()
-                except Exception:  # noqa: BLE001
-                    pass
-                if hasattr(broker, "cleanup"):
-                    broker.cleanup()
+    each_step(make, brokers, steps, out, AXIS,
+              lambda broker, n: measure(broker, n, time.monotonic() + STEP_SECONDS),
+              declare_rate=None, recovery_seconds=None)

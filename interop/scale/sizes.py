@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from .common import Broker, build_c_bench, proc_status, record
+from .common import Broker, build_c_bench, each_step, proc_status
 
 STEPS = (16, 1024, 65536, 1048576, 16777216, 134217728)
 AXIS = "sizes"
@@ -164,22 +164,10 @@ def throughput(gen: Path, broker: Broker, size: int) -> dict[str, Any]:
 def run(make: Callable[[str], Broker], brokers: list[str], steps: list, out: Path | None,
         work: Path) -> None:
     gen = build_c_bench(work) / "amqpgen"
-    for size in steps:
-        size = int(size)
-        for name in brokers:
-            broker = make(name)
-            try:
-                broker.start()
-                metrics = probe(gen, broker, size) if size >= PROBE_FROM else {}
-                metrics.update(throughput(gen, broker, size))
-                record(out, AXIS, broker, size, **metrics)
-            except Exception as e:  # noqa: BLE001 - a failed step is a result, not a crash
-                record(out, AXIS, broker, size, mb_per_s=None,
-                       error=f"{type(e).__name__}: {e}")
-            finally:
-                try:
-                    broker.stop()
-                except Exception:  # noqa: BLE001
-                    pass
-                if hasattr(broker, "cleanup"):
-                    broker.cleanup()
+
+    def one(broker: Broker, size: int) -> dict[str, Any]:
+        metrics = probe(gen, broker, size) if size >= PROBE_FROM else {}
+        metrics.update(throughput(gen, broker, size))
+        return metrics
+
+    each_step(make, brokers, steps, out, AXIS, one, mb_per_s=None)
