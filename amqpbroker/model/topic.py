@@ -136,9 +136,11 @@ class TopicMatcher:
             result = self._search(routing_key)
             cache = self._cache
             if len(cache) >= self._cache_size:
-                # Evict the oldest entry (dicts keep insertion order): FIFO is
-                # close enough to LRU here and costs nothing on a hit.
-                del cache[next(iter(cache))]
+                # Full: start over. Evicting the oldest entry instead (del of
+                # next(iter(cache))) made every eviction skip the slots deleted
+                # before it: 3.7 us per publish once the keys stopped repeating
+                # (1M distinct keys, the scale benchmark's cold routing).
+                cache.clear()
             cache[routing_key] = result
         return result
 

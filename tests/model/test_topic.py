@@ -252,3 +252,17 @@ def test_trie_agrees_after_removals(
             kept.add((pattern, dest))
     check(m, kept, keys)
     assert sorted(m) == sorted(kept)
+
+
+def test_a_full_cache_starts_over_and_keeps_answering_right() -> None:
+    """Cold keys (never repeating) fill the cache, which is then emptied, not evicted from
+    one entry at a time (skipping the deleted slots of a FIFO dict cost 3.7 us each)."""
+    m = TopicMatcher(cache_size=4)
+    m.add("a.*", "q1")
+    m.add("#.z", "q2")
+    sizes = []
+    for i in range(10):
+        assert m.match(f"a.{i}") == ("q1",)
+        sizes.append(len(m._cache))
+    assert sizes == [1, 2, 3, 4, 1, 2, 3, 4, 1, 2]
+    assert set(m.match("a.z")) == {"q1", "q2"}
