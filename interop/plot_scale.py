@@ -39,8 +39,8 @@ METRICS: dict[str, list[tuple[str, ...]]] = {
     "queues": [
         ("declare_rate", "queue declares per second"),
         ("bytes_per_queue", "broker RSS per queue (bytes)"),
-        ("recovery_seconds", "recovery after kill -9 (s)"),
-        ("list_seconds", "management queue listing (s)"),
+        ("recovery_seconds", "restart: until all are listed again (s)"),
+        ("listing_seconds", "management API listing of all queues (s)"),
     ],
     "bindings": [
         ("rss_per_binding_bytes", "broker RSS per binding (bytes)"),
