@@ -20,7 +20,6 @@ import os
 import resource
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,26 +29,11 @@ from base64 import b64encode
 from pathlib import Path
 from typing import Any, Callable
 
+from bench_compare import free_port, wait_port  # noqa: F401  (interop/ is on sys.path)
+
 ROOT = Path(__file__).resolve().parent.parent.parent
 MAX_MESSAGE = 512 * 1024 * 1024
 RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return True
-        except OSError:
-            time.sleep(0.1)
-    return False
 
 
 def raise_nofile() -> int:
