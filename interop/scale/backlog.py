@@ -257,8 +257,7 @@ async def run_broker(broker: Broker, steps: list[int], out: Path | None) -> None
                rss_after_drain_mib=round(broker.rss_mib(), 1),
                **({} if recovered == sent else {"error": f"recovered {recovered} of {sent}"}))
     finally:
-        broker.stop()
-        getattr(broker, "cleanup", lambda: None)()
+        broker.close()
 
 
 def run(make: Callable[[str], Broker], brokers: list[str], steps: list[int],

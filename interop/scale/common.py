@@ -85,6 +85,17 @@ class Broker:
     def rss_mib(self) -> float:
         return rss_mib(self.pid)
 
+    def cleanup(self) -> None:
+        """Remove what the broker left outside our work directory (RabbitMQ's)."""
+
+    def close(self) -> None:
+        """Stop it if it started, then clean up: every axis ends a broker this way."""
+        try:
+            if self.pid:
+                self.stop()
+        finally:
+            self.cleanup()
+
     def cpu_seconds(self) -> float:
         return cpu_seconds(self.pid)
 
@@ -223,12 +234,7 @@ def each_step(make: Callable[[str], Broker], brokers: list[str], steps: list, ou
             except Exception as e:  # noqa: BLE001
                 record(out, axis, broker, step, **blank, error=f"{type(e).__name__}: {e}")
             finally:
-                try:
-                    broker.stop()
-                except Exception:  # noqa: BLE001 - it may never have started
-                    pass
-                if hasattr(broker, "cleanup"):
-                    broker.cleanup()
+                broker.close()
 
 
 def make_broker(name: str, work: Path) -> Broker:

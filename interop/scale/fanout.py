@@ -230,12 +230,7 @@ def measure(make, name: str, bench: Path, n: int) -> tuple[Broker, dict[str, Any
     except Exception as exc:  # noqa: BLE001 - e.g. the broker did not start
         problems.append(f"{type(exc).__name__}: {exc}")
     finally:
-        try:
-            if broker.pid:
-                broker.stop()
-        finally:
-            if hasattr(broker, "cleanup"):
-                broker.cleanup()
+        broker.close()
     return broker, metrics, "; ".join(problems)
 
 
@@ -248,8 +243,7 @@ def run(make, brokers: list[str], steps: list, out: Path | None, work: Path) -> 
                 broker = make(name)  # never started: only its name and version are used
                 record(out, "fanout", broker, n, fanout_deliveries_per_s=None,
                        error=f"fanout needs 1..{MAX_QUEUES} queues (amqpgen's limit)")
-                if hasattr(broker, "cleanup"):
-                    broker.cleanup()
+                broker.cleanup()
                 continue
             broker, metrics, error = measure(make, name, bench, n)
             if error:

@@ -144,12 +144,7 @@ def run_broker(make, name: str, bench: Path, steps: list, out: Path | None) -> N
             if broker.proc.poll() is not None:
                 why = "the broker exited"
     finally:
-        try:
-            if broker.pid:
-                broker.stop()
-        finally:
-            if hasattr(broker, "cleanup"):
-                broker.cleanup()
+        broker.close()
 
 
 def run(make, brokers: list[str], steps: list, out: Path | None, work: Path) -> None:
