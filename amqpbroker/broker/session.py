@@ -282,7 +282,7 @@ class Session:
                 durable = True
                 if q.persist_all:  # quorum and stream queues store every message
                     persistent = True
-            if len(q.ready) > FLOW_HIGH and q.over_flow_limit():
+            if len(q.ready) > FLOW_HIGH and q.deep():
                 self.flow_block(q)
         needs_sync = durable and persistent and self.core.store_needs_sync
         if confirm:

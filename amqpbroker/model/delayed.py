@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 from amqpbroker.model.report import log
 from amqpbroker import errors
 from amqpbroker.model.deadletter import Rejected
+from amqpbroker.model.queue_features import FLOW_HIGH
 from amqpbroker.model.exchange_base import Exchange
 from amqpbroker.message import Message
 from amqpbroker.protocol import header_field
@@ -233,6 +234,8 @@ class DelayedMessages:
                 q.publish(msg)
             except Rejected:
                 continue
+            if len(q.ready) > FLOW_HIGH:
+                q.deep()  # a deep durable queue pages (model/paged.py); no publisher to pause
             if q.durable and (msg.persistent or q.persist_all):
                 durable = True
         # After the queues wrote it: a crash in between fires it again (at least once).

@@ -105,6 +105,11 @@ class Destination(ABC):
         """True while publishers to this destination should be paused (credit flow)."""
         return False
 
+    def deep(self) -> bool:
+        """The publish path saw more than FLOW_HIGH ready messages here: a queue may page
+        (model.paged); True while publishers should be paused (`over_flow_limit`)."""
+        return self.over_flow_limit()
+
     def release_flow(self) -> None:
         waiters, self.flow_waiters = self.flow_waiters, set()  # type: ignore[has-type]
         for waiter in waiters:

@@ -57,6 +57,7 @@ from amqpbroker.model.destination import Destination
 from amqpbroker.message import Message
 from amqpbroker.model.quorum import quorum_config
 from amqpbroker.model.ready import merge_returned
+from amqpbroker.model.paged import PAGE_AFTER, PagedReady
 from amqpbroker.model.queue_args import (
     QueueConfig,
     consumer_timeout_of,
@@ -268,8 +269,11 @@ class Queue(Destination):
             self.featured._restore_f((msg, redelivered, deadline, 0, 0))
             self.featured._schedule_expiry()
             return
-        self.ready.append((msg, redelivered, 0))
+        ready = self.ready
+        ready.append((msg, redelivered, 0))
         self.ready_bytes += msg.body_size
+        if len(ready) > PAGE_AFTER and ready.__class__ is deque:
+            self.deep()  # a deep backlog comes back paged, as it went
 
     # -- messages out ----------------------------------------------------------------------
     def dispatch(self) -> None:
@@ -290,11 +294,24 @@ class Queue(Destination):
                     self._hand_out(consumer, msg, redelivered, seq)
             finally:
                 self.ready_bytes -= taken
+            if not ready and ready.__class__ is PagedReady:
+                self.ready = deque()  # drained: back to the plain deque (model/paged.py)
         if self.flow_waiters and len(ready) <= FLOW_LOW:
             self.release_flow()
 
     def over_flow_limit(self) -> bool:
         return len(self.ready) > FLOW_HIGH and bool(self.consumers) and not self.deleted
+
+    def deep(self) -> bool:
+        """More than FLOW_HIGH ready messages: past PAGE_AFTER, a plain durable queue keeps
+        the store ids of messages far from the head instead of the messages
+        (model/paged.py); True while publishers should be paused."""
+        ready = self.ready
+        if (len(ready) > PAGE_AFTER and ready.__class__ is deque and self.features is None
+                and self.changes is not None and not self.deleted):
+            self.ready = PagedReady(ready, self.changes, self.key)  # type: ignore[assignment]
+            ready.clear()
+        return self.over_flow_limit()
 
     def release_flow(self) -> None:
         waiters, self.flow_waiters = self.flow_waiters, set()
@@ -367,14 +384,16 @@ class Queue(Destination):
         del self.featured  # from now on, _PartMadePerUse
 
     def purge(self) -> int:
-        count = len(self.ready)
+        ready = self.ready
+        count = len(ready)
         if self.changes is not None:
-            for entry in self.ready:
-                msg = entry[0]
+            paged = ready.__class__ is PagedReady
+            for msg in ready.messages() if paged else (e[0] for e in ready):  # type: ignore[union-attr]
                 if msg.persistent or self.persist_all:
                     self.changes.remove(self.key, msg)
                     self.persistent_count -= 1
                     self.persistent_bytes -= msg.body_size
+        self.ready = deque() if ready.__class__ is PagedReady else ready  # type: ignore[assignment]
         self.ready.clear()
         self.ready_bytes = 0
         if self.flow_waiters:

@@ -119,6 +119,9 @@ class DiskMessageStore(MessageStore):
         self._queues: dict[str, dict[int, int]] = {}
         self._qbytes: dict[str, bytes] = {}
         self._held: dict[int, Message] = {}  # bodies in RAM, oldest first
+        # One int object per content length (messages of one size share it): an int
+        # above 256 is a 32-byte object, a tenth of what a backlogged message costs.
+        self._lens: dict[int, int] = {}
         self._held_bytes = 0
         self._index: dict[str, list[int]] = {}  # index keys, from recover() (store.base)
         # Deletion and compaction of segments (store/segments.py): a part, not a mixin.
@@ -247,7 +250,7 @@ class DiskMessageStore(MessageStore):
             buf += qb
             buf += CRC.pack(crc32(qb, crc32(body, crc32(head))))
             msg.store_id = sid
-            self._msgs[sid] = clen
+            self._msgs[sid] = self._lens.get(clen) or self._shared_len(clen)
             if qd is None:
                 qd = self._queues[queue_key] = {}
             qd[sid] = 0
@@ -256,6 +259,11 @@ class DiskMessageStore(MessageStore):
             if msg.body is not None:
                 self._held[sid] = msg
                 self._held_bytes += msg.body_size
+
+    def _shared_len(self, clen: int) -> int:
+        if len(self._lens) < 4096:
+            self._lens[clen] = clen
+        return clen
 
     def _dead_body(self, msg: Message) -> bytes:
         """The body of a paged-out message whose content the store already dropped (all

@@ -422,6 +422,7 @@ def _build(
             msgs[sid] = meta + (1 << 96)
 
     qlens: dict[str, int] = {}
+    lens: dict[int, int] = {}
     cur_q = None
     for sid, (seg, pos, clen, seq, q, msg) in contents.items():
         if not seq or seq in removed or (qdel_upto and seq < qdel_upto.get(q, 0)):  # type: ignore[arg-type]
@@ -442,7 +443,7 @@ def _build(
         if mk is None and (seg << 32) | pos == sid and sid not in msgs:  # the common case
             live_n[seg] += 2
             live_b[seg] += ql + clen
-            msgs[sid] = clen
+            msgs[sid] = lens.setdefault(clen, clen)  # one int per length (DiskMessageStore._lens)
             if sl and sl[-1] > seq:
                 unsorted.add(q)  # type: ignore[arg-type]
             sl.append(seq)
