@@ -432,7 +432,7 @@ class Session:
         never paused (it could not send the acks that drain the queue)."""
         if queue in self.flow_blocked_by or self.consumer_count:
             return
-        queue.flow_waiters.add(self)
+        queue.wait_for_flow(self)
         self.flow_blocked_by.add(queue)
         self._update_reading()
 
@@ -468,7 +468,7 @@ class Session:
             return
         self.closed = True
         for q in self.flow_blocked_by:
-            q.flow_waiters.discard(self)
+            q.stop_waiting(self)
         self.flow_blocked_by.clear()
         for q in self.exclusive_queues:
             self.vhost.remove_queue(q)

@@ -30,6 +30,9 @@ COUNTERS = ("published", "delivered", "delivered_no_ack", "redelivered", "fetche
             "fetched_no_ack", "fetched_empty", "acked")
 
 
+# An empty set of flow waiters every destination without any shares (a set is 216 bytes).
+NO_WAITERS: frozenset[Any] = frozenset()
+
 class Destination(ABC):
     """A queue-like target of routing. Attributes every destination has:
 
@@ -110,8 +113,18 @@ class Destination(ABC):
         (model.paged); True while publishers should be paused (`over_flow_limit`)."""
         return self.over_flow_limit()
 
+    def wait_for_flow(self, waiter: Any) -> None:
+        """A publisher paused until `release_flow`."""
+        if not self.flow_waiters:  # type: ignore[has-type]
+            self.flow_waiters = set()  # the shared empty one (NO_WAITERS) cannot grow
+        self.flow_waiters.add(waiter)
+
+    def stop_waiting(self, waiter: Any) -> None:
+        if waiter in self.flow_waiters:  # type: ignore[has-type]
+            self.flow_waiters.discard(waiter)
+
     def release_flow(self) -> None:
-        waiters, self.flow_waiters = self.flow_waiters, set()  # type: ignore[has-type]
+        waiters, self.flow_waiters = self.flow_waiters, NO_WAITERS  # type: ignore[has-type]
         for waiter in waiters:
             waiter.flow_released(self)
 

@@ -48,12 +48,13 @@ list (`model.quorum.QuorumReady`); stream queues are another class (`model.strea
 from __future__ import annotations
 
 from collections import deque
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Iterable, Protocol
 
 from amqpbroker.model.report import log
 from amqpbroker.clock import Scheduler
 from amqpbroker.model.deadletter import REJECTED, Rejected
-from amqpbroker.model.destination import Destination
+from amqpbroker.model.destination import NO_WAITERS, Destination
 from amqpbroker.message import Message
 from amqpbroker.model.quorum import quorum_config
 from amqpbroker.model.ready import merge_returned
@@ -84,6 +85,7 @@ class ConsumerLike(Protocol):
 
 
 Entry = tuple  # (Message, redelivered: bool, seq: int); featured queues: see the docstring
+NO_READY: Any = ()  # the ready list of a plain queue no message ever waited in
 _NEVER = float("inf")
 _fallback_scheduler = Scheduler()  # for queues built without a vhost (bare model tests)
 
@@ -122,6 +124,12 @@ class Queue(Destination):
     _ttl_timer: Any = None
     _ttl_when = _NEVER
     _lease_timer: Any = None
+    # An idle queue shares these empty ones (a deque is 760 bytes, a set 216): `ready` is
+    # the empty tuple until a message stays (`_ready`), `_held` is set by the featured
+    # path, `flow_waiters` by `wait_for_flow`.
+    ready: "deque[Entry]" = NO_READY  # type: ignore[assignment]
+    _held: Any = MappingProxyType({})
+    flow_waiters: Any = NO_WAITERS
 
     def __init__(
         self,
@@ -149,7 +157,6 @@ class Queue(Destination):
         # RabbitMQ "persistence": a persistent message in a transient queue is not persisted).
         # The core applies them to the store (model/changes.py): the model does no IO.
         self.changes = changes if durable else None
-        self.ready: deque[Entry] = deque()
         self._seq = 0  # messages handed out for the first time so far (see the docstring)
         self._out: dict[Message, int] = {}  # seq of each message out with a consumer
         self.consumers: list[ConsumerLike] = []
@@ -164,12 +171,10 @@ class Queue(Destination):
         self.unacked_bytes = 0
         self.persistent_count = 0
         self.persistent_bytes = 0
-        self.flow_waiters: set[FlowWaiter] = set()
         # -- optional features (None: a plain queue, the fast path) --
         self.host = host  # dead lettering, x-expires and the clock go through the vhost
         self.consumer_timeout_ms = consumer_timeout_of(self.arguments)
         self.features: QueueConfig | None = None
-        self._held: dict[Message, tuple[float | None, int]] = {}
         self.clock: Scheduler = host.scheduler if host is not None else _fallback_scheduler
         # The optional features' behaviour, a part of this queue (model/queue_features.py).
         self.featured = QueueFeatures(self)
@@ -224,12 +229,16 @@ class Queue(Destination):
             changes.add(self.key, msg)
             self.persistent_count += 1
             self.persistent_bytes += msg.body_size
-        if not self.ready and self.consumers:
-            consumer = self._next_consumer()
-            if consumer is not None:
-                self._hand_out(consumer, msg, False, 0)
-                return
-        self.ready.append((msg, False, 0))
+        ready = self.ready
+        if not ready:
+            if self.consumers:
+                consumer = self._next_consumer()
+                if consumer is not None:
+                    self._hand_out(consumer, msg, False, 0)
+                    return
+            if ready is NO_READY:
+                ready = self.ready = deque()
+        ready.append((msg, False, 0))
         self.ready_bytes += msg.body_size
 
     def requeue(self, entries: Iterable[Entry]) -> None:
@@ -247,6 +256,8 @@ class Queue(Destination):
             size += m.body_size
             back.append((m, True, seq or 0))
         if back:
+            if self.ready is NO_READY:
+                self.ready = deque()
             merge_returned(self.ready, back)
             self.ready_bytes += size
             self.unacked_bytes -= was_out
@@ -270,6 +281,8 @@ class Queue(Destination):
             self.featured._schedule_expiry()
             return
         ready = self.ready
+        if ready is NO_READY:
+            ready = self.ready = deque()
         ready.append((msg, redelivered, 0))
         self.ready_bytes += msg.body_size
         if len(ready) > PAGE_AFTER and ready.__class__ is deque:
@@ -295,7 +308,7 @@ class Queue(Destination):
             finally:
                 self.ready_bytes -= taken
             if not ready and ready.__class__ is PagedReady:
-                self.ready = deque()  # drained: back to the plain deque (model/paged.py)
+                self.ready = NO_READY  # drained: no paged list any more (model/paged.py)
         if self.flow_waiters and len(ready) <= FLOW_LOW:
             self.release_flow()
 
@@ -312,11 +325,6 @@ class Queue(Destination):
             self.ready = PagedReady(ready, self.changes, self.key)  # type: ignore[assignment]
             ready.clear()
         return self.over_flow_limit()
-
-    def release_flow(self) -> None:
-        waiters, self.flow_waiters = self.flow_waiters, set()
-        for waiter in waiters:
-            waiter.flow_released(self)
 
     def _hand_out(self, consumer: ConsumerLike, msg: Message, redelivered: bool,
                   seq: int) -> None:
@@ -379,7 +387,10 @@ class Queue(Destination):
 
     def removed(self) -> None:
         """It left its vhost: no timer may fire for it, and nothing holds it in a cycle."""
-        self.ready.clear()
+        if self.features:
+            self.ready.clear()  # a featured path may still take returns: keep its kind
+        else:
+            self.ready = NO_READY  # type: ignore[assignment]
         self.featured.removed()
         del self.featured  # from now on, _PartMadePerUse
 
@@ -393,8 +404,10 @@ class Queue(Destination):
                     self.changes.remove(self.key, msg)
                     self.persistent_count -= 1
                     self.persistent_bytes -= msg.body_size
-        self.ready = deque() if ready.__class__ is PagedReady else ready  # type: ignore[assignment]
-        self.ready.clear()
+        if ready.__class__ is PagedReady:
+            self.ready = NO_READY  # type: ignore[assignment]
+        elif ready:
+            ready.clear()  # a featured queue's ready list stays its kind
         self.ready_bytes = 0
         if self.flow_waiters:
             self.release_flow()

@@ -64,6 +64,7 @@ class QueueFeatures:
     def _enable(self, config: QueueConfig) -> None:
         old = self.q.ready
         self.q.features = config
+        self.q._held = {}  # deadline and return count of messages out with consumers
         if config.two_priorities:
             self.q.ready = QuorumReady()  # type: ignore[assignment]
         else:

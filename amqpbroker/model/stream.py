@@ -501,10 +501,6 @@ class StreamQueue(Destination):
     def over_flow_limit(self) -> bool:
         return False
 
-    def release_flow(self) -> None:
-        waiters, self.flow_waiters = self.flow_waiters, set()
-        for waiter in waiters:
-            waiter.flow_released(self)
 
     def declared(self) -> None:
         pass
