@@ -22,6 +22,7 @@ from amqpbroker.broker.changes import ChangeStream
 from amqpbroker.broker.global_counters import AMQP091, GlobalCounters
 from amqpbroker.model import report
 from amqpbroker.model.delayed_store import DELAYED_PREFIX, parse_delayed_key
+from amqpbroker.model.paged import PagedReady
 from amqpbroker.broker.persister import Persister
 from amqpbroker.broker.session import Session, SessionEvents
 from amqpbroker.clock import Scheduler
@@ -31,6 +32,7 @@ from amqpbroker.model.users import Permission, User, hash_password
 from amqpbroker.model.vhost import VirtualHost
 from amqpbroker.settings import Settings
 from amqpbroker.store.base import DefinitionStore, MessageStore
+from amqpbroker.store.records import RecoveredRefs
 from amqpbroker.streams import StreamRegistry
 
 log = structlog.get_logger("amqpbroker")
@@ -183,7 +185,14 @@ class BrokerCore:
         if self.store is not None:
             # Delayed messages come back as their timer index only (model/delayed_store.py).
             self.store.index_keys(DELAYED_PREFIX)
+            # Queues may come back as store ids (RecoveredRefs): a deep backlog is restored
+            # paged, in the memory it ran in, instead of as one object per message.
+            self.store.recover_lean()
             for key, entries in self.store.recover().items():
+                refs = entries if isinstance(entries, RecoveredRefs) else None
+                if refs is not None and parse_delayed_key(key) is not None:
+                    entries = [(m, r) for m, r, _ in  # the first delayed format: messages
+                               PagedReady((), self.changes, key).load(refs.ids, refs.sizes)]
                 if self._restore_delayed(key, entries):
                     messages += len(entries)
                     continue
@@ -191,8 +200,11 @@ class BrokerCore:
                 if q is None:  # queue gone from definitions: forget its messages
                     self.store.delete_queue(key)
                     continue
-                for msg, redelivered in entries:
-                    q.restore(msg, redelivered)
+                if refs is not None:
+                    q.restore_refs(refs.ids, refs.sizes, refs.expiring, refs.transient)
+                else:
+                    for msg, redelivered in entries:
+                        q.restore(msg, redelivered)
                 messages += len(entries)
             for key, index in self.store.recovered_index().items():
                 self._restore_delayed(key, index)

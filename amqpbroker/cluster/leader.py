@@ -86,13 +86,30 @@ class ReplicationSource:
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- recovery: the shadow starts as what the store recovered -----------------------------
-    def recovered(self, result: dict[str, list[tuple["Message", bool]]]) -> None:
-        for key, entries in result.items():
+    def recovered(self, result: dict[str, Any]) -> None:
+        for key, entries in list(result.items()):
+            if not isinstance(entries, list):  # store ids (lean recovery, store.records)
+                # The shadow keeps each message for snapshots: read them back once, and
+                # hand the core the messages too.
+                entries = result[key] = self._messages_of(entries)
             q = self.queues.setdefault(key, {})
             for msg, redelivered in entries:
                 q[msg.store_id] = redelivered
                 entry = self.messages.setdefault(msg.store_id, [msg, 0])
                 entry[1] += 1
+
+    def _messages_of(self, refs: Any) -> list[tuple["Message", bool]]:
+        out = []
+        ids = refs.store_ids()
+        for start in range(0, len(ids), 4096):
+            loaded = self.core.changes.load_messages(ids[start:start + 4096])
+            for i, msg in enumerate(loaded, start):
+                if isinstance(msg, Exception):
+                    log.error("cluster.recovered_message_unreadable", store_id=ids[i],
+                              error=str(msg))
+                    continue
+                out.append((msg, bool(refs.ids[i] >> 63)))
+        return out
 
     def drop_unknown_queues(self, keys: set[str]) -> None:
         """Recovery forgot queues missing from the definitions: so does the shadow."""

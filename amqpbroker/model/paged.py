@@ -60,6 +60,32 @@ class PagedReady:
             if len(self.tail) >= CHUNK:
                 self._seal()
 
+    @classmethod
+    def from_refs(cls, ids: array, sizes: array, changes: "DurableChanges",
+                  key: str) -> "PagedReady":
+        """A recovered backlog that never became messages (the store's lean recovery):
+        store ids (bit 63 = redelivered) and body sizes, all paged; the head is read back
+        on first use."""
+        ready = cls((), changes, key)
+        runs = ready.runs
+        start = run_bytes = 0
+        for i, size in enumerate(sizes):
+            if i - start >= CHUNK or (run_bytes + size > RUN_BYTES and i > start):
+                runs.append((ids[start:i], sizes[start:i]))
+                start, run_bytes = i, 0
+            run_bytes += size
+        if start < len(ids):
+            runs.append((ids[start:], sizes[start:]))
+        ready.count = ready.paged = len(ids)
+        return ready
+
+    def load(self, ids: array, sizes: array) -> list[tuple]:
+        """Entries for store ids read back in runs (`_load`), as a list."""
+        out: list[tuple] = []
+        for start in range(0, len(ids), CHUNK):
+            out += self._load((ids[start:start + CHUNK], sizes[start:start + CHUNK]))
+        return out
+
     # -- the deque interface ------------------------------------------------------------
     def append(self, entry: tuple) -> None:
         tail = self.tail

@@ -288,6 +288,24 @@ class Queue(Destination):
         if len(ready) > PAGE_AFTER and ready.__class__ is deque:
             self.deep()  # a deep backlog comes back paged, as it went
 
+    def restore_refs(self, ids: Any, sizes: Any, expiring: bool, transient: bool) -> None:
+        """Messages recovered as store ids and body sizes (bit 63 of an id: redelivered),
+        in queue order: a deep plain queue keeps them paged (model/paged.py); any other
+        reads them back and restores each."""
+        changes = self.changes
+        if changes is None:
+            return
+        if (self.features or expiring or transient or len(ids) <= PAGE_AFTER
+                or self.ready):
+            for msg, redelivered, _ in PagedReady((), changes, self.key).load(ids, sizes):
+                self.restore(msg, redelivered)
+            return
+        total = sum(sizes)
+        self.persistent_count += len(ids)
+        self.persistent_bytes += total
+        self.ready_bytes += total
+        self.ready = PagedReady.from_refs(ids, sizes, changes, self.key)  # type: ignore[assignment]
+
     # -- messages out ----------------------------------------------------------------------
     def dispatch(self) -> None:
         """Hand ready messages to consumers while someone can take one."""

@@ -66,6 +66,14 @@ class MessageStore(ABC):
     # it was added (the delayed index stores the due time there).
     _index_prefix = ""
 
+    # Lean recovery: queues come back as `store.records.RecoveredRefs` (store ids and body
+    # sizes in arrays) instead of lists of messages, where the store can do it (on disk).
+    _lean = False
+
+    def recover_lean(self) -> None:
+        """Before `recover()`: a queue's messages may come back as RecoveredRefs."""
+        self._lean = True
+
     def index_keys(self, prefix: str) -> None:
         """Before `recover()`: keys that start with `prefix` are index keys."""
         self._index_prefix = prefix

@@ -135,7 +135,7 @@ class DiskMessageStore(MessageStore):
                 raise RuntimeError("recover() is called once, before any other operation")
             if self._closed:
                 raise StoreError("store is closed")
-            rec = scan(self._dir, self._index_prefix)
+            rec = scan(self._dir, self._index_prefix, self._lean)
             self._index = rec.index
             self._segments = set(rec.segments)
             self._written = dict(rec.sizes)

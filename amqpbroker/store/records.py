@@ -167,14 +167,16 @@ class Recovered:
         self.truncated = 0
 
 
-def scan(directory: Path, index_prefix: str = "") -> Recovered:
+def scan(directory: Path, index_prefix: str = "", lean: bool = False) -> Recovered:
     """Read every segment in order, verify every record, rebuild the live state; keys
-    starting with `index_prefix` (if any) are recovered as an index (`Recovered.index`)."""
+    starting with `index_prefix` (if any) are recovered as an index (`Recovered.index`).
+    `lean`: every queue's messages come back as `RecoveredRefs` (store ids and body sizes
+    in arrays), not as Message objects: a deep backlog recovers in the memory it ran in."""
     t0 = time.perf_counter()
     gc_was_enabled = gc.isenabled()
     gc.disable()  # millions of new objects, no cycles: collections would only cost time
     try:
-        rec = _scan(directory, index_prefix)
+        rec = _scan(directory, index_prefix, lean)
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -193,7 +195,7 @@ def scan(directory: Path, index_prefix: str = "") -> Recovered:
     return rec
 
 
-def _scan(directory: Path, index_prefix: str) -> Recovered:
+def _scan(directory: Path, index_prefix: str, lean_mode: bool) -> Recovered:
     rec = Recovered()
     segs = list_segments(directory)
     rec.segments = segs
@@ -211,6 +213,9 @@ def _scan(directory: Path, index_prefix: str) -> Recovered:
     # where it was first written (compaction), whose duplicates _build_index resolves.
     indexed: dict[str, array | None] = {}
     moved: set[int] = set()
+    # Lean recovery: per queue, 4 u64 per MSG record with its own queue part (store_id,
+    # position, content length, body size | flags << 40); other records go to `contents`.
+    lean: dict[str, array] | None = {} if lean_mode else None
     strs: dict[bytes, str] = {}
     rks: dict[bytes, str] = {}
     propss: dict[bytes, bytes] = {}
@@ -268,6 +273,39 @@ def _scan(directory: Path, index_prefix: str) -> Recovered:
                 continue
             n_records += 1
             if kind == K_MSG:
+                if not seq:
+                    qk = None
+                elif ql == len(l_qb) and data.startswith(l_qb, end - 4 - ql):
+                    qk = l_q
+                else:
+                    l_qb = data[end - 4 - ql : end - 4]
+                    qk = strs.get(l_qb)
+                    if qk is None:
+                        qk = strs[l_qb] = dec(l_qb)
+                    l_q = qk
+                if index_prefix and qk is not None and seq == sid:
+                    arr = indexed.get(qk, 0)
+                    if arr == 0:
+                        arr = indexed[qk] = array("Q") if qk.startswith(index_prefix) else None
+                    if arr is not None:  # an index key: four ints, no Message
+                        loc = (seg << 32) | pos
+                        if loc != sid:
+                            moved.add(sid)
+                        arr.extend((ts, sid, loc, end - pos - ql))
+                        pos = end
+                        continue
+                if lean is not None and qk is not None and seq == sid:
+                    arr = lean.get(qk)
+                    if arr is None:
+                        arr = lean[qk] = array("Q")
+                    loc = (seg << 32) | pos
+                    if loc != sid:
+                        moved.add(sid)
+                    arr.extend((sid, loc, end - pos - ql,
+                                (n - MSG_FIXED - exl - rkl - expl - propl - ql)
+                                | (flags & (F_PERSISTENT | F_EXPIRATION)) << 40))
+                    pos = end
+                    continue
                 p = pos + MSG_SIZE
                 if exl == len(l_exb) and data.startswith(l_exb, p):
                     ex = l_ex  # same as the previous record's: no slice, no lookup
@@ -294,27 +332,6 @@ def _scan(directory: Path, index_prefix: str) -> Recovered:
                     p += expl
                 else:
                     exp = None
-                if not seq:
-                    qk = None
-                elif ql == len(l_qb) and data.startswith(l_qb, end - 4 - ql):
-                    qk = l_q
-                else:
-                    l_qb = data[end - 4 - ql : end - 4]
-                    qk = strs.get(l_qb)
-                    if qk is None:
-                        qk = strs[l_qb] = dec(l_qb)
-                    l_q = qk
-                if index_prefix and qk is not None and seq == sid:
-                    arr = indexed.get(qk, 0)
-                    if arr == 0:
-                        arr = indexed[qk] = array("Q") if qk.startswith(index_prefix) else None
-                    if arr is not None:  # an index key: four ints, no Message
-                        loc = (seg << 32) | pos
-                        if loc != sid:
-                            moved.add(sid)
-                        arr.extend((ts, sid, loc, end - pos - ql))
-                        pos = end
-                        continue
                 props = data[p : p + propl]
                 shared = propss.get(props)  # publishers repeat their properties: share them
                 if shared is None:
@@ -361,7 +378,7 @@ def _scan(directory: Path, index_prefix: str) -> Recovered:
         del mv, data
     reader.shutdown()
     rec.records = n_records
-    _build(rec, contents, enqs, marks, removed, tombs, qdel_upto, qdel_recs)
+    _build(rec, contents, enqs, marks, removed, tombs, qdel_upto, qdel_recs, lean, moved)
     for qk, arr in indexed.items():
         if arr is not None:
             _build_index(rec, qk, arr, moved, removed, qdel_upto.get(qk, 0))
@@ -385,6 +402,8 @@ def _build(
     tombs: list[tuple[int, int]],
     qdel_upto: dict[str, int],
     qdel_recs: list[tuple[int, int, int, tuple[int, ...]]],
+    lean: dict[str, array] | None = None,
+    moved: set[int] | None = None,
 ) -> None:
     segset = set(rec.segments)
     live_n = rec.live_n = dict.fromkeys(rec.segments, 0)
@@ -395,21 +414,30 @@ def _build(
     unsorted: set[str] = set()
     msgs = rec.msgs
 
-    def ref(q: str, seq: int, sid: int, v: int, mk: tuple[int, int] | None) -> None:
-        c = contents[sid]
+    def ref(q: str, seq: int, sid: int, v: int, mk: tuple[int, int] | None,
+            c: tuple | None = None) -> None:
+        if c is None:
+            c = contents[sid]
         if mk is not None:
             live_n[mk[0]] += 1
             live_b[mk[0]] += mk[1]
-        sl = seqs.get(q)
-        if sl is None:
-            sl = seqs[q] = []
-            queues[q] = {}
-            result[q] = []
-        if sl and sl[-1] > seq:
-            unsorted.add(q)
-        sl.append(seq)
+        if lean is not None:
+            refs = result.get(q)
+            if refs is None:
+                refs = result[q] = RecoveredRefs()  # type: ignore[assignment]
+                queues[q] = {}
+            refs.add(sid, mk is not None, c[5], seq)  # type: ignore[attr-defined]
+        else:
+            sl = seqs.get(q)
+            if sl is None:
+                sl = seqs[q] = []
+                queues[q] = {}
+                result[q] = []
+            if sl and sl[-1] > seq:
+                unsorted.add(q)
+            sl.append(seq)
+            result[q].append((c[5], mk is not None))
         queues[q][sid] = v
-        result[q].append((c[5], mk is not None))
         meta = msgs.get(sid)
         if meta is None:  # first live reference: the content is live
             loc = (c[0] << 32) | c[1]
@@ -428,6 +456,11 @@ def _build(
         if not seq or seq in removed or (qdel_upto and seq < qdel_upto.get(q, 0)):  # type: ignore[arg-type]
             continue
         mk = marks.get(seq) if marks else None
+        if lean is not None:  # (a record the writer does not make: seq != store id)
+            live_n[seg] += 1
+            live_b[seg] += len(enc(q))  # type: ignore[arg-type]
+            ref(q, seq, sid, 0 if mk is None else (seq << 64) | mk[0], mk)  # type: ignore[arg-type]
+            continue
         if q is not cur_q:
             cur_q = q
             ql = qlens.get(q)  # type: ignore[arg-type]
@@ -453,19 +486,31 @@ def _build(
         live_n[seg] += 1
         live_b[seg] += ql
         ref(q, seq, sid, 0 if mk is None else (seq << 64) | mk[0], mk)  # type: ignore[arg-type]
+    lean_contents: dict[int, tuple] = {}
+    if lean:
+        need = {e[1] for e in enqs.values()}
+        for q, arr in lean.items():
+            _build_lean(q, arr, rec, contents, marks, removed, qdel_upto.get(q, 0),
+                        moved or set(), need, lean_contents, ref)
     dropped = 0
     for seq, (q, sid, seg, size) in enqs.items():
         if seq in removed or seq < qdel_upto.get(q, 0):
             continue
-        if sid not in contents or sid in queues.get(q, ()):
+        c = contents.get(sid) or lean_contents.get(sid)
+        if c is None or sid in queues.get(q, ()):
             dropped += 1  # content lost, or a second enqueue whose remove was lost (corruption)
             continue
         mk = marks.get(seq)
         live_n[seg] += 1
         live_b[seg] += size
-        ref(q, seq, sid, (seq << 64) | (seg << 32) | (0 if mk is None else mk[0]), mk)
+        ref(q, seq, sid, (seq << 64) | (seg << 32) | (0 if mk is None else mk[0]), mk, c)
     if dropped:
         log.error("store.refs_dropped", count=dropped)
+    for q, refs in result.items() if lean is not None else ():
+        if refs.unsorted:  # type: ignore[attr-defined]
+            refs.sort()  # type: ignore[attr-defined]
+            qd = queues[q]
+            queues[q] = {sid: qd[sid] for sid in refs.store_ids()}  # type: ignore[attr-defined]
     for q in unsorted:  # moved records or fanout: put the queue in seq order
         sl = seqs[q]
         order = sorted(range(len(sl)), key=sl.__getitem__)
@@ -485,6 +530,116 @@ def _build(
             live_n[seg] += 1
             live_b[seg] += size
             rec.qdels[(seg, off)] = (size, alive)
+
+
+def _build_lean(q: str, arr: array, rec: Recovered, contents: dict[int, tuple],
+                marks: dict[int, tuple[int, int]], removed: set[int], upto: int,
+                moved: set[int], need: set[int], lean_contents: dict[int, tuple],
+                ref: Any) -> None:
+    """A queue's lean records (`scan(lean=True)`): the store's bookkeeping exactly as
+    `_build` makes it from Message records, and `rec.result[q]` as RecoveredRefs."""
+    last: dict[int, int] = {}  # moved store id -> index of its last record (the current one)
+    reloc = rec.reloc
+    if moved:
+        for i in range(0, len(arr), 4):
+            sid = arr[i]
+            if sid in moved:
+                prev = last.get(sid)
+                if prev is not None and arr[prev + 1] >> 32 != arr[i + 1] >> 32:
+                    reloc.setdefault(arr[i + 1] >> 32, set()).add(arr[prev + 1] >> 32)
+                last[sid] = i
+    ql = len(enc(q))
+    live_n, live_b, msgs, queues = rec.live_n, rec.live_b, rec.msgs, rec.queues
+    refs = rec.result.get(q)
+    if refs is None:
+        refs = rec.result[q] = RecoveredRefs()  # type: ignore[assignment]
+        queues[q] = {}
+    qd = queues[q]
+    add = refs.add  # type: ignore[attr-defined]
+    lens: dict[int, int] = {}
+    for i in range(0, len(arr), 4):
+        sid = arr[i]
+        if last and last.get(sid, i) != i:
+            continue  # an older copy
+        loc = arr[i + 1]
+        seg = loc >> 32
+        c = contents.get(sid)
+        if c is not None:  # a later content-only copy (compaction): this queue part is gone
+            if c[0] != seg:
+                reloc.setdefault(c[0], set()).add(seg)
+            continue
+        clen = arr[i + 2]
+        if sid in need:
+            lean_contents[sid] = (seg, loc & M32, clen, sid, q, arr[i + 3])
+        if sid in removed or sid < upto:
+            continue
+        mk = marks.get(sid) if marks else None
+        if mk is None and loc == sid and sid not in msgs:  # the common case
+            live_n[seg] += 2
+            live_b[seg] += ql + clen
+            msgs[sid] = lens.setdefault(clen, clen)
+            qd[sid] = 0
+            add(sid, False, arr[i + 3], sid)
+            continue
+        live_n[seg] += 1
+        live_b[seg] += ql
+        ref(q, sid, sid, 0 if mk is None else (sid << 64) | mk[0], mk,
+            (seg, loc & M32, clen, sid, q, arr[i + 3]))
+    if not qd:  # nothing of it is live
+        del queues[q], rec.result[q]
+
+
+class RecoveredRefs:
+    """A queue's recovered messages without Message objects (`scan(..., lean=True)`), in
+    queue order: `ids` holds each store id, with bit 63 set for a message delivered before
+    the restart (redelivered); `sizes` their body sizes. `expiring`: some message has an
+    expiration; `transient`: some message is not persistent (a quorum queue stores those
+    too). The messages themselves are read with `load_messages`."""
+
+    REDELIVERED = 1 << 63
+    __slots__ = ("ids", "sizes", "seqs", "expiring", "transient", "unsorted")
+
+    def __init__(self) -> None:
+        self.ids = array("Q")
+        self.sizes = array("I")  # (a body is at most 512 MiB: max_message_size)
+        self.seqs = array("Q")
+        self.expiring = self.transient = self.unsorted = False
+
+    def add(self, sid: int, redelivered: bool, what: Any, seq: int) -> None:
+        """`what`: the record's body size | flags << 40 (a lean record), or its Message."""
+        if isinstance(what, Message):
+            size, persistent, expiring = what.body_size, what.persistent, what.expiration is not None
+        else:
+            size = what & LEAN_SIZE
+            persistent = bool(what >> 40 & F_PERSISTENT)
+            expiring = bool(what >> 40 & F_EXPIRATION)
+        if not persistent:
+            self.transient = True
+        if expiring:
+            self.expiring = True
+        seqs = self.seqs
+        if seqs and seqs[-1] > seq:
+            self.unsorted = True
+        seqs.append(seq)
+        self.ids.append(sid | self.REDELIVERED if redelivered else sid)
+        self.sizes.append(size)
+
+    def sort(self) -> None:
+        order = sorted(range(len(self.seqs)), key=self.seqs.__getitem__)
+        self.ids = array("Q", [self.ids[i] for i in order])
+        self.sizes = array("I", [self.sizes[i] for i in order])
+        self.seqs = array("Q", [self.seqs[i] for i in order])
+        self.unsorted = False
+
+    def store_ids(self) -> list[int]:
+        mask = self.REDELIVERED - 1
+        return [sid & mask for sid in self.ids]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+LEAN_SIZE = (1 << 40) - 1
 
 
 def _build_index(rec: Recovered, q: str, arr: array, moved: set[int], removed: set[int],

@@ -21,7 +21,7 @@ from amqpbroker.message import Message
 from amqpbroker.store.base import DefinitionStore, MessageStore
 from amqpbroker.store.disk import DiskDefinitionStore, DiskMessageStore
 from amqpbroker.store.memory import MemoryDefinitionStore, MemoryMessageStore
-from amqpbroker.store.records import StoreError, scan
+from amqpbroker.store.records import RecoveredRefs, StoreError, scan
 
 
 class Harness:
@@ -303,10 +303,12 @@ class StoreMachine(RuleBasedStateMachine):
     def _entry(self, q: str, body: bytes) -> list[Any] | None:
         return next((e for e in self.model[q] if e[0] == body), None)
 
-    @rule(queues=st.sets(st.sampled_from(QUEUES), min_size=1), size=st.integers(0, 600))
-    def publish(self, queues: set[str], size: int) -> None:
+    @rule(queues=st.sets(st.sampled_from(QUEUES), min_size=1), size=st.integers(0, 600),
+          kind=st.sampled_from(["persistent", "transient", "expiring"]))
+    def publish(self, queues: set[str], size: int, kind: str = "persistent") -> None:
         self.n += 1
-        m = make(b"%06d" % self.n + b"." * size)
+        m = make(b"%06d" % self.n + b"." * size, persistent=kind != "transient",
+                 expiration="60000" if kind == "expiring" else None)
         for q in sorted(queues):
             self.store.add(q, m)
             self.model[q].append([m.body, False])
@@ -377,6 +379,25 @@ def assert_consistent(store: Any) -> None:
         assert {s: n for s, n in store._live_b.items() if s in on_disk} == fresh.live_b
         assert store._msgs == fresh.msgs
         assert store._queues == {q: d for q, d in fresh.queues.items()}
+    assert_lean_scan_agrees(store._dir, fresh)
+
+
+def assert_lean_scan_agrees(directory: Path, full: Any) -> None:
+    """A lean scan (queues as store ids, no Message objects) rebuilds the same bookkeeping
+    as a full one, and the same queues: ids in the same order, redelivered flags, sizes."""
+    lean = scan(directory, lean=True)
+    assert lean.msgs == full.msgs and lean.queues == full.queues
+    assert lean.live_n == full.live_n and lean.live_b == full.live_b
+    assert lean.pairs == full.pairs and lean.qdels == full.qdels and lean.reloc == full.reloc
+    assert set(lean.result) == set(full.result)
+    for q, entries in full.result.items():
+        refs = lean.result[q]
+        assert isinstance(refs, RecoveredRefs)
+        assert refs.store_ids() == [m.store_id for m, _ in entries]
+        assert [bool(i >> 63) for i in refs.ids] == [r for _, r in entries]
+        assert list(refs.sizes) == [m.body_size for m, _ in entries]
+        assert refs.expiring == any(m.expiration is not None for m, _ in entries)
+        assert refs.transient == any(not m.persistent for m, _ in entries)
 
 
 @pytest.mark.parametrize("kind", ["memory", "disk"])
