@@ -34,7 +34,7 @@ from pamqp import body as pbody
 
 from amqpbroker.fuzz.oracle import handshake_bytes
 from amqpbroker.protocol.frames import FrameReader
-from scale.common import Broker, record
+from scale.common import Broker, proc_status, record
 
 STEPS = (1_000_000, 3_000_000, 10_000_000)
 CHUNK = 500_000
@@ -250,9 +250,11 @@ async def run_broker(broker: Broker, steps: list[int], out: Path | None) -> None
             await asyncio.sleep(0.5)
         recovery_s = time.monotonic() - started
         rss_recovered = broker.rss_mib()
+        peak_recovery = proc_status(broker.pid)["VmHWM"] / 2**20  # the restarted process's
         got, took = await drain(broker.port, min(DRAIN_MAX, sent), DRAIN_TIMEOUT)
         record(out, "backlog_recovery", broker, sent, recovered=recovered,
                recovery_seconds=round(recovery_s, 1), rss_after_recovery_mib=round(rss_recovered, 1),
+               peak_rss_recovery_mib=round(peak_recovery, 1),
                drained=got, drain_rate=round(got / took) if took else None,
                rss_after_drain_mib=round(broker.rss_mib(), 1),
                **({} if recovered == sent else {"error": f"recovered {recovered} of {sent}"}))
