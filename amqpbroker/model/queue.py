@@ -86,6 +86,7 @@ class ConsumerLike(Protocol):
 
 Entry = tuple  # (Message, redelivered: bool, seq: int); featured queues: see the docstring
 NO_READY: Any = ()  # the ready list of a plain queue no message ever waited in
+NO_HELD: Any = MappingProxyType({})  # `_held` of a queue without optional features
 _NEVER = float("inf")
 _fallback_scheduler = Scheduler()  # for queues built without a vhost (bare model tests)
 
@@ -124,12 +125,6 @@ class Queue(Destination):
     _ttl_timer: Any = None
     _ttl_when = _NEVER
     _lease_timer: Any = None
-    # An idle queue shares these empty ones (a deque is 760 bytes, a set 216): `ready` is
-    # the empty tuple until a message stays (`_ready`), `_held` is set by the featured
-    # path, `flow_waiters` by `wait_for_flow`.
-    ready: "deque[Entry]" = NO_READY  # type: ignore[assignment]
-    _held: Any = MappingProxyType({})
-    flow_waiters: Any = NO_WAITERS
 
     def __init__(
         self,
@@ -157,6 +152,12 @@ class Queue(Destination):
         # RabbitMQ "persistence": a persistent message in a transient queue is not persisted).
         # The core applies them to the store (model/changes.py): the model does no IO.
         self.changes = changes if durable else None
+        # An idle queue shares these empty ones (a deque is 760 bytes, a set 216): `ready`
+        # is the empty tuple until a message waits in it, `_held` is made by the featured
+        # path, `flow_waiters` by `wait_for_flow`. They are set here all the same, so that
+        # every queue's __dict__ has the same keys in the same order (CPython shares one
+        # key table among them, and attribute reads stay on the fast path).
+        self.ready: deque[Entry] = NO_READY
         self._seq = 0  # messages handed out for the first time so far (see the docstring)
         self._out: dict[Message, int] = {}  # seq of each message out with a consumer
         self.consumers: list[ConsumerLike] = []
@@ -171,10 +172,12 @@ class Queue(Destination):
         self.unacked_bytes = 0
         self.persistent_count = 0
         self.persistent_bytes = 0
+        self.flow_waiters: Any = NO_WAITERS
         # -- optional features (None: a plain queue, the fast path) --
         self.host = host  # dead lettering, x-expires and the clock go through the vhost
         self.consumer_timeout_ms = consumer_timeout_of(self.arguments)
         self.features: QueueConfig | None = None
+        self._held: Any = NO_HELD
         self.clock: Scheduler = host.scheduler if host is not None else _fallback_scheduler
         # The optional features' behaviour, a part of this queue (model/queue_features.py).
         self.featured = QueueFeatures(self)
