@@ -341,11 +341,11 @@ class Queue(Destination):
         the store ids of messages far from the head instead of the messages
         (model/paged.py); True while publishers should be paused."""
         ready = self.ready
-        if (len(ready) > PAGE_AFTER and ready.__class__ is deque and self.features is None
-                and self.changes is not None and not self.deleted):
+        if (self.changes is not None and ready.__class__ is deque and len(ready) > PAGE_AFTER
+                and self.features is None and not self.deleted):
             self.ready = PagedReady(ready, self.changes, self.key)  # type: ignore[assignment]
             ready.clear()
-        return self.over_flow_limit()
+        return len(ready) > FLOW_HIGH and bool(self.consumers) and not self.deleted
 
     def _hand_out(self, consumer: ConsumerLike, msg: Message, redelivered: bool,
                   seq: int) -> None:
