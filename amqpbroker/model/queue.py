@@ -87,6 +87,7 @@ class ConsumerLike(Protocol):
 Entry = tuple  # (Message, redelivered: bool, seq: int); featured queues: see the docstring
 NO_READY: Any = ()  # the ready list of a plain queue no message ever waited in
 NO_HELD: Any = MappingProxyType({})  # `_held` of a queue without optional features
+NO_CONSUMERS: Any = ()  # the consumers of a queue no one ever consumed from (a list: 56 bytes)
 _NEVER = float("inf")
 _fallback_scheduler = Scheduler()  # for queues built without a vhost (bare model tests)
 
@@ -160,7 +161,7 @@ class Queue(Destination):
         self.ready: deque[Entry] = NO_READY
         self._seq = 0  # messages handed out for the first time so far (see the docstring)
         self._out: dict[Message, int] = {}  # seq of each message out with a consumer
-        self.consumers: list[ConsumerLike] = []
+        self.consumers: list[ConsumerLike] = NO_CONSUMERS  # a list from the first consumer on
         self.deleted = False
         self.unacked = 0
         # Running totals for the management API (O(queues) listings, never a scan of the
@@ -440,6 +441,8 @@ class Queue(Destination):
         if consumer.exclusive:
             self.exclusive_consumer = consumer
         consumers = self.consumers
+        if consumers is NO_CONSUMERS:
+            consumers = self.consumers = []
         if not consumers or consumers[-1].priority >= consumer.priority:
             consumers.append(consumer)
         else:  # ordered by priority, highest first; newest last within its priority
@@ -456,7 +459,7 @@ class Queue(Destination):
         caller dispatches once the leaving consumer's unacked messages are back."""
         try:
             self.consumers.remove(consumer)
-        except ValueError:
+        except (ValueError, AttributeError):  # not there; NO_CONSUMERS has no remove()
             return False
         if self.exclusive_consumer is consumer:
             self.exclusive_consumer = None

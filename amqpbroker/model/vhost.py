@@ -289,9 +289,10 @@ class VirtualHost:
         retired = self.retired_counters
         for counter in COUNTERS:
             retired[counter] += getattr(q, counter)
-        for consumer in list(q.consumers):  # consumer_cancel_notify
-            consumer.queue_deleted(q)
-        q.consumers.clear()
+        if q.consumers:
+            for consumer in list(q.consumers):  # consumer_cancel_notify
+                consumer.queue_deleted(q)
+            q.consumers.clear()
         for ex in list(self.exchanges.values()):
             if ex.unbind_all(q):
                 self._maybe_auto_delete_exchange(ex)
