@@ -22,7 +22,7 @@ from amqpbroker.broker.changes import ChangeStream
 from amqpbroker.broker.global_counters import AMQP091, GlobalCounters
 from amqpbroker.model import report
 from amqpbroker.model.delayed_store import DELAYED_PREFIX, parse_delayed_key
-from amqpbroker.model.paged import PagedReady
+from amqpbroker.model.paged import read_back
 from amqpbroker.broker.persister import Persister
 from amqpbroker.broker.session import Session, SessionEvents
 from amqpbroker.clock import Scheduler
@@ -192,7 +192,7 @@ class BrokerCore:
                 refs = entries if isinstance(entries, RecoveredRefs) else None
                 if refs is not None and parse_delayed_key(key) is not None:
                     entries = [(m, r) for m, r, _ in  # the first delayed format: messages
-                               PagedReady((), self.changes, key).load(refs.ids, refs.sizes)]
+                               read_back(self.changes, key, refs.ids, refs.sizes)]
                 if self._restore_delayed(key, entries):
                     messages += len(entries)
                     continue

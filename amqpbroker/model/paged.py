@@ -79,13 +79,6 @@ class PagedReady:
         ready.count = ready.paged = len(ids)
         return ready
 
-    def load(self, ids: array, sizes: array) -> list[tuple]:
-        """Entries for store ids read back in runs (`_load`), as a list."""
-        out: list[tuple] = []
-        for start in range(0, len(ids), CHUNK):
-            out += self._load((ids[start:start + CHUNK], sizes[start:start + CHUNK]))
-        return out
-
     # -- the deque interface ------------------------------------------------------------
     def append(self, entry: tuple) -> None:
         tail = self.tail
@@ -123,7 +116,7 @@ class PagedReady:
     def __iter__(self) -> Iterator[tuple]:
         yield from self.head
         for run in list(self.runs):
-            yield from (run if isinstance(run, list) else self._load(run))
+            yield from (run if isinstance(run, list) else read_back(self.changes, self.key, *run))
         yield from self.tail
 
     def clear(self) -> None:
@@ -156,36 +149,26 @@ class PagedReady:
         if not runs and len(self.head) < PAGE_AFTER:
             self.head.extend(tail)  # nothing paged yet and room at the head: stay resident
             return
-        ids = array("Q")
-        sizes = array("I")
-        resident: list[tuple] = []
-        run_bytes = 0
+        run: Any = None  # the run being filled: (ids, sizes) or a list of entries
+        run_bytes = paged = 0
         for entry in tail:
             msg = entry[0]
-            sid = msg.store_id
-            if sid and msg.persistent and not entry[-1]:
-                if resident:
-                    runs.append(resident)
-                    resident = []
+            if msg.store_id and msg.persistent and not entry[-1]:
                 size = msg.body_size
-                if run_bytes + size > RUN_BYTES and ids:
-                    runs.append((ids, sizes))
-                    self.paged += len(ids)
-                    ids, sizes, run_bytes = array("Q"), array("I"), 0
-                ids.append(sid | REDELIVERED if entry[1] else sid)
-                sizes.append(size)
+                if run.__class__ is not tuple or run_bytes + size > RUN_BYTES:
+                    run = (array("Q"), array("I"))
+                    runs.append(run)
+                    run_bytes = 0
+                run[0].append(msg.store_id | REDELIVERED if entry[1] else msg.store_id)
+                run[1].append(size)
                 run_bytes += size
+                paged += 1
             else:
-                if ids:
-                    runs.append((ids, sizes))
-                    self.paged += len(ids)
-                    ids, sizes, run_bytes = array("Q"), array("I"), 0
-                resident.append(entry)
-        if ids:
-            runs.append((ids, sizes))
-            self.paged += len(ids)
-        if resident:
-            runs.append(resident)
+                if run.__class__ is not list:
+                    run = []
+                    runs.append(run)
+                run.append(entry)
+        self.paged += paged
 
     def _refill(self) -> None:
         head = self.head
@@ -196,27 +179,30 @@ class PagedReady:
                     head.extend(run)
                 else:
                     self.paged -= len(run[0])
-                    head.extend(self._load(run))
+                    head.extend(read_back(self.changes, self.key, *run))
             elif self.tail:
                 self.head, self.tail = self.tail, head
                 head = self.head
             else:
                 raise IndexError("pop from an empty ready list")
 
-    def _load(self, run: tuple[array, array]) -> list[tuple]:
-        """A paged run's entries, read back with one store call. A message the store
-        cannot read comes back as a reference without its body, as a message whose body
-        the store paged out does, and fails the same way when it is delivered."""
-        ids, sizes = run
-        loaded = self.changes.load_messages([sid & _ID for sid in ids])
-        entries = []
-        for sid, size, msg in zip(ids, sizes, loaded):
+
+def read_back(changes: "DurableChanges", key: str, ids: array, sizes: array) -> list[tuple]:
+    """Ready entries for store ids (bit 63 = redelivered) and body sizes, read with one
+    `load_messages` call per CHUNK. A message the store cannot read comes back as a
+    reference without its body, as a message whose body the store paged out does, and
+    fails the same way when it is delivered."""
+    entries = []
+    for start in range(0, len(ids), CHUNK):
+        part = ids[start:start + CHUNK]
+        loaded = changes.load_messages([sid & _ID for sid in part])
+        for sid, size, msg in zip(part, sizes[start:start + CHUNK], loaded):
             if not isinstance(msg, Message):
-                log.error("queue.paged_message_unreadable", queue=self.key,
+                log.error("queue.paged_message_unreadable", queue=key,
                           store_id=sid & _ID, error=str(msg))
                 msg = _reference(sid & _ID, size)
             entries.append((msg, bool(sid & REDELIVERED), 0))
-        return entries
+    return entries
 
 
 def _reference(sid: int, size: int) -> Message:

@@ -58,7 +58,7 @@ from amqpbroker.model.destination import NO_WAITERS, Destination
 from amqpbroker.message import Message
 from amqpbroker.model.quorum import quorum_config
 from amqpbroker.model.ready import merge_returned
-from amqpbroker.model.paged import PAGE_AFTER, PagedReady
+from amqpbroker.model.paged import PAGE_AFTER, PagedReady, read_back
 from amqpbroker.model.queue_args import (
     QueueConfig,
     consumer_timeout_of,
@@ -301,7 +301,7 @@ class Queue(Destination):
             return
         if (self.features or expiring or transient or len(ids) <= PAGE_AFTER
                 or self.ready):
-            for msg, redelivered, _ in PagedReady((), changes, self.key).load(ids, sizes):
+            for msg, redelivered, _ in read_back(changes, self.key, ids, sizes):
                 self.restore(msg, redelivered)
             return
         total = sum(sizes)
