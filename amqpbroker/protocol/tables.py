@@ -209,9 +209,8 @@ def check_table(buf: bytes, pos: int = 0, max_depth: int | None = None) -> int:
     return end
 
 
-def check_headers(payload: bytes, max_depth: int | None = None) -> None:
-    """Check the headers table of a content header frame payload (check_table)."""
-    props = payload[12:]
+def check_headers(props: bytes, max_depth: int | None = None) -> None:
+    """Check the headers table of a content header's property bytes (check_table)."""
     _, start, end = _props._locate(props, _props.FLAG_HEADERS)
     if start != end:
         check_table(props, start, max_depth)

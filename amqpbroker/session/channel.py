@@ -149,8 +149,8 @@ class Channel:
             raise errors.SyntaxError_(f"cannot decode method frame: {exc}") from None
         # Nested headers tables are bounded (tables.MAX_DEPTH); only a header that has a
         # headers table (flag bit 13) can nest, so most publishes skip the count.
-        if props[0] & 0x20 and tables.may_nest_deeper(payload, tables.MAX_DEPTH):
-            _check_headers(payload)
+        if props[0] & 0x20 and tables.may_nest_deeper(props, tables.MAX_DEPTH):
+            _check_headers(props)
         if class_id != 60:
             raise errors.FrameError(f"content header for class {class_id}, expected 60")
         limit = self.core.settings.max_message_size
@@ -183,12 +183,40 @@ class Channel:
         else:
             self._body.append(payload)
 
+    def publish_content(self, method: bytes, props: bytes, body: bytes) -> None:
+        """A Basic.Publish with its content header and whole body, cut from one read
+        (FrameReader's FRAME_PUBLISH): what method_frame, content_header and content_body
+        do for it, in one call. Anything they would refuse is left to them."""
+        if self._publish is not None or self.closing:
+            self.method_frame(method)  # 505 UNEXPECTED_FRAME, or discarded while closing
+            return
+        try:
+            exchange, routing_key, mandatory, immediate = fastcodec.decode_publish(method)
+        except ValueError:
+            immediate = True
+        if immediate:  # undecodable, or immediate=true: method_frame's connection errors
+            self.method_frame(method)
+            return
+        if props[0] & 0x20 and tables.may_nest_deeper(props, tables.MAX_DEPTH):
+            _check_headers(props)
+        limit = self.core.settings.max_message_size
+        if len(body) > limit:
+            self.fail(errors.PreconditionFailed(
+                f"message size {len(body)} is larger than configured max size {limit}",
+                *PUBLISH_IDS))
+            return
+        self._route(exchange, routing_key, mandatory, props, body)
+
     def _complete(self, body: bytes) -> None:
         exchange, routing_key, mandatory = self._publish  # type: ignore[misc]
         props = self._props
         self._publish = None
         self._props = b""
         self._received = 0
+        self._route(exchange, routing_key, mandatory, props, body)
+
+    def _route(self, exchange: str, routing_key: str, mandatory: bool, props: bytes,
+               body: bytes) -> None:
         if _REPLY_MARKER in props:  # maybe reply_to "amq.rabbitmq.reply-to" (direct reply-to)
             try:
                 props = direct_reply.rewrite_reply_to(self, props)
@@ -418,8 +446,8 @@ def _decode(fn: Callable[[bytes], Any], payload: bytes) -> Any:
 from amqpbroker.session.handlers import HANDLERS  # noqa: E402  (handlers need Channel)
 
 
-def _check_headers(payload: bytes) -> None:
+def _check_headers(props: bytes) -> None:
     try:
-        tables.check_headers(payload)
+        tables.check_headers(props)
     except (ValueError, IndexError, struct.error) as exc:
         raise errors.SyntaxError_(f"malformed headers table: {exc}", 60, 0) from None

@@ -36,6 +36,7 @@ from amqpbroker.protocol.frames import (
     FRAME_HEADER,
     FRAME_HEARTBEAT,
     FRAME_METHOD,
+    FRAME_PUBLISH,
     PROTOCOL_HEADER,
     FrameReader,
 )
@@ -85,7 +86,7 @@ class ClientConnection:
         self.loopback = loopback
         self.state = _HEADER
         # Spec 4.2.3 / RabbitMQ: until Tune-Ok only frames up to frame-min-size are read.
-        self.reader = FrameReader(FRAME_MIN_SIZE)
+        self.reader = FrameReader(FRAME_MIN_SIZE, fuse_publishes=True)
         self.started_at = now  # for the handshake timeout
         # Set by the transport after a TLS handshake: the verified client certificate (as
         # ssl.getpeercert() gives it), which SASL EXTERNAL logs in with.
@@ -369,8 +370,15 @@ class ClientConnection:
             locales="en_US"))
         return buffered[8:]
 
-    def _frame(self, ftype: int, channel: int, payload: bytes) -> None:
-        if ftype == FRAME_METHOD:
+    def _frame(self, ftype: int, channel: int, payload: Any) -> None:
+        if ftype == FRAME_PUBLISH:  # a publish with its content, from one read (frames.py)
+            ch = self.channels.get(channel)
+            if ch is not None and self.state == _RUNNING:
+                self.session.published = True  # type: ignore[union-attr]
+                ch.publish_content(*payload)
+            else:  # its method frame alone gets the answer (or is ignored while closing)
+                self._frame(FRAME_METHOD, channel, payload[0])
+        elif ftype == FRAME_METHOD:
             if channel:
                 if self.state != _RUNNING:
                     if self.state == _CLOSING:

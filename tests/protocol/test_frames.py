@@ -1,10 +1,13 @@
 """The frame reader: any split of the input gives the same frames; bad frames are errors."""
 
+import struct
+
 import pytest
 from pamqp import commands, frame
 
 from amqpbroker import errors
-from amqpbroker.protocol.frames import FrameReader
+from amqpbroker.protocol.frames import FRAME_PUBLISH, FrameReader
+from wire import publish_frames
 
 
 def _stream() -> bytes:
@@ -50,3 +53,67 @@ def test_bad_frame_end_is_frame_error():
 def test_unknown_frame_type_is_frame_error():
     with pytest.raises(errors.FrameError):
         FrameReader(4096).feed(b"\x05\x00\x01\x00\x00\x00\x00\xce")
+
+
+# -- publishes fused with their content (FrameReader(fuse_publishes=True)) ----------------
+
+def _publish(channel: int, body: bytes, frame_max: int = 131072, **props) -> bytes:
+    return publish_frames(channel, "ex", "rk", body, commands.Basic.Properties(**props),
+                          frame_max=frame_max)
+
+
+def _mixed_stream() -> bytes:
+    return b"".join([
+        _publish(1, b"hello"),
+        _publish(2, b"", content_type="text/plain"),  # no body frame at all
+        _publish(1, b"y" * 300, frame_max=200),  # two body frames: not fused
+        frame.marshal(commands.Basic.Ack(delivery_tag=7), 2),
+        _publish(3, b"z" * 40, headers={"a": 1}),
+        # a heartbeat between a publish and its content header: not fused
+        _METHOD,
+        b"\x08\x00\x00\x00\x00\x00\x00\xce",
+        _publish(1, b"w")[len(_METHOD):],
+    ])
+
+
+_METHOD = frame.marshal(commands.Basic.Publish(exchange="ex", routing_key="rk"), 1)
+
+
+def _unfused(frames: list) -> list:
+    """A fused publish back as its three frames (weight 0, one body frame)."""
+    out = []
+    for ftype, channel, payload in frames:
+        if ftype == FRAME_PUBLISH:
+            method, props, body = payload
+            out.append((1, channel, method))
+            out.append((2, channel, struct.pack(">HHQ", 60, 0, len(body)) + props))
+            if body:
+                out.append((3, channel, body))
+        else:
+            out.append((ftype, channel, payload))
+    return out
+
+
+def test_a_publish_with_its_content_in_one_read_is_one_item():
+    frames = FrameReader(131072, fuse_publishes=True).feed(_mixed_stream())
+    assert [(t, c) for t, c, _ in frames] == [
+        (FRAME_PUBLISH, 1), (FRAME_PUBLISH, 2), (1, 1), (2, 1), (3, 1), (3, 1), (1, 2),
+        (FRAME_PUBLISH, 3), (1, 1), (8, 0), (2, 1), (3, 1)]
+    assert frames[0][2][1:] == (b"\x00\x00", b"hello")
+    assert frames[1][2][2] == b""
+    assert _unfused(frames) == FrameReader(131072).feed(_mixed_stream())
+
+
+@pytest.mark.parametrize("step", [1, 5, 17, 64])
+def test_any_split_gives_the_same_frames_fused_or_not(step):
+    data = _mixed_stream()
+    expected = FrameReader(131072).feed(data)
+    for cut in range(0, len(data) + 1, 3):
+        reader = FrameReader(131072, fuse_publishes=True)
+        got = reader.feed(data[:cut])
+        for i in range(cut, len(data), step):
+            got += reader.feed(memoryview(data)[i:i + step])
+        assert _unfused(got) == expected, cut
+        assert all(type(p) is bytes for t, _, p in got if t != FRAME_PUBLISH)
+        assert all(type(x) is bytes for t, _, p in got if t == FRAME_PUBLISH for x in p)
+        assert reader.buffered == 0
