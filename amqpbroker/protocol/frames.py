@@ -68,11 +68,17 @@ class FrameReader:
         pos = 0
         end = len(src)
         unpack_from = _HEADER.unpack_from
+        unpack_ids = _HEADER_IDS.unpack_from
+        unpack_content = _CONTENT_HEADER.unpack_from
         limit = self.frame_max
         fuse = self.fuse_publishes
+        ids = 0
         try:
             while end - pos >= 7:
-                ftype, channel, size = unpack_from(src, pos)
+                if end - pos >= 11:  # the method ids too, for the fused publish below
+                    ftype, channel, size, ids = unpack_ids(src, pos)
+                else:
+                    ftype, channel, size = unpack_from(src, pos)
                 if size + 8 > limit:
                     raise FrameError(f"frame size {size + 8} exceeds frame_max {limit}")
                 if ftype not in _KNOWN_TYPES:
@@ -82,13 +88,35 @@ class FrameReader:
                     break
                 if src[stop] != FRAME_END:
                     raise FrameError(f"frame end octet {src[stop]:#04x} is not 0xCE")
-                if fuse and ftype == 1 and size >= 4 and _HEADER_IDS.unpack_from(
-                        src, pos)[3] == _BASIC_PUBLISH:
-                    fused = _cut_publish(src, pos, stop, end, channel, limit, copy)
-                    if fused is not None:
-                        frames.append(fused[0])
-                        pos = fused[1]
-                        continue
+                if ids == _BASIC_PUBLISH and ftype == 1 and fuse and end - stop >= 20:
+                    # A publish: if its content header and one body frame follow, complete
+                    # and on the same channel, they are one item (see the module docstring).
+                    htype, hchannel, hsize, class_id, _, body_size = unpack_content(
+                        src, stop + 1)
+                    hstop = stop + 8 + hsize
+                    if (htype == 2 and hchannel == channel and class_id == 60 and hsize >= 14
+                            and hsize + 8 <= limit and hstop < end
+                            and src[hstop] == FRAME_END):
+                        if body_size:
+                            btype, bchannel, bsize = (unpack_from(src, hstop + 1)
+                                                      if end - hstop > 7 else (0, 0, 0))
+                            nxt = hstop + 8 + bsize
+                            fused = (btype == 3 and bchannel == channel and bsize == body_size
+                                     and bsize + 8 <= limit and nxt < end
+                                     and src[nxt] == FRAME_END)
+                            body = src[hstop + 8 : nxt]
+                        else:
+                            fused = True
+                            body = b""
+                            nxt = hstop
+                        if fused:
+                            method = src[pos + 7 : stop]
+                            props = src[stop + 20 : hstop]
+                            if copy:
+                                method, props, body = bytes(method), bytes(props), bytes(body)
+                            frames.append((FRAME_PUBLISH, channel, (method, props, body)))
+                            pos = nxt + 1
+                            continue
                 payload = src[pos + 7 : stop]
                 frames.append((ftype, channel, bytes(payload) if copy else payload))
                 pos = stop + 1
@@ -104,37 +132,3 @@ class FrameReader:
     def buffered(self) -> int:
         return len(self._buf)
 
-
-def _cut_publish(src: bytes | bytearray | memoryview, pos: int, stop: int, end: int,
-                 channel: int, limit: int, copy: bool
-                 ) -> tuple[tuple[int, int, tuple[bytes, bytes, bytes]], int] | None:
-    """The Basic.Publish frame at `pos` (ending at `stop`) with its content header and one
-    body frame, if both follow complete and well-formed on the same channel: the fused
-    item and the position after it. None leaves them to the frame-by-frame path."""
-    at = stop + 1  # the content header frame
-    if end - at < 19:
-        return None
-    htype, hchannel, hsize, class_id, _, body_size = _CONTENT_HEADER.unpack_from(src, at)
-    hstop = at + 7 + hsize
-    if (htype != 2 or hchannel != channel or class_id != 60 or hsize < 14
-            or hsize + 8 > limit or hstop >= end or src[hstop] != FRAME_END):
-        return None
-    if body_size:
-        at = hstop + 1  # the body frame: exactly one, holding the whole body
-        if end - at < 7:
-            return None
-        btype, bchannel, bsize = _HEADER.unpack_from(src, at)
-        nxt = at + 7 + bsize
-        if (btype != 3 or bchannel != channel or bsize != body_size or bsize + 8 > limit
-                or nxt >= end or src[nxt] != FRAME_END):
-            return None
-        body = src[at + 7 : nxt]
-        nxt += 1
-    else:
-        body = b""
-        nxt = hstop + 1
-    method = src[pos + 7 : stop]
-    props = src[hstop - hsize + 12 : hstop]
-    if copy:
-        method, props, body = bytes(method), bytes(props), bytes(body)
-    return (FRAME_PUBLISH, channel, (method, props, body)), nxt  # type: ignore[return-value]

@@ -163,8 +163,16 @@ class ClientConnection:
             if len(frames) > FAST_READ_FRAMES:
                 self._feed_turn(frames, b"")
                 return
+            channels = self.channels
             for ftype, channel, payload in frames:
-                if self.state == _CLOSED:
+                state = self.state
+                if ftype == FRAME_PUBLISH and state == _RUNNING:  # the message path, inline
+                    ch = channels.get(channel)
+                    if ch is not None:
+                        self.session.published = True  # type: ignore[union-attr]
+                        ch.publish_content(*payload)
+                        continue
+                if state == _CLOSED:
                     break
                 self._frame(ftype, channel, payload)
         except errors.AMQPError as exc:
@@ -310,15 +318,18 @@ class ClientConnection:
 
     # -- output -------------------------------------------------------------------------
     def send(self, data: bytes) -> None:
+        out = self.out
+        if not out and not self._in_feed:
+            # The first output since the last flush, outside feed() (whose caller flushes):
+            # have it flushed. Output already waiting has its flush coming.
+            self.on_output()
         if data.__class__ is ContentParts:  # a large body's frames, as views of it
-            self.out += data
+            out += data
             self.out_bytes += data.size  # type: ignore[attr-defined]
             self.out_views = True
         else:
-            self.out.append(data)
+            out.append(data)
             self.out_bytes += len(data)
-        if not self._in_feed:
-            self.on_output()
 
     def send_method(self, channel: int, method: Method) -> None:
         self.send(fastcodec.encode_method(channel, method))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from amqpbroker.model.queue_args import consumer_timeout_of
@@ -14,12 +15,15 @@ if TYPE_CHECKING:
 
 class Consumer:
     __slots__ = ("tag", "queue", "channel", "no_ack", "exclusive", "priority", "prefetch",
-                 "unacked", "arguments", "timeout_ms")
+                 "unacked", "arguments", "timeout_ms", "deliver")
 
     def __init__(self, channel: "Channel", queue: "Queue", tag: str, *, no_ack: bool,
                  exclusive: bool, priority: int, prefetch: int,
                  arguments: dict[str, Any]) -> None:
         self.channel = channel
+        # deliver(queue, msg, redelivered), as a queue calls it: the channel's own deliver
+        # with this consumer bound (a partial is called in C; a method would add a frame).
+        self.deliver = partial(channel.deliver, self)
         self.queue = queue
         self.tag = tag
         self.no_ack = no_ack
@@ -48,9 +52,6 @@ class Consumer:
         if self.prefetch and self.unacked >= self.prefetch:
             return False
         return not ch.global_prefetch or ch.unacked_count < ch.global_prefetch
-
-    def deliver(self, queue: "Queue", msg: "Message", redelivered: bool) -> None:
-        self.channel.deliver(self, queue, msg, redelivered)
 
     def queue_deleted(self, queue: "Queue") -> None:
         self.channel.server_cancel(self)
