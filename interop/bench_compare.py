@@ -164,8 +164,10 @@ def build_c_bench(work: Path) -> Path:
 
 
 def run_c_suite(bench: Path, port: int, pid: int, only: str, out: Path) -> list[dict]:
+    # The suite's extras (X1 publish only, X2 drain only) run only when asked for by id.
+    extras = [] if any(s in INTAKE for s in only.split(",")) else ["--no-extras"]
     subprocess.run([sys.executable, str(bench / "suite.py"), "127.0.0.1", str(port), str(out),
-                    str(pid), "--only", only, "--no-extras", "--conns", "1000"],
+                    str(pid), "--only", only, *extras, "--conns", "1000"],
                    timeout=1800, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     rows = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
     return [r for r in rows if "id" in r or "scenario" in r]
@@ -193,13 +195,28 @@ def metric(scenario: str, result: dict) -> float | None:
         if isinstance(per_conn_kb, (int, float)) and per_conn_kb == per_conn_kb:
             return per_conn_kb * 1024
         return None
+    if scenario in INTAKE:  # publish only (X1) or the generator alone (C0): messages in
+        return r.get("in_rate")
     return r.get("out_rate") or r.get("delivery_rate")
 
 
-def cpu_us_per_message(result: dict) -> float | None:
-    """Broker CPU (µs) per delivered message: broker_cores / deliveries per second."""
+# Scenarios judged by what goes in, not what is delivered: X1 (publish, no consumer) and C0
+# (the generator's own ceiling, publishing into a sink that is not a broker).
+INTAKE = ("X1", "C0")
+CPU_PER_MESSAGE = ("S1", "S2", "S3", "S4", "S5", "X1")
+
+
+def cpu_us_per_message(result: dict, scenario: str = "") -> float | None:
+    """Broker CPU (µs) per delivered message: broker_cores / deliveries per second (per
+    published message for X1)."""
     r = result.get("result", result)
-    cores, rate = r.get("broker_cores"), r.get("out_rate") or r.get("delivery_rate")
+    if scenario in INTAKE:  # the broker's CPU over the whole run, per message published
+        cpu, published = r.get("broker_cpu_s"), r.get("published")
+        if r.get("status") not in ("OK", None) or not cpu or not published:
+            return None
+        return cpu / published * 1e6
+    rate = r.get("out_rate") or r.get("delivery_rate")
+    cores = r.get("broker_cores")
     if r.get("status") not in ("OK", None) or not cores or not rate:
         return None
     return cores / rate * 1e6
@@ -262,7 +279,7 @@ def record(figures, tool: str, sid: str, broker, row: dict) -> None:
     value = metric(sid, row)
     if value is not None:
         figures.setdefault((tool, sid, broker.name), []).append(value)
-    cpu = cpu_us_per_message(row) if sid in ("S1", "S2", "S3", "S4", "S5") else None
+    cpu = cpu_us_per_message(row, sid) if sid in CPU_PER_MESSAGE else None
     if cpu is not None:
         figures.setdefault((tool, sid + "cpu", broker.name), []).append(cpu)
 
@@ -271,7 +288,7 @@ def report(figures, scenarios, brokers, out) -> None:
     names = [b.name for b in brokers]
     print(f"\n{'tool':5} {'id':6} " + " ".join(f"{n:>28}" for n in names) + "   ratio")
     rows = []
-    ids = scenarios + [s + "cpu" for s in scenarios if s in ("S1", "S2", "S3", "S4", "S5")]
+    ids = scenarios + [s + "cpu" for s in scenarios if s in CPU_PER_MESSAGE]
     for tool in ("c", "perf"):
         for sid in ids:
             values = {n: figures[(tool, sid, n)] for n in names if figures.get((tool, sid, n))}
