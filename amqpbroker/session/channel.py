@@ -42,6 +42,7 @@ log = structlog.get_logger("amqpbroker")
 
 
 _PUBLISH = b"\x00\x3c\x00\x28"
+_TAG_BITS = struct.Struct(">QB")  # Basic.Ack's delivery tag and bits (fastcodec.decode_ack)
 _ACK = b"\x00\x3c\x00\x50"
 PUBLISH_IDS = (60, 40)
 _REPLY_MARKER = direct_reply.PSEUDO_QUEUE.encode()
@@ -121,8 +122,11 @@ class Channel:
             if head == _PUBLISH:
                 self._start_publish(payload)
             elif head == _ACK:
-                tag, multiple = _decode(fastcodec.decode_ack, payload)
-                self.ack(tag, multiple)
+                if len(payload) >= 13:  # fastcodec.decode_ack, inline: one per delivery
+                    tag, bits = _TAG_BITS.unpack_from(payload, 4)
+                    self.ack(tag, bits & 1 == 1)
+                else:
+                    self.ack(*_decode(fastcodec.decode_ack, payload))  # 502 SYNTAX_ERROR
             else:
                 method = decode_method(payload)
                 handler = HANDLERS.get(type(method))
@@ -310,10 +314,17 @@ class Channel:
                 redelivered: bool) -> None:
         tag = self.next_tag
         self.next_tag = tag + 1
-        self.conn.send(fastcodec.encode_deliver(
+        conn = self.conn
+        data = fastcodec.encode_deliver(
             self.id, consumer.tag, tag, redelivered, msg.exchange, msg.routing_key,
             msg.properties, msg.body if msg.body is not None else self._body_of(msg),
-            self.conn.frame_max))
+            conn.frame_max)
+        out = conn.out
+        if out and data.__class__ is bytes:  # output is waiting, so its flush is coming
+            out.append(data)
+            conn.out_bytes += len(data)
+        else:
+            conn.send(data)
         if redelivered:  # counters for the management API (here and below)
             self.redelivered += 1
             queue.redelivered += 1
