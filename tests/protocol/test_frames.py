@@ -117,3 +117,15 @@ def test_any_split_gives_the_same_frames_fused_or_not(step):
         assert all(type(p) is bytes for t, _, p in got if t != FRAME_PUBLISH)
         assert all(type(x) is bytes for t, _, p in got if t == FRAME_PUBLISH for x in p)
         assert reader.buffered == 0
+
+
+def test_a_frame_over_many_reads_comes_out_once_whole():
+    body = bytes(range(256)) * 4096  # 1 MiB in one body frame, fed 4 KiB at a time
+    data = _publish(1, body, frame_max=2 << 20) + _publish(1, b"after")
+    reader = FrameReader(2 << 20, fuse_publishes=True)
+    got = []
+    for i in range(0, len(data), 4096):
+        got += reader.feed(memoryview(data)[i:i + 4096])
+    assert [t for t, _, _ in got] == [1, 2, 3, FRAME_PUBLISH]
+    assert got[2][2] == body and got[3][2][2] == b"after"
+    assert reader.buffered == 0
