@@ -163,18 +163,7 @@ class ClientConnection:
             if len(frames) > FAST_READ_FRAMES:
                 self._feed_turn(frames, b"")
                 return
-            channels = self.channels
-            for ftype, channel, payload in frames:
-                state = self.state
-                if ftype == FRAME_PUBLISH and state == _RUNNING:  # the message path, inline
-                    ch = channels.get(channel)
-                    if ch is not None:
-                        self.session.published = True  # type: ignore[union-attr]
-                        ch.publish_content(*payload)
-                        continue
-                if state == _CLOSED:
-                    break
-                self._frame(ftype, channel, payload)
+            self._frames(frames)
         except errors.AMQPError as exc:
             self.fail(exc)
         except Exception:  # a bug must cost this connection, never the broker
@@ -206,10 +195,8 @@ class ClientConnection:
             count = len(frames)
             done = 0
             while done < count:
-                for ftype, channel, payload in frames[done:done + FRAMES_PER_CHECK]:
-                    if self.state == _CLOSED:
-                        return
-                    self._frame(ftype, channel, payload)
+                if not self._frames(frames[done:done + FRAMES_PER_CHECK]):
+                    return
                 done += FRAMES_PER_CHECK
                 if not (done < count or pos < size):
                     continue
@@ -225,6 +212,24 @@ class ClientConnection:
                 return
             frames = self.reader.feed(view[pos:pos + INPUT_CHUNK])
             pos += INPUT_CHUNK
+
+    def _frames(self, frames: list[tuple[int, int, Any]]) -> bool:
+        """Handle `frames` in order; False if the connection closed on the way (the rest
+        is discarded). A publish with its content (FRAME_PUBLISH) on an open channel, the
+        message path, is dispatched here; every other frame through `_frame`."""
+        channels = self.channels
+        for ftype, channel, payload in frames:
+            state = self.state
+            if ftype == FRAME_PUBLISH and state == _RUNNING:
+                ch = channels.get(channel)
+                if ch is not None:
+                    self.session.published = True  # type: ignore[union-attr]
+                    ch.publish_content(*payload)
+                    continue
+            if state == _CLOSED:
+                return False
+            self._frame(ftype, channel, payload)
+        return True
 
     @property
     def input_waiting(self) -> bool:
