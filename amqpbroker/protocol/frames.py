@@ -7,7 +7,8 @@ yields (frame_type, channel, payload) and leaves meaning to the connection.
 
 One exception, for the broker's own connections (`fuse_publishes`): a Basic.Publish whose
 content header and single body frame follow it in the same read is handed on as one item,
-(FRAME_PUBLISH, channel, (method payload, property bytes, body)). A publish is three frames
+(FRAME_PUBLISH, channel, (method payload, property bytes, body)); and a Basic.Ack is
+marked FRAME_ACK. A publish is three frames
 and nearly every read of a busy publisher holds them together; cutting and dispatching
 them as one saves two thirds of the per-frame work (docs/performance.md, "Where the CPU
 goes"). Anything unusual (the content split across reads or frames, another channel's
@@ -27,14 +28,17 @@ FRAME_BODY = 3
 FRAME_HEARTBEAT = 8
 FRAME_END = 0xCE
 PROTOCOL_HEADER = b"AMQP\x00\x00\x09\x01"
-# Not a wire frame type: a Basic.Publish with its content (see the module docstring).
+# Not wire frame types: a Basic.Publish with its content (see the module docstring), and a
+# Basic.Ack method frame, marked so that the connection need not look at its ids again.
 FRAME_PUBLISH = 0x101
+FRAME_ACK = 0x102
 
 _HEADER = struct.Struct(">BHI")
 _KNOWN_TYPES = frozenset((FRAME_METHOD, FRAME_HEADER, FRAME_BODY, FRAME_HEARTBEAT))
 # A frame header and the first u32 of its payload (a method's class and method ids).
 _HEADER_IDS = struct.Struct(">BHII")
 _BASIC_PUBLISH = 0x003C0028  # class 60, method 40
+_BASIC_ACK = 0x003C0050  # class 60, method 80
 # A content header frame: frame header, class-id, weight, body size (spec 4.2.6.1).
 _CONTENT_HEADER = struct.Struct(">BHIHHQ")
 
@@ -120,8 +124,9 @@ class FrameReader:
                             frames.append((FRAME_PUBLISH, channel, (method, props, body)))
                             pos = nxt + 1
                             continue
-                payload = src[pos + 7 : stop]
-                frames.append((ftype, channel, payload))
+                elif ids == _BASIC_ACK and ftype == 1 and fuse:
+                    ftype = FRAME_ACK
+                frames.append((ftype, channel, src[pos + 7 : stop]))
                 pos = stop + 1
         finally:
             if pos < end:

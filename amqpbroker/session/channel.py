@@ -208,6 +208,20 @@ class Channel:
         else:
             self._body.append(payload)
 
+    def ack_frame(self, payload: bytes) -> None:
+        """A Basic.Ack method frame (FrameReader's FRAME_ACK): method_frame's ack branch,
+        the second most frequent frame there is, without its dispatch."""
+        if self._publish is not None or self.closing or len(payload) < 13:
+            self.method_frame(payload)  # its errors, or discarded while closing
+            return
+        tag, bits = _TAG_BITS.unpack_from(payload, 4)
+        try:
+            self.ack(tag, bits & 1 == 1)
+        except errors.ChannelError as exc:
+            if not exc.class_id:
+                exc.class_id, exc.method_id = 60, 80
+            self.fail(exc)
+
     def publish_content(self, method: bytes, props: bytes, body: bytes) -> None:
         """A Basic.Publish with its content header and whole body, cut from one read
         (FrameReader's FRAME_PUBLISH): what method_frame, content_header and content_body
@@ -365,7 +379,9 @@ class Channel:
             self.acked += len(entries)
             self.session.ack(entries)
         else:  # one basic.ack per delivery, the common case: no list of one
-            entry = self._take_one(tag)
+            entry = self.unacked.pop(tag, None)
+            if entry is None:
+                raise errors.PreconditionFailed(f"unknown delivery tag {tag}")
             self.acked += 1
             self.session.ack_one(*entry)
         if self.global_prefetch:

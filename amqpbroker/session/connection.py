@@ -32,6 +32,7 @@ from amqpbroker.broker.session import Session
 from amqpbroker.protocol import fastcodec
 from amqpbroker.protocol.fastcodec import ContentParts
 from amqpbroker.protocol.frames import (
+    FRAME_ACK,
     FRAME_BODY,
     FRAME_HEADER,
     FRAME_HEARTBEAT,
@@ -226,6 +227,11 @@ class ClientConnection:
                     self.session.published = True  # type: ignore[union-attr]
                     ch.publish_content(*payload)
                     continue
+            elif ftype == FRAME_ACK and state == _RUNNING:
+                ch = channels.get(channel)
+                if ch is not None:
+                    ch.ack_frame(payload)
+                    continue
             if state == _CLOSED:
                 return False
             self._frame(ftype, channel, payload)
@@ -394,7 +400,7 @@ class ClientConnection:
                 ch.publish_content(*payload)
             else:  # its method frame alone gets the answer (or is ignored while closing)
                 self._frame(FRAME_METHOD, channel, payload[0])
-        elif ftype == FRAME_METHOD:
+        elif ftype == FRAME_METHOD or ftype == FRAME_ACK:
             if channel:
                 if self.state != _RUNNING:
                     if self.state == _CLOSING:

@@ -6,7 +6,7 @@ import pytest
 from pamqp import commands, frame
 
 from amqpbroker import errors
-from amqpbroker.protocol.frames import FRAME_PUBLISH, FrameReader
+from amqpbroker.protocol.frames import FRAME_ACK, FRAME_PUBLISH, FrameReader
 from wire import publish_frames
 
 
@@ -89,15 +89,15 @@ def _unfused(frames: list) -> list:
             out.append((2, channel, struct.pack(">HHQ", 60, 0, len(body)) + props))
             if body:
                 out.append((3, channel, body))
-        else:
-            out.append((ftype, channel, payload))
+        else:  # an ack is marked, not changed
+            out.append((1 if ftype == FRAME_ACK else ftype, channel, payload))
     return out
 
 
 def test_a_publish_with_its_content_in_one_read_is_one_item():
     frames = FrameReader(131072, fuse_publishes=True).feed(_mixed_stream())
     assert [(t, c) for t, c, _ in frames] == [
-        (FRAME_PUBLISH, 1), (FRAME_PUBLISH, 2), (1, 1), (2, 1), (3, 1), (3, 1), (1, 2),
+        (FRAME_PUBLISH, 1), (FRAME_PUBLISH, 2), (1, 1), (2, 1), (3, 1), (3, 1), (FRAME_ACK, 2),
         (FRAME_PUBLISH, 3), (1, 1), (8, 0), (2, 1), (3, 1)]
     assert frames[0][2][1:] == (b"\x00\x00", b"hello")
     assert frames[1][2][2] == b""

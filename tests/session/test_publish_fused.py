@@ -52,6 +52,15 @@ STREAMS = {
     "headers nested too deep": pub(1, b"deep", headers=nested_headers(200)),
     "headers nested within bounds": pub(1, b"ok", headers=nested_headers(5)),
     "body on another channel's publish": pub(1, b"a") + pub(2, b"b") + HEADER_AND_BODY,
+    "acks": (m(2, commands.Basic.Consume(queue="q")) + pub(1, b"a") + pub(1, b"b")
+             + m(2, commands.Basic.Ack(delivery_tag=1)) + m(2, commands.Basic.Ack(delivery_tag=1))),
+    "ack in the middle of a publish": (
+        m(2, commands.Basic.Consume(queue="q")) + pub(1, b"a")
+        + m(2, commands.Basic.Publish(routing_key="q")) + m(2, commands.Basic.Ack(delivery_tag=1))),
+    "ack on a channel being closed": (
+        m(2, commands.Basic.Consume(queue="q")) + pub(1, b"a") + pub(2, b"x", exchange="missing")
+        + m(2, commands.Basic.Ack(delivery_tag=1))),
+    "ack before open": m(3, commands.Basic.Ack(delivery_tag=1)),
 }
 
 
@@ -99,3 +108,6 @@ def test_what_the_streams_do():
     assert run(STREAMS["headers nested within bounds"], False)[1] == [b"ok"]
     assert run(STREAMS["method instead of a content header"], False)[0][-1][1:3] == ("Close", 505)
     assert run(STREAMS["unknown channel"], False)[0][-1][1:3] == ("Close", 504)
+    assert run(STREAMS["acks"], False)[0][-1][1:3] == ("Close", 406)  # the second: unknown tag
+    assert run(STREAMS["ack in the middle of a publish"], False)[0][-1][1:3] == ("Close", 505)
+    assert run(STREAMS["ack before open"], False)[0][-1][1:3] == ("Close", 504)
