@@ -84,8 +84,8 @@ async def main(port: int, n: int, count: int, timeout: float) -> dict:
     for c in (*publishers, consumer):
         c.close()
     return {"producers": n, "connected_s": round(connected_s, 2), "sent": total,
-            "published_s": round(published_s, 2), "delivered": delivered,
-            "delivered_s": round(delivered_s, 2)}
+            "published_s": round(published_s, 4), "delivered": delivered,
+            "delivered_s": round(delivered_s, 4)}
 
 
 if __name__ == "__main__":
