@@ -8,9 +8,9 @@ yields (frame_type, channel, payload) and leaves meaning to the connection.
 One exception, for the broker's own connections (`fuse_publishes`): a Basic.Publish whose
 content header and single body frame follow it in the same read is handed on as one item,
 (FRAME_PUBLISH, channel, (method payload, property bytes, body)); and a Basic.Ack is
-marked FRAME_ACK. A publish is three frames
-and nearly every read of a busy publisher holds them together; cutting and dispatching
-them as one saves two thirds of the per-frame work (docs/performance.md, "Where the CPU
+marked FRAME_ACK. A publish is three frames and nearly every read of a busy publisher
+holds them together; cutting and dispatching them as one saves two thirds of the
+per-frame work (docs/performance.md, "Where the CPU
 goes"). Anything unusual (the content split across reads or frames, another channel's
 frame in between, a wrong type or size) is left to the frame-by-frame path, which gives
 the errors.
@@ -138,4 +138,3 @@ class FrameReader:
     @property
     def buffered(self) -> int:
         return len(self._buf)
-

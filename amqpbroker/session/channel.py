@@ -121,12 +121,9 @@ class Channel:
         try:
             if head == _PUBLISH:
                 self._start_publish(payload)
-            elif head == _ACK:
-                if len(payload) >= 13:  # fastcodec.decode_ack, inline: one per delivery
-                    tag, bits = _TAG_BITS.unpack_from(payload, 4)
-                    self.ack(tag, bits & 1 == 1)
-                else:
-                    self.ack(*_decode(fastcodec.decode_ack, payload))  # 502 SYNTAX_ERROR
+            elif head == _ACK:  # the message path's acks come through ack_frame
+                tag, multiple = _decode(fastcodec.decode_ack, payload)
+                self.ack(tag, multiple)
             else:
                 method = decode_method(payload)
                 handler = HANDLERS.get(type(method))
