@@ -271,6 +271,12 @@ def encode_deliver(
     head, tail = parts
     size = len(body)
     if size and size <= frame_max - _FRAME_OVERHEAD:  # the common case: one body frame
+        if join_deliver is not None:  # compiled (protocol/_speedups.pyx)
+            try:
+                return join_deliver(head, delivery_tag, redelivered, tail, channel, properties,
+                                    body)
+            except TypeError:  # a body or property list that is not `bytes`: joined below
+                pass
         return b"".join((
             head, _TAG_BITS.pack(delivery_tag, 1 if redelivered else 0), tail,
             _HEADER_HEAD.pack(FRAME_HEADER, channel, 12 + len(properties), _BASIC, 0, size),
@@ -280,6 +286,11 @@ def encode_deliver(
 
 
 _DELIVER_PARTS: dict[tuple[int, str, str, str], tuple[bytes, bytes]] = {}
+
+try:  # encode_deliver's common case in one allocation, where the install compiled it
+    from amqpbroker.protocol._speedups import join_deliver
+except ImportError:
+    join_deliver = None
 
 
 def _deliver_parts(channel: int, consumer_tag: str, exchange: str,

@@ -19,6 +19,7 @@ the errors.
 from __future__ import annotations
 
 import struct
+from typing import Any
 
 from amqpbroker.errors import FrameError
 
@@ -59,82 +60,100 @@ class FrameReader:
         self.fuse_publishes = fuse_publishes
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[tuple[int, int, bytes]]:
-        # Frames are cut from one `bytes` object, so that a payload is a slice of it: one
-        # copy. A view (a large read handed over in chunks) is copied into one first: a
-        # memcpy, far cheaper than making each payload `bytes` on its own. Only a partial
-        # frame's bytes are kept, in `_buf`, which grows in place until the frame can be
-        # complete (`_need`): a frame of many reads is not copied again on each.
+        # Frames are cut from one buffer, so that a payload is one copy of its bytes. Only a
+        # partial frame's bytes are kept, in `_buf`, which grows in place until the frame
+        # can be complete (`_need`): a frame of many reads is not copied again on each.
         buf = self._buf
         if buf:
             buf += data
             if len(buf) < self._need:
                 return []
-            src = bytes(buf)
-            buf.clear()
-        else:
-            src = data if data.__class__ is bytes else bytes(data)  # type: ignore[assignment]
-        frames: list[tuple[int, int, bytes]] = []
-        pos = 0
-        end = len(src)
-        unpack_from = _HEADER.unpack_from
-        unpack_ids = _HEADER_IDS.unpack_from
-        unpack_content = _CONTENT_HEADER.unpack_from
-        limit = self.frame_max
-        fuse = self.fuse_publishes
-        ids = 0
-        try:
-            while end - pos >= 7:
-                if end - pos >= 11:  # the method ids too, for the fused publish below
-                    ftype, channel, size, ids = unpack_ids(src, pos)
-                else:
-                    ftype, channel, size = unpack_from(src, pos)
-                if size + 8 > limit:
-                    raise FrameError(f"frame size {size + 8} exceeds frame_max {limit}")
-                if ftype not in _KNOWN_TYPES:
-                    raise FrameError(f"unknown frame type {ftype}")
-                stop = pos + 7 + size
-                if stop >= end:
-                    break
-                if src[stop] != FRAME_END:
-                    raise FrameError(f"frame end octet {src[stop]:#04x} is not 0xCE")
-                if ids == _BASIC_PUBLISH and ftype == 1 and fuse and end - stop >= 20:
-                    # A publish: if its content header and one body frame follow, complete
-                    # and on the same channel, they are one item (see the module docstring).
-                    htype, hchannel, hsize, class_id, _, body_size = unpack_content(
-                        src, stop + 1)
-                    hstop = stop + 8 + hsize
-                    if (htype == 2 and hchannel == channel and class_id == 60 and hsize >= 14
-                            and hsize + 8 <= limit and hstop < end
-                            and src[hstop] == FRAME_END):
-                        if body_size:
-                            btype, bchannel, bsize = (unpack_from(src, hstop + 1)
-                                                      if end - hstop > 7 else (0, 0, 0))
-                            nxt = hstop + 8 + bsize
-                            fused = (btype == 3 and bchannel == channel and bsize == body_size
-                                     and bsize + 8 <= limit and nxt < end
-                                     and src[nxt] == FRAME_END)
-                            body = src[hstop + 8 : nxt]
-                        else:
-                            fused = True
-                            body = b""
-                            nxt = hstop
-                        if fused:
-                            method = src[pos + 7 : stop]
-                            props = src[stop + 20 : hstop]
-                            frames.append((FRAME_PUBLISH, channel, (method, props, body)))
-                            pos = nxt + 1
-                            continue
-                elif ids == _BASIC_ACK and ftype == 1 and fuse:
-                    ftype = FRAME_ACK
-                frames.append((ftype, channel, src[pos + 7 : stop]))
-                pos = stop + 1
-        finally:
-            if pos < end:
+            # The compiled cutter reads the bytearray itself; Python slices `bytes` faster.
+            src = buf if COMPILED else bytes(buf)
+        elif data.__class__ is bytes or COMPILED:
+            src = data  # type: ignore[assignment]
+        else:  # in Python, a view (a chunk of a large read) is sliced faster as `bytes`
+            src = bytes(data)
+        frames: list[tuple[int, int, Any]] = []
+        pos = cut_frames(src, self.frame_max, self.fuse_publishes, frames)
+        rest = len(src) - pos
+        if rest:
+            # A whole frame header tells how long the frame is; else its 7 bytes.
+            self._need = _HEADER.unpack_from(src, pos)[2] + 8 if rest >= 7 else 7
+            if src is buf:
+                del buf[:pos]  # from the front of a bytearray: no copy of the rest
+            else:
+                buf.clear()
                 buf += memoryview(src)[pos:]
-                # A whole frame header tells how long the frame is; else its 7 bytes.
-                self._need = (_HEADER.unpack_from(src, pos)[2] + 8 if end - pos >= 7 else 7)
+        elif buf:
+            buf.clear()
         return frames
 
     @property
     def buffered(self) -> int:
         return len(self._buf)
+
+
+def _cut_frames(src: bytes, limit: int, fuse: bool, frames: list[tuple[int, int, Any]]) -> int:
+    """Append every complete frame of `src` to `frames`, as (type, channel, payload), with
+    the fused publishes and marked acks of the module docstring; return the offset of the
+    first incomplete frame (len(src) if none). A frame over `limit` (frame_max), of an
+    unknown type or without its end octet is a FrameError (501, spec 4.2.3)."""
+    pos = 0
+    end = len(src)
+    unpack_from = _HEADER.unpack_from
+    unpack_ids = _HEADER_IDS.unpack_from
+    unpack_content = _CONTENT_HEADER.unpack_from
+    while end - pos >= 7:
+        if end - pos >= 11:  # the method ids too, for the fused publish below
+            ftype, channel, size, ids = unpack_ids(src, pos)
+        else:
+            ftype, channel, size = unpack_from(src, pos)
+            ids = 0
+        if size + 8 > limit:
+            raise FrameError(f"frame size {size + 8} exceeds frame_max {limit}")
+        if ftype not in _KNOWN_TYPES:
+            raise FrameError(f"unknown frame type {ftype}")
+        stop = pos + 7 + size
+        if stop >= end:
+            break
+        if src[stop] != FRAME_END:
+            raise FrameError(f"frame end octet {src[stop]:#04x} is not 0xCE")
+        if ids == _BASIC_PUBLISH and ftype == 1 and fuse and end - stop >= 20:
+            # A publish: if its content header and one body frame follow, complete and on
+            # the same channel, they are one item (see the module docstring).
+            htype, hchannel, hsize, class_id, _, body_size = unpack_content(src, stop + 1)
+            hstop = stop + 8 + hsize
+            if (htype == 2 and hchannel == channel and class_id == 60 and hsize >= 14
+                    and hsize + 8 <= limit and hstop < end and src[hstop] == FRAME_END):
+                if body_size:
+                    btype, bchannel, bsize = (unpack_from(src, hstop + 1)
+                                              if end - hstop > 7 else (0, 0, 0))
+                    nxt = hstop + 8 + bsize
+                    fused = (btype == 3 and bchannel == channel and bsize == body_size
+                             and bsize + 8 <= limit and nxt < end and src[nxt] == FRAME_END)
+                    body = src[hstop + 8 : nxt]
+                else:
+                    fused = True
+                    body = b""
+                    nxt = hstop
+                if fused:
+                    frames.append((FRAME_PUBLISH, channel,
+                                   (src[pos + 7 : stop], src[stop + 20 : hstop], body)))
+                    pos = nxt + 1
+                    continue
+        elif ids == _BASIC_ACK and ftype == 1 and fuse:
+            ftype = FRAME_ACK
+        frames.append((ftype, channel, src[pos + 7 : stop]))
+        pos = stop + 1
+    return pos
+
+
+# The compiled cutter (protocol/_speedups.pyx, built by `pip install` where a C compiler
+# and Python's headers are there; docs/performance.md) or this module's own.
+try:
+    from amqpbroker.protocol._speedups import cut_frames
+    COMPILED = True
+except ImportError:  # no compiler at install time: the same loop in Python
+    cut_frames = _cut_frames
+    COMPILED = False

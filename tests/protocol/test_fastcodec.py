@@ -184,10 +184,15 @@ def test_encode_deliver_matches_pamqp(
     expected = frame.marshal(
         _Deliver(ctag, _signed(tag), redelivered, exchange, rk), channel
     ) + _pamqp_content(channel, props, body, frame_max)
-    got = fc.encode_deliver(
-        channel, ctag, tag, redelivered, exchange, rk, props.marshal(), body, frame_max
-    )
-    assert got == expected
+    args = (channel, ctag, tag, redelivered, exchange, rk, props.marshal(), body, frame_max)
+    assert fc.encode_deliver(*args) == expected  # compiled, where the install built it
+    compiled, fc.join_deliver = fc.join_deliver, None
+    try:  # and the join in Python
+        assert fc.encode_deliver(*args) == expected
+    finally:
+        fc.join_deliver = compiled
+    # a body that is not `bytes` (the compiled join takes only bytes) is joined in Python
+    assert fc.encode_deliver(*args[:7], bytearray(body), frame_max) == expected
 
 
 @BIG
