@@ -8,9 +8,9 @@ is the reference and what runs without it; the tests run both and compare.
   unpacks, the comparisons) is most of its cost; with C integers it is a few nanoseconds.
   It reads any contiguous buffer, so a chunk of a large read is cut without being copied
   into `bytes` first; each payload is its own `bytes`, as in Python.
-- `join_deliver`: the common case of `protocol/fastcodec.encode_deliver` (one body frame):
-  the delivery's three frames written into one new `bytes` instead of three struct packs
-  and a join of ten parts.
+- `encode_deliver`: `protocol/fastcodec.encode_deliver`'s common case (one body frame):
+  the parts cache looked up and the delivery's three frames written into one new `bytes`,
+  instead of three struct packs and a join of ten parts; other cases go to fastcodec's.
 
 docs/performance.md ("Compiled: the frame cutter and the delivery") says what they buy.
 """
@@ -43,10 +43,15 @@ cdef inline bytes _slice(const unsigned char[::1] b, Py_ssize_t start, Py_ssize_
     return PyBytes_FromStringAndSize(<const char*>&b[start], stop - start)
 
 
-def cut_frames(const unsigned char[::1] src, Py_ssize_t limit, bint fuse, list frames):
+def cut_frames(const unsigned char[::1] src, Py_ssize_t limit, bint fuse, list frames,
+               Py_ssize_t ack_group):
     """Append every complete frame of `src` to `frames` as `_cut_frames` does; return the
     offset of the first incomplete one (len(src) if none)."""
     cdef Py_ssize_t end = src.shape[0]
+    cdef list acks = None
+    cdef Py_ssize_t acks_at = -1
+    cdef long acks_channel = -1
+    cdef bytes payload
     cdef Py_ssize_t pos = 0, stop, hstop, nxt
     cdef unsigned long long size, hsize, bsize, body_size
     cdef unsigned int ftype, channel, ids, htype, hchannel, class_id, btype, bchannel
@@ -98,7 +103,17 @@ def cut_frames(const unsigned char[::1] src, Py_ssize_t limit, bint fuse, list f
                     pos = nxt + 1
                     continue
         elif ids == BASIC_ACK and ftype == 1 and fuse:
-            ftype = FRAME_ACK
+            payload = _slice(src, pos + 7, stop)
+            pos = stop + 1
+            if (acks_at == len(frames) - 1 and acks_channel == channel
+                    and len(acks) < ack_group):
+                acks.append(payload)
+            else:
+                acks = [payload]
+                acks_at = len(frames)
+                acks_channel = channel
+                frames.append((FRAME_ACK, channel, acks))
+            continue
         frames.append((ftype, channel, _slice(src, pos + 7, stop)))
         pos = stop + 1
     return pos
@@ -118,9 +133,40 @@ cdef inline unsigned char* _put_u32(unsigned char* p, unsigned long long v) noex
     return p + 4
 
 
-def join_deliver(bytes head not None, unsigned long long tag, bint redelivered,
-                 bytes tail not None, unsigned int channel, bytes properties not None,
-                 bytes body not None):
+# fastcodec's cache of Basic.Deliver's bytes around the delivery tag, the function that
+# fills it, and its own encode_deliver for every other case (set by `bind`).
+cdef dict _parts = None
+cdef object _make_parts = None
+cdef object _encode_deliver = None
+
+
+def bind(dict parts, make_parts, encode_deliver):
+    global _parts, _make_parts, _encode_deliver
+    _parts, _make_parts, _encode_deliver = parts, make_parts, encode_deliver
+
+
+def encode_deliver(unsigned int channel, str consumer_tag, unsigned long long delivery_tag,
+                   bint redelivered, str exchange, str routing_key, properties, body,
+                   Py_ssize_t frame_max):
+    """fastcodec.encode_deliver, whose common case (bytes, one body frame) is written here
+    into one new `bytes`; anything else is left to it."""
+    cdef Py_ssize_t size
+    if type(body) is not bytes or type(properties) is not bytes:
+        return _encode_deliver(channel, consumer_tag, delivery_tag, redelivered, exchange,
+                               routing_key, properties, body, frame_max)
+    size = len(<bytes>body)
+    if not size or size > frame_max - 8:  # no body frame, or more than one
+        return _encode_deliver(channel, consumer_tag, delivery_tag, redelivered, exchange,
+                               routing_key, properties, body, frame_max)
+    parts = _parts.get((channel, consumer_tag, exchange, routing_key))
+    if parts is None:
+        parts = _make_parts(channel, consumer_tag, exchange, routing_key)
+    return _join_deliver(<bytes>(<tuple>parts)[0], delivery_tag, redelivered,
+                         <bytes>(<tuple>parts)[1], channel, <bytes>properties, <bytes>body)
+
+
+cdef bytes _join_deliver(bytes head, unsigned long long tag, bint redelivered, bytes tail,
+                         unsigned int channel, bytes properties, bytes body):
     """Basic.Deliver (`head`, the tag and bits octet, `tail`: fastcodec's cached parts),
     its content header (class basic, weight 0, spec 4.2.6.1) and one body frame."""
     cdef Py_ssize_t nh = len(head), nt = len(tail), np = len(properties), nb = len(body)

@@ -271,12 +271,6 @@ def encode_deliver(
     head, tail = parts
     size = len(body)
     if size and size <= frame_max - _FRAME_OVERHEAD:  # the common case: one body frame
-        if join_deliver is not None:  # compiled (protocol/_speedups.pyx)
-            try:
-                return join_deliver(head, delivery_tag, redelivered, tail, channel, properties,
-                                    body)
-            except TypeError:  # a body or property list that is not `bytes`: joined below
-                pass
         return b"".join((
             head, _TAG_BITS.pack(delivery_tag, 1 if redelivered else 0), tail,
             _HEADER_HEAD.pack(FRAME_HEADER, channel, 12 + len(properties), _BASIC, 0, size),
@@ -287,10 +281,7 @@ def encode_deliver(
 
 _DELIVER_PARTS: dict[tuple[int, str, str, str], tuple[bytes, bytes]] = {}
 
-try:  # encode_deliver's common case in one allocation, where the install compiled it
-    from amqpbroker.protocol._speedups import join_deliver
-except ImportError:
-    join_deliver = None
+
 
 
 def _deliver_parts(channel: int, consumer_tag: str, exchange: str,
@@ -395,3 +386,15 @@ def encode_nack(
 def encode_method(channel: int, method: base.Frame) -> bytes:
     """Encode any pamqp method object as one method frame (slow path, via pamqp)."""
     return frame.marshal(method, channel)
+
+
+# encode_deliver compiled where the install could (protocol/_speedups.pyx): the same bytes,
+# its common case in one call; this module's function stays the reference and the rest.
+encode_deliver_python = encode_deliver
+try:
+    from amqpbroker.protocol import _speedups
+except ImportError:
+    pass
+else:
+    _speedups.bind(_DELIVER_PARTS, _deliver_parts, encode_deliver_python)
+    encode_deliver = _speedups.encode_deliver  # type: ignore[assignment]  # noqa: F811

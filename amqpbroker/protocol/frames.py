@@ -7,8 +7,9 @@ yields (frame_type, channel, payload) and leaves meaning to the connection.
 
 One exception, for the broker's own connections (`fuse_publishes`): a Basic.Publish whose
 content header and single body frame follow it in the same read is handed on as one item,
-(FRAME_PUBLISH, channel, (method payload, property bytes, body)); and a Basic.Ack is
-marked FRAME_ACK. A publish is three frames and nearly every read of a busy publisher
+(FRAME_PUBLISH, channel, (method payload, property bytes, body)); and Basic.Ack frames in
+a row on one channel are one item, (FRAME_ACK, channel, [method payloads]), so that the
+channel settles them together and its queues deliver again once (Channel.ack_frames). A publish is three frames and nearly every read of a busy publisher
 holds them together; cutting and dispatching them as one saves two thirds of the
 per-frame work (docs/performance.md, "Where the CPU
 goes"). Anything unusual (the content split across reads or frames, another channel's
@@ -29,10 +30,13 @@ FRAME_BODY = 3
 FRAME_HEARTBEAT = 8
 FRAME_END = 0xCE
 PROTOCOL_HEADER = b"AMQP\x00\x00\x09\x01"
-# Not wire frame types: a Basic.Publish with its content (see the module docstring), and a
-# Basic.Ack method frame, marked so that the connection need not look at its ids again.
+# Not wire frame types: a Basic.Publish with its content, and Basic.Ack method frames in a
+# row (see the module docstring).
 FRAME_PUBLISH = 0x101
 FRAME_ACK = 0x102
+# At most this many acks in one FRAME_ACK item: the connection checks the clock between
+# items (session/connection.py, input turns), and an ack may deliver a message.
+ACK_GROUP = 16
 
 _HEADER = struct.Struct(">BHI")
 _KNOWN_TYPES = frozenset((FRAME_METHOD, FRAME_HEADER, FRAME_BODY, FRAME_HEARTBEAT))
@@ -75,7 +79,7 @@ class FrameReader:
         else:  # in Python, a view (a chunk of a large read) is sliced faster as `bytes`
             src = bytes(data)
         frames: list[tuple[int, int, Any]] = []
-        pos = cut_frames(src, self.frame_max, self.fuse_publishes, frames)
+        pos = cut_frames(src, self.frame_max, self.fuse_publishes, frames, ACK_GROUP)
         rest = len(src) - pos
         if rest:
             # A whole frame header tells how long the frame is; else its 7 bytes.
@@ -94,9 +98,10 @@ class FrameReader:
         return len(self._buf)
 
 
-def _cut_frames(src: bytes, limit: int, fuse: bool, frames: list[tuple[int, int, Any]]) -> int:
+def _cut_frames(src: bytes, limit: int, fuse: bool, frames: list[tuple[int, int, Any]],
+                ack_group: int) -> int:
     """Append every complete frame of `src` to `frames`, as (type, channel, payload), with
-    the fused publishes and marked acks of the module docstring; return the offset of the
+    the fused publishes and ack groups of the module docstring; return the offset of the
     first incomplete frame (len(src) if none). A frame over `limit` (frame_max), of an
     unknown type or without its end octet is a FrameError (501, spec 4.2.3)."""
     pos = 0
@@ -104,6 +109,8 @@ def _cut_frames(src: bytes, limit: int, fuse: bool, frames: list[tuple[int, int,
     unpack_from = _HEADER.unpack_from
     unpack_ids = _HEADER_IDS.unpack_from
     unpack_content = _CONTENT_HEADER.unpack_from
+    acks: list[bytes] = []
+    acks_at = acks_channel = -1  # the item the last ack went to, and its channel
     while end - pos >= 7:
         if end - pos >= 11:  # the method ids too, for the fused publish below
             ftype, channel, size, ids = unpack_ids(src, pos)
@@ -143,7 +150,16 @@ def _cut_frames(src: bytes, limit: int, fuse: bool, frames: list[tuple[int, int,
                     pos = nxt + 1
                     continue
         elif ids == _BASIC_ACK and ftype == 1 and fuse:
-            ftype = FRAME_ACK
+            # Acks in a row on one channel are one item (FRAME_ACK, channel, [payloads]).
+            payload = src[pos + 7 : stop]
+            pos = stop + 1
+            if acks_at == len(frames) - 1 and acks_channel == channel and len(acks) < ack_group:
+                acks.append(payload)
+            else:
+                acks = [payload]
+                acks_at, acks_channel = len(frames), channel
+                frames.append((FRAME_ACK, channel, acks))
+            continue
         frames.append((ftype, channel, src[pos + 7 : stop]))
         pos = stop + 1
     return pos

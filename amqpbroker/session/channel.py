@@ -219,6 +219,40 @@ class Channel:
                 exc.class_id, exc.method_id = 60, 80
             self.fail(exc)
 
+    def ack_frames(self, payloads: list[bytes]) -> None:
+        """Basic.Ack frames in a row (FrameReader's FRAME_ACK): each taken as ack_frame
+        takes it, but the deliveries they settle go to the session together, so that each
+        queue dispatches once for the lot, not once per ack (RabbitMQ's channel process
+        likewise settles what one read brought before its queues deliver again)."""
+        if len(payloads) == 1 or self.tx is not None or self._publish is not None:
+            for payload in payloads:
+                self.ack_frame(payload)
+            return
+        unacked = self.unacked
+        entries = []
+        for payload in payloads:
+            if not self.closing and len(payload) >= 13:
+                tag, bits = _TAG_BITS.unpack_from(payload, 4)
+                if not bits & 1:
+                    entry = unacked.pop(tag, None)
+                    if entry is not None:
+                        entries.append(entry)
+                        continue
+            # multiple, an unknown tag, a short frame, a closing channel: as ack_frame does,
+            # after the acks before it
+            if entries:
+                self._settle_acks(entries)
+                entries = []
+            self.ack_frame(payload)
+        if entries:
+            self._settle_acks(entries)
+
+    def _settle_acks(self, entries: list[tuple["Queue", Message, Any]]) -> None:
+        self.acked += len(entries)
+        self.session.ack(entries)
+        if self.global_prefetch:
+            self.resume_consumers()
+
     def publish_content(self, method: bytes, props: bytes, body: bytes) -> None:
         """A Basic.Publish with its content header and whole body, cut from one read
         (FrameReader's FRAME_PUBLISH): what method_frame, content_header and content_body

@@ -216,8 +216,9 @@ class ClientConnection:
 
     def _frames(self, frames: list[tuple[int, int, Any]]) -> bool:
         """Handle `frames` in order; False if the connection closed on the way (the rest
-        is discarded). A publish with its content (FRAME_PUBLISH) on an open channel, the
-        message path, is dispatched here; every other frame through `_frame`."""
+        is discarded). A publish with its content (FRAME_PUBLISH) and acks in a row
+        (FRAME_ACK) on an open channel, the message path, are dispatched here; every other
+        frame through `_frame`."""
         channels = self.channels
         for ftype, channel, payload in frames:
             state = self.state
@@ -230,7 +231,7 @@ class ClientConnection:
             elif ftype == FRAME_ACK and state == _RUNNING:
                 ch = channels.get(channel)
                 if ch is not None:
-                    ch.ack_frame(payload)
+                    ch.ack_frames(payload)
                     continue
             if state == _CLOSED:
                 return False
@@ -400,7 +401,10 @@ class ClientConnection:
                 ch.publish_content(*payload)
             else:  # its method frame alone gets the answer (or is ignored while closing)
                 self._frame(FRAME_METHOD, channel, payload[0])
-        elif ftype == FRAME_METHOD or ftype == FRAME_ACK:
+        elif ftype == FRAME_ACK:  # acks in a row (frames.py): each as the method frame it is
+            for method in payload:
+                self._frame(FRAME_METHOD, channel, method)
+        elif ftype == FRAME_METHOD:
             if channel:
                 if self.state != _RUNNING:
                     if self.state == _CLOSING:

@@ -14,7 +14,7 @@ from pamqp import commands, frame
 
 from amqpbroker import errors
 from amqpbroker.protocol import frames as frames_module
-from amqpbroker.protocol.frames import FRAME_ACK, FRAME_PUBLISH, FrameReader
+from amqpbroker.protocol.frames import ACK_GROUP, FRAME_ACK, FRAME_PUBLISH, FrameReader
 from wire import publish_frames
 
 CUTTERS = ["python"] + (["compiled"] if frames_module.COMPILED else [])
@@ -113,8 +113,10 @@ def _unfused(frames: list) -> list:
             out.append((2, channel, struct.pack(">HHQ", 60, 0, len(body)) + props))
             if body:
                 out.append((3, channel, body))
-        else:  # an ack is marked, not changed
-            out.append((1 if ftype == FRAME_ACK else ftype, channel, payload))
+        elif ftype == FRAME_ACK:  # acks in a row: their method frames
+            out += [(1, channel, method) for method in payload]
+        else:
+            out.append((ftype, channel, payload))
     return out
 
 
@@ -138,9 +140,25 @@ def test_any_split_gives_the_same_frames_fused_or_not(step):
         for i in range(cut, len(data), step):
             got += reader.feed(memoryview(data)[i:i + step])
         assert _unfused(got) == expected, cut
-        assert all(type(p) is bytes for t, _, p in got if t != FRAME_PUBLISH)
-        assert all(type(x) is bytes for t, _, p in got if t == FRAME_PUBLISH for x in p)
+        assert all(type(p) is bytes for t, _, p in got if t not in (FRAME_PUBLISH, FRAME_ACK))
+        assert all(type(x) is bytes for t, _, p in got if t in (FRAME_PUBLISH, FRAME_ACK)
+                   for x in p)
         assert reader.buffered == 0
+
+
+def _ack(channel: int, tag: int) -> bytes:
+    return frame.marshal(commands.Basic.Ack(delivery_tag=tag), channel)
+
+
+def test_acks_in_a_row_on_one_channel_are_one_item():
+    data = (b"".join(_ack(1, t) for t in range(1, ACK_GROUP + 3))  # one group full, then 2
+            + _ack(2, 1) + _ack(1, 99)  # another channel's ack ends a group
+            + _publish(1, b"p") + _ack(1, 100))  # so does any other frame
+    got = FrameReader(131072, fuse_publishes=True).feed(data)
+    assert [(t, c, len(p)) for t, c, p in got] == [
+        (FRAME_ACK, 1, ACK_GROUP), (FRAME_ACK, 1, 2), (FRAME_ACK, 2, 1), (FRAME_ACK, 1, 1),
+        (FRAME_PUBLISH, 1, 3), (FRAME_ACK, 1, 1)]
+    assert _unfused(got) == FrameReader(131072).feed(data)
 
 
 def test_a_frame_over_many_reads_comes_out_once_whole():

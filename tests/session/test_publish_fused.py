@@ -26,6 +26,10 @@ def pub(channel: int, body: bytes, exchange: str = "", routing_key: str = "q",
                           commands.Basic.Properties(**props))
 
 
+def acks(channel: int, tags) -> list[bytes]:
+    return [m(channel, commands.Basic.Ack(delivery_tag=t)) for t in tags]
+
+
 def nested_headers(depth: int) -> dict:
     table: dict = {"leaf": 1}
     for _ in range(depth):
@@ -61,6 +65,25 @@ STREAMS = {
         m(2, commands.Basic.Consume(queue="q")) + pub(1, b"a") + pub(2, b"x", exchange="missing")
         + m(2, commands.Basic.Ack(delivery_tag=1))),
     "ack before open": m(3, commands.Basic.Ack(delivery_tag=1)),
+    # Acks in a row are settled together (FRAME_ACK groups, Channel.ack_frames).
+    "acks in a row": (m(2, commands.Basic.Qos(prefetch_count=2)) + m(2, commands.Basic.Consume(
+        queue="q")) + b"".join(pub(1, bytes([i])) for i in range(6))
+        + b"".join(acks(2, range(1, 6)))),
+    "acks in a row, multiple in the middle": (
+        m(2, commands.Basic.Consume(queue="q")) + b"".join(pub(1, bytes([i])) for i in range(6))
+        + b"".join(acks(2, [1])) + m(2, commands.Basic.Ack(delivery_tag=4, multiple=True))
+        + b"".join(acks(2, [5]))),
+    "acks in a row, an unknown tag in the middle": (
+        m(2, commands.Basic.Consume(queue="q")) + b"".join(pub(1, bytes([i])) for i in range(4))
+        + b"".join(acks(2, [1, 2, 9, 3]))),
+    "acks in a row, global prefetch": (
+        m(2, commands.Basic.Qos(prefetch_count=1, global_=True))
+        + m(2, commands.Basic.Consume(queue="q")) + b"".join(pub(1, bytes([i])) for i in range(4))
+        + b"".join(acks(2, [1]))),
+    "acks in a row in a transaction": (
+        m(2, commands.Tx.Select()) + m(2, commands.Basic.Consume(queue="q"))
+        + b"".join(pub(1, bytes([i])) for i in range(3)) + b"".join(acks(2, [1, 2, 3]))
+        + m(2, commands.Tx.Commit())),
 }
 
 
@@ -111,3 +134,8 @@ def test_what_the_streams_do():
     assert run(STREAMS["acks"], False)[0][-1][1:3] == ("Close", 406)  # the second: unknown tag
     assert run(STREAMS["ack in the middle of a publish"], False)[0][-1][1:3] == ("Close", 505)
     assert run(STREAMS["ack before open"], False)[0][-1][1:3] == ("Close", 504)
+    out, bodies = run(STREAMS["acks in a row"], False)
+    assert [a[3] for a in out if a[1] == "Deliver"] == [1, 2, 3, 4, 5, 6] and bodies == []
+    out, bodies = run(STREAMS["acks in a row, an unknown tag in the middle"], False)
+    assert out[-1][1:3] == ("Close", 406)
+    assert run(STREAMS["acks in a row, global prefetch"], False)[1] == [b"\x02", b"\x03"]
