@@ -72,25 +72,16 @@ class FrameReader:
             buf += data
             if len(buf) < self._need:
                 return []
-            # The compiled cutter reads the bytearray itself; Python slices `bytes` faster.
-            src = buf if COMPILED else bytes(buf)
-        elif data.__class__ is bytes or COMPILED:
-            src = data  # type: ignore[assignment]
-        else:  # in Python, a view (a chunk of a large read) is sliced faster as `bytes`
-            src = bytes(data)
-        frames: list[tuple[int, int, Any]] = []
-        pos = cut_frames(src, self.frame_max, self.fuse_publishes, frames, ACK_GROUP)
-        rest = len(src) - pos
-        if rest:
-            # A whole frame header tells how long the frame is; else its 7 bytes.
-            self._need = _HEADER.unpack_from(src, pos)[2] + 8 if rest >= 7 else 7
-            if src is buf:
-                del buf[:pos]  # from the front of a bytearray: no copy of the rest
-            else:
-                buf.clear()
-                buf += memoryview(src)[pos:]
-        elif buf:
+            src = bytes(buf)
             buf.clear()
+        else:  # a view (a chunk of a large read) is sliced faster as one `bytes`
+            src = data if data.__class__ is bytes else bytes(data)  # type: ignore[assignment]
+        frames: list[tuple[int, int, Any]] = []
+        pos = _cut_frames(src, self.frame_max, self.fuse_publishes, frames)
+        if pos < len(src):
+            buf += memoryview(src)[pos:]
+            # A whole frame header tells how long the frame is; else its 7 bytes.
+            self._need = (_HEADER.unpack_from(src, pos)[2] + 8 if len(src) - pos >= 7 else 7)
         return frames
 
     @property
@@ -98,8 +89,7 @@ class FrameReader:
         return len(self._buf)
 
 
-def _cut_frames(src: bytes, limit: int, fuse: bool, frames: list[tuple[int, int, Any]],
-                ack_group: int) -> int:
+def _cut_frames(src: bytes, limit: int, fuse: bool, frames: list[tuple[int, int, Any]]) -> int:
     """Append every complete frame of `src` to `frames`, as (type, channel, payload), with
     the fused publishes and ack groups of the module docstring; return the offset of the
     first incomplete frame (len(src) if none). A frame over `limit` (frame_max), of an
@@ -153,7 +143,7 @@ def _cut_frames(src: bytes, limit: int, fuse: bool, frames: list[tuple[int, int,
             # Acks in a row on one channel are one item (FRAME_ACK, channel, [payloads]).
             payload = src[pos + 7 : stop]
             pos = stop + 1
-            if acks_at == len(frames) - 1 and acks_channel == channel and len(acks) < ack_group:
+            if acks_at == len(frames) - 1 and acks_channel == channel and len(acks) < ACK_GROUP:
                 acks.append(payload)
             else:
                 acks = [payload]
@@ -164,12 +154,3 @@ def _cut_frames(src: bytes, limit: int, fuse: bool, frames: list[tuple[int, int,
         pos = stop + 1
     return pos
 
-
-# The compiled cutter (protocol/_speedups.pyx, built by `pip install` where a C compiler
-# and Python's headers are there; docs/performance.md) or this module's own.
-try:
-    from amqpbroker.protocol._speedups import cut_frames
-    COMPILED = True
-except ImportError:  # no compiler at install time: the same loop in Python
-    cut_frames = _cut_frames
-    COMPILED = False

@@ -14,6 +14,7 @@ shape the comparisons:
 from __future__ import annotations
 
 import datetime
+import os
 import random
 import struct
 
@@ -164,6 +165,12 @@ def body_and_frame_max(draw: st.DrawFn) -> tuple[bytes, int]:
 
 
 # --------------------------------------------------------------------------- encoders
+
+
+@pytest.mark.skipif(not os.environ.get("AMQPBROKER_EXPECT_COMPILED"),
+                    reason="only where the install must have built it (.ci/run)")
+def test_the_install_built_the_compiled_encoder():
+    assert fc.encode_deliver is not fc.encode_deliver_python  # protocol/_speedups.pyx
 
 
 @BIG

@@ -1,37 +1,13 @@
-"""The frame reader: any split of the input gives the same frames; bad frames are errors.
+"""The frame reader: any split of the input gives the same frames; bad frames are errors."""
 
-Every test runs with both frame cutters: the compiled one (protocol/_speedups.pyx, when
-the install built it) and the Python one; a last test checks they agree on arbitrary,
-mostly broken, input."""
-
-import os
 import struct
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from pamqp import commands, frame
 
 from amqpbroker import errors
-from amqpbroker.protocol import frames as frames_module
 from amqpbroker.protocol.frames import ACK_GROUP, FRAME_ACK, FRAME_PUBLISH, FrameReader
 from wire import publish_frames
-
-CUTTERS = ["python"] + (["compiled"] if frames_module.COMPILED else [])
-
-
-@pytest.fixture(autouse=True, params=CUTTERS)
-def cutter(request, monkeypatch):
-    if request.param == "python":
-        monkeypatch.setattr(frames_module, "cut_frames", frames_module._cut_frames)
-        monkeypatch.setattr(frames_module, "COMPILED", False)
-    return request.param
-
-
-@pytest.mark.skipif(not os.environ.get("AMQPBROKER_EXPECT_COMPILED"),
-                    reason="only where the install must have built it (.ci/run)")
-def test_the_install_built_the_compiled_cutter():
-    import amqpbroker.protocol._speedups  # noqa: F401  (ImportError: it was not built)
 
 
 def _stream() -> bytes:
@@ -172,37 +148,3 @@ def test_a_frame_over_many_reads_comes_out_once_whole():
     assert got[2][2] == body and got[3][2][2] == b"after"
     assert reader.buffered == 0
 
-
-def _cut_all(data: bytes, splits: list[int], compiled: bool) -> tuple[list, str | None]:
-    """Feed `data` cut at `splits` through a fused reader using one cutter."""
-    import amqpbroker.protocol._speedups as compiled_cutter  # only called when built
-
-    saved = frames_module.cut_frames, frames_module.COMPILED
-    frames_module.cut_frames = compiled_cutter.cut_frames if compiled else frames_module._cut_frames
-    frames_module.COMPILED = compiled
-    try:
-        reader = FrameReader(4096, fuse_publishes=True)
-        got: list = []
-        prev = 0
-        for cut in sorted(splits) + [len(data)]:
-            got += reader.feed(memoryview(data)[prev:cut])
-            prev = cut
-        return got + [reader.buffered], None
-    except errors.FrameError as exc:
-        return got, str(exc)
-    finally:
-        frames_module.cut_frames, frames_module.COMPILED = saved
-
-
-@pytest.mark.skipif(not frames_module.COMPILED, reason="the compiled cutter was not built")
-@settings(max_examples=400, deadline=None,  # `cutter` is not used: each example sets both
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), max_size=4),
-       st.lists(st.integers(0, 10_000), max_size=6), st.integers(0, 40))
-def test_both_cutters_agree_on_any_input(cutter, flips, splits, drop):
-    data = bytearray(_mixed_stream() + _publish(1, b"q" * 5000, frame_max=4096))
-    for at, value in flips:  # random bytes changed: lengths, types, channels, end octets
-        data[at % len(data)] = value
-    data = bytes(data[:len(data) - drop])
-    splits = [s % (len(data) + 1) for s in splits]
-    assert _cut_all(data, splits, True) == _cut_all(data, splits, False)
