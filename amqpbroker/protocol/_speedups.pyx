@@ -6,8 +6,8 @@ reference and what runs without it, and the tests compare the two.
 `encode_deliver`: `protocol/fastcodec.encode_deliver`'s common case (one body frame): the
 parts cache looked up and the delivery's three frames written into one new `bytes`,
 instead of three struct packs and a join of ten parts; every other case goes to
-fastcodec's. docs/performance.md ("The delivery, compiled") says what it buys, and why
-the frame cutter is not compiled.
+fastcodec's. docs/performance.md ("Acks in groups, the delivery compiled") says what it
+buys, and why the frame cutter is not compiled.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize

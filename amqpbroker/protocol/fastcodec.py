@@ -282,8 +282,6 @@ def encode_deliver(
 _DELIVER_PARTS: dict[tuple[int, str, str, str], tuple[bytes, bytes]] = {}
 
 
-
-
 def _deliver_parts(channel: int, consumer_tag: str, exchange: str,
                    routing_key: str) -> tuple[bytes, bytes]:
     """Basic.Deliver's bytes before the delivery tag (frame header, ids, consumer tag) and

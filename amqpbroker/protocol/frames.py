@@ -7,14 +7,14 @@ yields (frame_type, channel, payload) and leaves meaning to the connection.
 
 One exception, for the broker's own connections (`fuse_publishes`): a Basic.Publish whose
 content header and single body frame follow it in the same read is handed on as one item,
-(FRAME_PUBLISH, channel, (method payload, property bytes, body)); and Basic.Ack frames in
-a row on one channel are one item, (FRAME_ACK, channel, [method payloads]), so that the
-channel settles them together and its queues deliver again once (Channel.ack_frames). A publish is three frames and nearly every read of a busy publisher
-holds them together; cutting and dispatching them as one saves two thirds of the
-per-frame work (docs/performance.md, "Where the CPU
-goes"). Anything unusual (the content split across reads or frames, another channel's
-frame in between, a wrong type or size) is left to the frame-by-frame path, which gives
-the errors.
+(FRAME_PUBLISH, channel, (method payload, property bytes, body)). A publish is three
+frames and nearly every read of a busy publisher holds them together; cutting and
+dispatching them as one saves two thirds of the per-frame work (docs/performance.md,
+"Where the CPU goes"). And Basic.Ack frames in a row on one channel are one item,
+(FRAME_ACK, channel, [method payloads]), so that the channel settles them together and
+its queues deliver again once (Channel.ack_frames). Anything unusual (the content split
+across reads or frames, another channel's frame in between, a wrong type or size) is left
+to the frame-by-frame path, which gives the errors.
 """
 
 from __future__ import annotations
@@ -64,9 +64,11 @@ class FrameReader:
         self.fuse_publishes = fuse_publishes
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[tuple[int, int, bytes]]:
-        # Frames are cut from one buffer, so that a payload is one copy of its bytes. Only a
-        # partial frame's bytes are kept, in `_buf`, which grows in place until the frame
-        # can be complete (`_need`): a frame of many reads is not copied again on each.
+        # Frames are cut from one `bytes` object, so that a payload is a slice of it: one
+        # copy. A view (a large read handed over in chunks) is copied into one first: a
+        # memcpy, far cheaper than making each payload `bytes` on its own. Only a partial
+        # frame's bytes are kept, in `_buf`, which grows in place until the frame can be
+        # complete (`_need`): a frame of many reads is not copied again on each.
         buf = self._buf
         if buf:
             buf += data
@@ -74,7 +76,7 @@ class FrameReader:
                 return []
             src = bytes(buf)
             buf.clear()
-        else:  # a view (a chunk of a large read) is sliced faster as one `bytes`
+        else:
             src = data if data.__class__ is bytes else bytes(data)  # type: ignore[assignment]
         frames: list[tuple[int, int, Any]] = []
         pos = _cut_frames(src, self.frame_max, self.fuse_publishes, frames)
@@ -153,4 +155,3 @@ def _cut_frames(src: bytes, limit: int, fuse: bool, frames: list[tuple[int, int,
         frames.append((ftype, channel, src[pos + 7 : stop]))
         pos = stop + 1
     return pos
-
