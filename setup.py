@@ -1,9 +1,9 @@
-"""The one compiled part: two loops of the message path (amqpbroker/protocol/_speedups.pyx).
+"""The one compiled part of the package: the delivery encoder of the message path
+(amqpbroker/protocol/_speedups.pyx).
 
 It is optional. Without Cython, a C compiler or Python's headers, or with
-AMQPBROKER_PURE_PYTHON=1, the install goes on without it and the broker uses the same loops
-in Python (protocol/frames.py, protocol/fastcodec.py); docs/performance.md says what it
-buys.
+AMQPBROKER_PURE_PYTHON=1, the install goes on without it and the broker uses the same
+function in Python (protocol/fastcodec.py); docs/performance.md says what it buys.
 Everything else is in pyproject.toml.
 """
 
@@ -20,7 +20,8 @@ class OptionalBuildExt(build_ext):
         try:
             super().run()
         except Exception as exc:  # no compiler: distutils' errors are not one class
-            print(f"warning: amqpbroker.protocol._speedups was not compiled ({exc}); pure Python is used")
+            print(f"warning: amqpbroker.protocol._speedups was not compiled ({exc}); "
+                  "pure Python is used")
 
     def build_extension(self, ext):
         try:

@@ -248,6 +248,7 @@ class Channel:
             self._settle_acks(entries)
 
     def _settle_acks(self, entries: list[tuple["Queue", Message, Any]]) -> None:
+        """Deliveries acknowledged together (a multiple ack, or acks in a row)."""
         self.acked += len(entries)
         self.session.ack(entries)
         if self.global_prefetch:
@@ -406,15 +407,14 @@ class Channel:
             self.tx.append(("ack", tag, multiple))
             return
         if multiple:
-            entries = self._take(tag, True)
-            self.acked += len(entries)
-            self.session.ack(entries)
-        else:  # one basic.ack per delivery, the common case: no list of one
-            entry = self.unacked.pop(tag, None)
-            if entry is None:
-                raise errors.PreconditionFailed(f"unknown delivery tag {tag}")
-            self.acked += 1
-            self.session.ack_one(*entry)
+            self._settle_acks(self._take(tag, True))
+            return
+        # one basic.ack per delivery, the common case: no list of one
+        entry = self.unacked.pop(tag, None)
+        if entry is None:
+            raise errors.PreconditionFailed(f"unknown delivery tag {tag}")
+        self.acked += 1
+        self.session.ack_one(*entry)
         if self.global_prefetch:
             self.resume_consumers()
 
