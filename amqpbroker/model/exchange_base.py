@@ -34,6 +34,9 @@ class Exchange:
     # Bindings point at exchanges and at destinations (model.destination): routing tells
     # them apart by this flag.
     is_exchange: ClassVar[bool] = True
+    # How many exchanges this one has bindings to: while none, what route() returns is
+    # queues only and goes to the publisher as it is (VirtualHost.route).
+    exchange_dests = 0
     # Only the headers exchange looks at message headers, so the channel can
     # skip decoding them for every other type.
     needs_headers: ClassVar[bool] = False
@@ -108,7 +111,12 @@ class Exchange:
         if key in self._bindings:
             return False
         self._bindings[key] = args
-        self._by_dest.setdefault(dest, {})[key] = None
+        keys = self._by_dest.get(dest)
+        if keys is None:
+            keys = self._by_dest[dest] = {}
+            if getattr(dest, "is_exchange", False):
+                self.exchange_dests += 1
+        keys[key] = None
         self._add_route(key, args)
         return True
 
@@ -139,6 +147,8 @@ class Exchange:
         del keys[key]
         if not keys:
             del self._by_dest[dest]
+            if getattr(dest, "is_exchange", False):
+                self.exchange_dests -= 1
         self._remove_route(key, args)
 
     def bindings(self) -> Iterator[tuple[Hashable, str, dict[str, Any]]]:

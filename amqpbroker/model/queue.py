@@ -1,8 +1,10 @@
 """A queue: ready messages, consumers, and the rules for handing messages out.
 
 Plain synchronous Python. Consumers are duck-typed objects owned by the session layer (see
-`session.consumer.Consumer`): the queue only asks `can_take()` and calls
-`deliver(queue, msg, redelivered)`, which must not call back into the queue.
+`session.consumer.Consumer`): the queue only asks `can_take()` and `no_ack`, and calls
+`deliver(queue, msg, redelivered)`, which must not call back into the queue. The caller of
+`deliver` settles a no-ack consumer's delivery (it never comes back): a plain queue does so
+as it hands the message out, without counting it out at all.
 
 Delivery order: FIFO; a requeued message goes back to its original position (RabbitMQ: "when
 a message is requeued, it will be placed in its original position in its queue, if
@@ -78,6 +80,7 @@ class ConsumerLike(Protocol):
     tag: str
     priority: int
     exclusive: bool
+    no_ack: bool  # its deliveries are settled by the queue as they are handed out
 
     def can_take(self) -> bool: ...
 
@@ -235,8 +238,14 @@ class Queue(Destination):
             self.persistent_bytes += msg.body_size
         ready = self.ready
         if not ready:
-            if self.consumers:
-                consumer = self._next_consumer()
+            consumers = self.consumers
+            if consumers:
+                if len(consumers) == 1:  # the common case, without _next_consumer's call
+                    consumer = consumers[0]
+                    if not consumer.can_take():
+                        consumer = None
+                else:
+                    consumer = self._next_consumer()
                 if consumer is not None:
                     self._hand_out(consumer, msg, False, 0)
                     return
@@ -350,17 +359,21 @@ class Queue(Destination):
 
     def _hand_out(self, consumer: ConsumerLike, msg: Message, redelivered: bool,
                   seq: int) -> None:
-        self.unacked = out = self.unacked + 1
+        if consumer.no_ack:
+            # Settled as it goes (https://www.rabbitmq.com/docs/confirms, automatic
+            # acknowledgement): never counted out, never numbered, no dict item.
+            consumer.deliver(self, msg, redelivered)
+            if self.changes is not None and msg.persistent:
+                self._unstore(msg)
+            return
+        self.unacked += 1
         if self.changes is not None and msg.persistent:
             self.changes.mark_delivered(self.key, msg)
         consumer.deliver(self, msg, redelivered)
-        # Numbered only if it can come back: a no-ack delivery is settled inside deliver()
-        # (the unacked count is back down) and costs no dict item.
-        if self.unacked == out:
-            if not seq:
-                self._seq = seq = self._seq + 1
-            self._out[msg] = seq
-            self.unacked_bytes += msg.body_size
+        if not seq:
+            self._seq = seq = self._seq + 1
+        self._out[msg] = seq
+        self.unacked_bytes += msg.body_size
 
     def get(self) -> tuple[Message, bool] | None:
         """Basic.Get: the head message, now unacked by the caller (or settled at once)."""
@@ -386,8 +399,14 @@ class Queue(Destination):
             self.unacked_bytes -= msg.body_size
         if self.features:
             self._held.pop(msg, None)
-        if self.changes is not None and (msg.persistent or self.persist_all) and not self.deleted:
-            self.changes.remove(self.key, msg)
+        if self.changes is not None and (msg.persistent or self.persist_all):
+            self._unstore(msg)
+
+    def _unstore(self, msg: Message) -> None:
+        """A stored message is done with: removed from the store (a deleted queue's
+        messages went with it)."""
+        if not self.deleted:
+            self.changes.remove(self.key, msg)  # type: ignore[union-attr]
             self.persistent_count -= 1
             self.persistent_bytes -= msg.body_size
 

@@ -293,6 +293,8 @@ class QueueFeatures:
         if expires_at is not None or returns or self.q.features.delivery_limit is not None:  # type: ignore[union-attr]
             self.q._held[msg] = (expires_at, returns)
         consumer.deliver(self.q, msg, redelivered)
+        if consumer.no_ack:  # the caller of deliver settles a no-ack delivery
+            self.q.settle(msg)
 
     def _dispatch_f(self) -> None:
         ready = self.q.ready

@@ -57,7 +57,7 @@ class ReplyQueue(Destination):
             self.consumer.deliver(self, msg, False)
 
     def settle(self, msg: Message) -> None:
-        """No-ack deliveries are settled at once: nothing to track."""
+        """Reply consumers are no-ack, and nothing is tracked: nothing to settle."""
 
     def reject(self, msg: Message) -> None:
         """Never called: reply consumers do not acknowledge."""

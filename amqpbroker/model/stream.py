@@ -405,7 +405,7 @@ class StreamQueue(Destination):
                 self.unacked += 1
                 if reader.tracking is not None:
                     self._tracked[msg] = (reader.tracking, rec.offset)
-                consumer.deliver(self, msg, False)
+                consumer.deliver(self, msg, False)  # never no-ack: check_stream_consume
 
     def settle(self, msg: Message) -> None:
         """An ack (or a no-ack delivery): credit only; a tracked consumer's offset is kept."""

@@ -9,7 +9,7 @@ code path for live and recovered topology).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from amqpbroker import errors
 from amqpbroker.clock import Scheduler
@@ -363,8 +363,9 @@ class VirtualHost:
             self._remove_exchange(ex)
 
     # -- routing --------------------------------------------------------------------------
-    def route(self, exchange: Exchange, msg: Message) -> list[Destination]:
-        """The queues a message published to `exchange` goes to (each once)."""
+    def route(self, exchange: Exchange, msg: Message) -> Sequence[Destination]:
+        """The queues a message published to `exchange` goes to (each once); the caller
+        reads it and never changes it (it may be the exchange's own tuple)."""
         if exchange is self.default_exchange:
             q = self.queues.get(msg.routing_key)
             if q is None and self.reply_queues:  # direct reply-to (session/direct_reply.py)
@@ -372,6 +373,8 @@ class VirtualHost:
             return [q] if q is not None else []
         dests = exchange.route(msg.routing_key,
                                _content(exchange, msg) if exchange.needs_headers else None)
+        if not exchange.exchange_dests and (dests or exchange.alternate is None):
+            return dests  # bound to queues only: nothing to sort out
         result: list[Destination] = []
         nested = False
         for d in dests:

@@ -251,8 +251,7 @@ class VhostAdapter:
         return consumer
 
     def deliver(self, consumer: MQTTConsumer, queue: Any, msg: Message, redelivered: bool) -> None:
-        if consumer.no_ack:  # settled as it is handed out, as an AMQP no-ack consumer
-            queue.settle(msg)
+        if consumer.no_ack:  # settled by the queue as it is handed out, as for AMQP
             consumer.unacked -= 1
             body = msg.body if msg.body is not None else self.core.store.load_body(msg)  # type: ignore[union-attr]
             consumer.on_delivery(Delivery(msg.routing_key, body, _Properties(msg), redelivered,  # type: ignore[arg-type]

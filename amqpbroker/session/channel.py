@@ -374,10 +374,9 @@ class Channel:
         if redelivered:  # counters for the management API (here and below)
             self.redelivered += 1
             queue.redelivered += 1
-        if consumer.no_ack:
+        if consumer.no_ack:  # settled by the queue (model/queue.py)
             self.delivered_no_ack += 1
             queue.delivered_no_ack += 1
-            queue.settle(msg)
         else:
             self.delivered += 1
             queue.delivered += 1

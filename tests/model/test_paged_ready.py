@@ -104,7 +104,7 @@ def test_publishes_while_paged_and_transients_keep_their_places(tmp_path):
 
 def test_requeued_messages_go_back_to_the_head_in_order(tmp_path):
     class Taker:
-        tag, priority, exclusive = "c", 0, False
+        tag, priority, exclusive, no_ack = "c", 0, False, False
 
         def __init__(self) -> None:
             self.held: list[Message] = []
@@ -175,7 +175,7 @@ def test_switching_to_the_featured_path_reads_every_message_back(tmp_path):
 
 def test_a_drained_queue_lets_its_paged_list_go(tmp_path):
     class Everything:
-        tag, priority, exclusive = "c", 0, False
+        tag, priority, exclusive, no_ack = "c", 0, False, False
         got: list[Message] = []
 
         def can_take(self) -> bool:

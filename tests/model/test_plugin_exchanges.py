@@ -145,4 +145,4 @@ def test_local_random_binding_rules():
         vhost.bind(quorum, "lr", "")
     vhost.bind(classic, "lr", "")
     m = Message("lr", "", b"\x00\x00", b"x", 1)
-    assert vhost.route(vhost.exchange("lr"), m) == [classic]
+    assert list(vhost.route(vhost.exchange("lr"), m)) == [classic]

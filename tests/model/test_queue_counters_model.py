@@ -58,8 +58,8 @@ class Changes:
 
 
 class Holder:
-    """A consumer: no-ack ones settle at once (as the AMQP channel does), the others hold
-    their deliveries until the test acks, rejects or returns them."""
+    """A consumer: the queue settles a no-ack one's deliveries as it hands them out; the
+    others hold their deliveries until the test acks, rejects or returns them."""
 
     def __init__(self, tag: str, no_ack: bool, prefetch: int) -> None:
         self.tag, self.priority, self.exclusive = tag, 0, False
@@ -70,9 +70,7 @@ class Holder:
         return not self.prefetch or len(self.held) < self.prefetch
 
     def deliver(self, queue: Queue, msg: Message, redelivered: bool) -> None:
-        if self.no_ack:
-            queue.settle(msg)
-        else:
+        if not self.no_ack:
             self.held.append(msg)
 
     def queue_deleted(self, queue: Queue) -> None:

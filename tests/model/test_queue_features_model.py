@@ -27,6 +27,7 @@ from amqpbroker.protocol import tables
 class FakeConsumer:
     def __init__(self, tag: str = "c", priority: int = 0, prefetch: int = 0) -> None:
         self.tag, self.priority, self.exclusive, self.prefetch = tag, priority, False, prefetch
+        self.no_ack = False
         self.got: list[tuple[Message, bool]] = []
         self.outstanding = 0
 

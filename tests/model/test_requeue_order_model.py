@@ -26,6 +26,7 @@ class Taker:
 
     def __init__(self, tag: str = "c", prefetch: int = 0) -> None:
         self.tag, self.priority, self.exclusive, self.prefetch = tag, 0, False, prefetch
+        self.no_ack = False
         self.held: list[Message] = []
         self.active = True
 

@@ -40,6 +40,7 @@ class FakeConsumer:
 
     def __init__(self, tag: str = "c", prefetch: int = 10) -> None:
         self.tag, self.priority, self.exclusive, self.prefetch = tag, 0, False, prefetch
+        self.no_ack = False
         self.got: list[tuple[Message, bool]] = []
         self.outstanding = 0
 
