@@ -247,6 +247,11 @@ class Queue(Destination):
                 else:
                     consumer = self._next_consumer()
                 if consumer is not None:
+                    if consumer.no_ack:  # _hand_out's first case, without its call
+                        consumer.deliver(self, msg, False)
+                        if changes is not None and msg.persistent:
+                            self._unstore(msg)
+                        return
                     self._hand_out(consumer, msg, False, 0)
                     return
             if ready is NO_READY:

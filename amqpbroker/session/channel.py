@@ -28,6 +28,7 @@ from amqpbroker import errors
 from amqpbroker.message import Message
 from amqpbroker.model.queue_args import parse_expiration
 from amqpbroker.protocol import fastcodec, tables
+from amqpbroker.protocol.fastcodec import encode_deliver  # the compiled one where built
 from amqpbroker.protocol.methods import decode_method, method_ids
 from amqpbroker.protocol.properties import scan_properties
 from amqpbroker.session import direct_reply
@@ -361,7 +362,7 @@ class Channel:
         tag = self.next_tag
         self.next_tag = tag + 1
         conn = self.conn
-        data = fastcodec.encode_deliver(
+        data = encode_deliver(
             self.id, consumer.tag, tag, redelivered, msg.exchange, msg.routing_key,
             msg.properties, msg.body if msg.body is not None else self._body_of(msg),
             conn.frame_max)
