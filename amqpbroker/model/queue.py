@@ -398,9 +398,11 @@ class Queue(Destination):
         return msg, redelivered
 
     def settle(self, msg: Message) -> None:
-        """An outstanding delivery is done with for good (ack, no-ack delivery, reject)."""
+        """An outstanding delivery is done with for good: an ack, a reject, a no-ack get or
+        a featured queue's no-ack delivery (a plain queue settles its no-ack deliveries in
+        `_hand_out`, without counting them out)."""
         self.unacked -= 1
-        if self._out.pop(msg, None) is not None:  # a no-ack delivery was never counted out
+        if self._out.pop(msg, None) is not None:
             self.unacked_bytes -= msg.body_size
         if self.features:
             self._held.pop(msg, None)
